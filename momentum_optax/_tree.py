@@ -1,0 +1,78 @@
+"""Tree helpers shared by the transformations: structure checks and per-leaf updates."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+_MAX_LISTED = 5
+
+
+def _paths(tree: Any) -> list[str]:
+    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _listing(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_MAX_LISTED])
+    more = len(paths) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def check_tree_match(updates: Any, reference: Any, *, what: str) -> None:
+    """Raises ``ValueError`` unless ``updates`` has ``reference``'s structure and leaf shapes.
+
+    Runs at trace time (structure and shapes are static), so it costs nothing in
+    a compiled step. Without it a (3, 3) gradient would silently broadcast
+    against a (3,) momentum buffer and reshape the state.
+
+    Args:
+      updates: the incoming gradient/update tree.
+      reference: the tree it must match (a momentum buffer in the state).
+      what: how the error names ``reference``.
+    """
+    updates_def = jax.tree_util.tree_structure(updates)
+    reference_def = jax.tree_util.tree_structure(reference)
+    if updates_def != reference_def:
+        got, want = _paths(updates), _paths(reference)
+        missing = [p for p in want if p not in set(got)]
+        extra = [p for p in got if p not in set(want)]
+        parts = []
+        if missing:
+            parts.append(f"missing {_listing(missing)}")
+        if extra:
+            parts.append(f"unexpected {_listing(extra)}")
+        if not parts:
+            parts.append(f"same leaf paths in other containers: {updates_def} vs {reference_def}")
+        raise ValueError(f"updates do not match the structure of {what}: {'; '.join(parts)}. "
+                         "Was the state initialised from other parameters?")
+    flat_updates = jax.tree_util.tree_flatten_with_path(updates)[0]
+    for (path, update), ref in zip(flat_updates, jax.tree_util.tree_leaves(reference)):
+        if jnp.shape(update) != jnp.shape(ref):
+            raise ValueError(f"updates{jax.tree_util.keystr(path)} has shape {jnp.shape(update)} but "
+                             f"{what} has shape {jnp.shape(ref)} there; refusing to broadcast.")
+
+
+def compute_dtype(*arrays: Any) -> Any:
+    """The dtype arithmetic runs in: the inputs' promotion, at least float32.
+
+    Coefficients such as 0.999 are thus applied in float32 even to bfloat16
+    buffers (in bfloat16, 0.999 rounds to 1.0). For float32 inputs this is a
+    no-op, so float32 results are bit-for-bit those of optax.
+    """
+    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
+def map_split(fn: Callable[..., tuple], first: Any, *rest: Any, n: int = 2) -> tuple:
+    """Maps ``fn`` (returning an ``n``-tuple per leaf) over trees; returns ``n`` trees."""
+    treedef = jax.tree_util.tree_structure(first)
+    outputs = treedef.flatten_up_to(jax.tree.map(fn, first, *rest))
+    if not outputs:
+        return tuple(treedef.unflatten([]) for _ in range(n))
+    return tuple(treedef.unflatten(list(column)) for column in zip(*outputs))
+
+
+def cast_like(tree: Any, reference: Any) -> Any:
+    """``tree`` with every leaf cast to the dtype of the matching leaf of ``reference``."""
+    return jax.tree.map(lambda x, r: jnp.asarray(x).astype(jnp.result_type(r)), tree, reference)

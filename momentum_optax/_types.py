@@ -1,0 +1,130 @@
+"""Coefficient types, their validation at construction, and their value at a step.
+
+Every momentum coefficient is a :data:`ScalarOrSchedule`: a constant or an
+``optax.Schedule`` (a callable of the int32 step count). Constants are checked
+here, when a transformation is built; schedules and traced values (under
+``optax.inject_hyperparams``, ``vmap`` or ``jit``) are never inspected in Python.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+ScalarOrSchedule = Union[float, jax.Array, optax.Schedule]
+"""A coefficient: a constant in its valid range, or a schedule ``count -> value``."""
+
+
+def is_schedule(value: Any) -> bool:
+    """Whether ``value`` is a schedule (read from the step count) rather than a constant."""
+    return callable(value)
+
+
+def any_schedule(*values: Any) -> bool:
+    """Whether any of ``values`` is a schedule, i.e. whether a step count is needed."""
+    return any(is_schedule(v) for v in values)
+
+
+def value_at(coefficient: ScalarOrSchedule, count: jax.Array | None) -> Any:
+    """The coefficient at step ``count``: the constant itself, or the schedule's value.
+
+    A constant is returned unchanged (a Python float stays weakly typed, so a
+    constant coefficient compiles to exactly the program optax compiles).
+    """
+    if is_schedule(coefficient):
+        return jnp.asarray(coefficient(count))
+    return coefficient
+
+
+def init_count(*coefficients: Any) -> jax.Array | None:
+    """A zero int32 step count if any coefficient is scheduled, else ``None`` (no state)."""
+    return jnp.zeros([], jnp.int32) if any_schedule(*coefficients) else None
+
+
+def next_count(count: jax.Array | None) -> jax.Array | None:
+    """The saturating successor of ``count`` (``None`` stays ``None``)."""
+    return None if count is None else optax.safe_increment(count)
+
+
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` is a tracer (inside jit/vmap/grad): never inspected in Python."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def _as_real_scalar(name: str, value: Any, expected: str) -> float:
+    """``value`` as a Python float, or a TypeError naming ``name`` and ``expected``."""
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
+        raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        array = np.asarray(value)
+        if array.shape == () and (np.issubdtype(array.dtype, np.floating)
+                                  or np.issubdtype(array.dtype, np.integer)):
+            return float(array)
+    raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
+
+
+def check_coefficient(name: str, value: Any, *, allow_one: bool = True) -> None:
+    """Validates a momentum/decay coefficient at construction time.
+
+    Args:
+        name: the argument's name, used in the error message.
+        value: a constant in ``[0, 1]`` (``[0, 1)`` when ``allow_one`` is False), a
+            schedule, or a traced value (accepted unchecked).
+        allow_one: whether exactly 1 is valid (it is not where ``1 - prod b`` divides).
+
+    Raises:
+        TypeError: ``value`` is neither a real scalar nor a callable.
+        ValueError: ``value`` is NaN, infinite or out of range.
+    """
+    if is_schedule(value) or is_traced(value):
+        return
+    interval = "[0, 1]" if allow_one else "[0, 1)"
+    number = _as_real_scalar(name, value, f"a float in {interval} or a schedule (a callable of the step count)")
+    if not (0.0 <= number <= 1.0) or (number == 1.0 and not allow_one):
+        raise ValueError(f"{name} must be in {interval}; got {value!r}.")
+
+
+def check_learning_rate(name: str, value: Any) -> None:
+    """Validates a learning rate: a finite constant >= 0, a schedule, or a traced value."""
+    if is_schedule(value) or is_traced(value):
+        return
+    number = _as_real_scalar(name, value, "a float >= 0 or a schedule (a callable of the step count)")
+    if not (math.isfinite(number) and number >= 0.0):
+        raise ValueError(f"{name} must be a finite float >= 0; got {value!r}.")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Validates a period or a step total: a Python or NumPy integer >= 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Validates a flag: only ``True`` or ``False`` (a typo'd string must not read as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}.")
+
+
+def check_accumulator_dtype(name: str, value: Any) -> Any:
+    """Validates an accumulator dtype: ``None`` or a floating/complex dtype; returns it canonical."""
+    if value is None:
+        return None
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError as error:
+        raise TypeError(f"{name} must be None or a floating-point dtype; got {value!r}.") from error
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(f"{name} must be None or a floating-point dtype such as jnp.float32; "
+                        f"got {value!r} ({dtype}), which cannot hold a momentum buffer.")
+    return jax.dtypes.canonicalize_dtype(dtype)

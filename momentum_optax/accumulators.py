@@ -1,0 +1,259 @@
+"""Momentum accumulators: learning-rate free transformations that keep a velocity.
+
+Each accumulator is an ``optax.GradientTransformation``. Where the learning
+rate sits is expressed by chain order (``chain(trace(b), scale_by_learning_rate(lr))``
+keeps it outside the velocity, ``chain(scale_by_learning_rate(lr), trace(b))``
+inside), never by a flag.
+
+Arithmetic runs in at least float32 (coefficients such as 0.999 are never
+rounded to a low-precision dtype); the momentum buffer keeps the dtype it was
+initialised with (``accumulator_dtype``, else the parameters' dtype), and the
+updates come out in the promotion of the gradient's dtype and the buffer's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from momentum_optax import _tree
+from momentum_optax import _types
+from momentum_optax._types import ScalarOrSchedule
+
+
+class TraceState(NamedTuple):
+    """Momentum buffer of :func:`trace`."""
+
+    trace: optax.Params
+    count: jax.Array | None  # int32 scalar; None when the decay is a constant
+
+
+def trace(decay: ScalarOrSchedule, *, nesterov: bool = False,
+          accumulator_dtype: Any = None) -> optax.GradientTransformation:
+    r"""Heavy-ball momentum (Polyak, 1964): a decaying sum of past updates.
+
+    .. math::
+
+        m_t = g_t + \beta_t m_{t-1}, \qquad
+        u_t = m_t \quad\text{or, with nesterov,}\quad u_t = g_t + \beta_{t+1} m_t
+
+    with :math:`m_{-1} = 0` and :math:`\beta_t` the decay at step count ``t``
+    (``t = 0`` on the first update). Followed by
+    ``optax.scale_by_learning_rate(lr)`` this is seed 001's
+    ``v_t = gamma v_{t-1} + eta grad`` with ``v = lr * m``. The Nesterov output
+    uses the *next* coefficient :math:`\beta_{t+1}`: that is what makes it equal,
+    step for step and also for a scheduled decay, to the look-ahead form
+    ``v_t = gamma_t v_{t-1} + eta grad(theta_t - gamma_t v_{t-1})``
+    (Sutskever et al., 2013). For a constant decay, updates and state leaves are
+    bit-for-bit those of ``optax.trace``.
+
+    Args:
+        decay: the momentum coefficient :math:`\beta`, a float in [0, 1] or a
+            schedule (a callable of the int32 step count).
+        nesterov: use Nesterov's accelerated output.
+        accumulator_dtype: dtype of the momentum buffer; ``None`` keeps the
+            parameters' dtype.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`TraceState`.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> import momentum_optax as mo
+        >>> opt = optax.chain(mo.trace(0.9), optax.scale_by_learning_rate(0.1))
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     updates, state = opt.update(jnp.array([1.0, 1.0]), state)
+        >>> updates  # -0.1 * (1 + 0.9 * 1)
+        Array([-0.19, -0.19], dtype=float32)
+
+    References:
+        Polyak, *Some methods of speeding up the convergence of iteration
+        methods*, 1964. Sutskever, Martens, Dahl, Hinton, *On the importance of
+        initialization and momentum in deep learning*, 2013.
+    """
+    _types.check_coefficient("decay", decay)
+    _types.check_bool("nesterov", nesterov)
+    accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
+
+    def init_fn(params):
+        return TraceState(trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+                          count=_types.init_count(decay))
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_tree_match(updates, state.trace, what="the momentum buffer TraceState.trace")
+        beta = _types.value_at(decay, state.count)
+        beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
+
+        def leaf(g, m):
+            dtype = _tree.compute_dtype(g, m)
+            g_c = jnp.asarray(g, dtype)
+            new_m = g_c + beta * m.astype(dtype)
+            out = g_c + beta_next * new_m if nesterov else new_m
+            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+
+        updates, new_trace = _tree.map_split(leaf, updates, state.trace)
+        return updates, TraceState(trace=new_trace, count=_types.next_count(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class EmaState(NamedTuple):
+    """Exponential moving average of :func:`ema`, with what debiasing needs."""
+
+    ema: optax.Params
+    count: jax.Array | None  # int32 scalar; None when the decay is a constant
+    decay_product: jax.Array | None  # float32 prod_{i<=t} b_i; None without debias
+
+
+def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False,
+        accumulator_dtype: Any = None) -> optax.GradientTransformation:
+    r"""Momentum as an exponential moving average of the updates (seed 002).
+
+    .. math::
+
+        m_t = \beta_t m_{t-1} + (1 - \beta_t) g_t, \qquad
+        u_t = m_t \quad\text{or, with nesterov,}\quad
+        u_t = \beta_{t+1} m_t + (1 - \beta_t) g_t
+
+    With ``debias=True`` each term is divided by :math:`1 - P_t`, where
+    :math:`P_t = \prod_{i \le t} \beta_i` is kept in the state, so the correction
+    stays exact for a scheduled decay (``1 - beta**t`` is not):
+    :math:`u_t = m_t / (1 - P_t)`, or with nesterov
+    :math:`u_t = \beta_{t+1} m_t / (1 - P_{t+1}) + (1 - \beta_t) g_t / (1 - P_t)`,
+    Dozat's Nadam numerator. For a constant decay the trajectory equals
+    :func:`trace`'s with the learning rate scaled by :math:`1 - \beta` (seed 002).
+
+    Args:
+        decay: the smoothing constant :math:`\beta`, a float in [0, 1] ([0, 1)
+            with ``debias``) or a schedule.
+        debias: divide by :math:`1 - \prod_{i \le t} \beta_i` (Adam's bias correction).
+        nesterov: use the look-ahead output above.
+        accumulator_dtype: dtype of the average; ``None`` keeps the parameters'.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`EmaState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.ema(0.5, debias=True)
+        >>> state = opt.init(jnp.zeros(1))
+        >>> u, state = opt.update(jnp.array([4.0]), state)
+        >>> u, state.ema  # 0.5 * 4 = 2, debiased by 1 - 0.5
+        (Array([4.], dtype=float32), Array([2.], dtype=float32))
+
+    References:
+        Kingma & Ba, *Adam: A method for stochastic optimization*, 2015 (bias
+        correction). Dozat, *Incorporating Nesterov momentum into Adam*, 2016.
+    """
+    _types.check_bool("debias", debias)
+    _types.check_bool("nesterov", nesterov)
+    _types.check_coefficient("decay", decay, allow_one=not debias)
+    accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
+
+    def init_fn(params):
+        return EmaState(ema=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+                        count=_types.init_count(decay),
+                        decay_product=jnp.ones([], jnp.float32) if debias else None)
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_tree_match(updates, state.ema, what="the moving average EmaState.ema")
+        beta = _types.value_at(decay, state.count)
+        beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
+        product = state.decay_product * beta if debias else None
+
+        def leaf(g, m):
+            dtype = _tree.compute_dtype(g, m)
+            g_c = jnp.asarray(g, dtype)
+            new_m = (1 - beta) * g_c + beta * m.astype(dtype)
+            if nesterov:
+                if debias:
+                    out = (beta_next * new_m / (1 - product * beta_next)
+                           + (1 - beta) * g_c / (1 - product))
+                else:
+                    out = beta_next * new_m + (1 - beta) * g_c
+            else:
+                out = new_m / (1 - product) if debias else new_m
+            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+
+        updates, new_ema = _tree.map_split(leaf, updates, state.ema)
+        return updates, EmaState(ema=new_ema, count=_types.next_count(state.count),
+                                 decay_product=product)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class DeltaMomentumState(NamedTuple):
+    """The previous incoming update (delta) of :func:`delta_momentum`."""
+
+    previous_delta: optax.Params
+    count: jax.Array | None  # int32 scalar; None when the momentum is a constant
+
+
+def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""Seed 000's momentum: add a fraction of the previous delta to the current one.
+
+    .. math::
+
+        u_t = d_t + \mu_t d_{t-1}, \qquad d_{-1} = 0
+
+    where :math:`d_t` is the incoming update (already scaled by the learning
+    rate, so place it *after* the scaling:
+    ``chain(optax.scale_by_learning_rate(lr), delta_momentum(mu))``). The stored
+    delta is :math:`d_t` itself, without the momentum term, exactly as in
+    seed 000's code (``ih_prev_weights_delta = delta``). Unlike heavy ball, the
+    past therefore enters through one step only: a two-tap filter, not a
+    decaying sum. Worked example of seed 000: weight 3.56, learning rate 0.01,
+    gradient 2.70, momentum 0.5, previous delta 0.044 gives
+    3.56 + 0.027 + 0.022 = 3.609.
+
+    Args:
+        momentum: the factor :math:`\mu` on the previous delta, a float in
+            [0, 1] or a schedule.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`DeltaMomentumState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.delta_momentum(0.5)
+        >>> state = mo.DeltaMomentumState(previous_delta=jnp.array([0.044]), count=None)
+        >>> u, state = opt.update(jnp.array([0.027]), state)
+        >>> print(f"{3.56 + float(u[0]):.3f}")
+        3.609
+
+    References:
+        McCaffrey, *Neural Network Momentum* (seed 000). Rumelhart, Hinton,
+        Williams, *Learning representations by back-propagating errors*, 1986.
+    """
+    _types.check_coefficient("momentum", momentum)
+
+    def init_fn(params):
+        return DeltaMomentumState(previous_delta=optax.tree.zeros_like(params),
+                                  count=_types.init_count(momentum))
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_tree_match(updates, state.previous_delta,
+                               what="the previous delta DeltaMomentumState.previous_delta")
+        mu = _types.value_at(momentum, state.count)
+
+        def leaf(d, prev):
+            dtype = _tree.compute_dtype(d, prev)
+            d_c = jnp.asarray(d, dtype)
+            out = d_c + mu * prev.astype(dtype)
+            return out.astype(jnp.result_type(d, prev)), d_c.astype(prev.dtype)
+
+        updates, new_delta = _tree.map_split(leaf, updates, state.previous_delta)
+        return updates, DeltaMomentumState(previous_delta=new_delta,
+                                           count=_types.next_count(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)

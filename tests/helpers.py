@@ -1,0 +1,127 @@
+"""Shared test helpers: the table of every transformation, NumPy oracles, loops."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import momentum_optax as mo
+
+
+def ramp(start: float, end: float, steps: int) -> optax.Schedule:
+    """A scheduled coefficient for tests (linear, then constant)."""
+    return optax.linear_schedule(start, end, steps)
+
+
+def schedule_values(schedule: Any, n: int) -> np.ndarray:
+    """Coefficient values at counts 0..n-1 (a constant repeated), in float64."""
+    if callable(schedule):
+        return np.array([float(schedule(jnp.int32(t))) for t in range(n)], np.float64)
+    return np.full(n, float(schedule), np.float64)
+
+
+# --- NumPy oracles: the formulas of the docstrings, written out independently ---
+
+def np_trace(grads: np.ndarray, betas: np.ndarray, nesterov: bool = False) -> np.ndarray:
+    """m_t = g_t + b_t m_{t-1}; out = m_t or g_t + b_{t+1} m_t."""
+    m = np.zeros_like(grads[0])
+    outs = []
+    for t, g in enumerate(grads):
+        m = g + betas[t] * m
+        outs.append(g + betas[t + 1] * m if nesterov else m)
+    return np.stack(outs)
+
+
+def np_ema(grads: np.ndarray, betas: np.ndarray, debias: bool = False,
+           nesterov: bool = False) -> np.ndarray:
+    """m_t = b_t m_{t-1} + (1-b_t) g_t, debiased by 1 - prod_{i<=t} b_i."""
+    m = np.zeros_like(grads[0])
+    product = 1.0
+    outs = []
+    for t, g in enumerate(grads):
+        m = betas[t] * m + (1 - betas[t]) * g
+        product *= betas[t]
+        next_product = product * betas[t + 1]
+        if nesterov and debias:
+            out = betas[t + 1] * m / (1 - next_product) + (1 - betas[t]) * g / (1 - product)
+        elif nesterov:
+            out = betas[t + 1] * m + (1 - betas[t]) * g
+        elif debias:
+            out = m / (1 - product)
+        else:
+            out = m
+        outs.append(out)
+    return np.stack(outs)
+
+
+def np_delta_momentum(deltas: np.ndarray, mus: np.ndarray) -> np.ndarray:
+    """out_t = d_t + mu_t d_{t-1}, d_{-1} = 0."""
+    prev = np.zeros_like(deltas[0])
+    outs = []
+    for t, d in enumerate(deltas):
+        outs.append(d + mus[t] * prev)
+        prev = d
+    return np.stack(outs)
+
+
+# --- running a transformation ---
+
+def run_updates(opt: optax.GradientTransformation, grads: Any, params: Any,
+                jit: bool = False) -> tuple[list[Any], Any]:
+    """Feeds ``grads`` (a list of trees) through ``opt``; returns all updates and the final state."""
+    update = jax.jit(opt.update) if jit else opt.update
+    state = opt.init(params)
+    outs = []
+    for g in grads:
+        u, state = update(g, state, params)
+        outs.append(u)
+    return outs, state
+
+
+def random_steps(seed: int, steps: int, shape: tuple[int, ...] = (5,)) -> np.ndarray:
+    """Gaussian gradients, float32, reproducible from ``seed``."""
+    return np.random.default_rng(seed).standard_normal((steps, *shape)).astype(np.float32)
+
+
+# --- the table of every public transformation (one row per configuration) ---
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    make: Callable[[], optax.GradientTransformation]
+    scheduled: bool = False
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ALL_TRANSFORMS = [
+    Row("trace", lambda: mo.trace(0.9)),
+    Row("trace_nesterov", lambda: mo.trace(0.9, nesterov=True)),
+    Row("trace_scheduled", lambda: mo.trace(ramp(0.5, 0.99, 20)), scheduled=True),
+    Row("trace_scheduled_nesterov", lambda: mo.trace(ramp(0.5, 0.99, 20), nesterov=True),
+        scheduled=True),
+    Row("trace_f32_accumulator", lambda: mo.trace(0.9, accumulator_dtype=jnp.float32)),
+    Row("ema", lambda: mo.ema(0.9)),
+    Row("ema_debias", lambda: mo.ema(0.9, debias=True)),
+    Row("ema_scheduled_debias_nesterov",
+        lambda: mo.ema(ramp(0.5, 0.95, 20), debias=True, nesterov=True), scheduled=True),
+    Row("delta_momentum", lambda: mo.delta_momentum(0.5)),
+    Row("delta_momentum_scheduled", lambda: mo.delta_momentum(ramp(0.0, 0.9, 20)),
+        scheduled=True),
+    Row("periodic_reset_trace", lambda: mo.periodic_reset(mo.trace(0.9), every=3)),
+    Row("periodic_reset_scheduled_ema",
+        lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, 10), debias=True), 4),
+        scheduled=True),
+    Row("sgd", lambda: mo.sgd(0.1)),
+    Row("sgd_momentum", lambda: mo.sgd(0.1, 0.9)),
+    Row("sgd_nesterov_linear_to_one",
+        lambda: mo.sgd(optax.cosine_decay_schedule(0.1, 50),
+                       mo.schedules.linear_to_one(0.5, 30), nesterov=True), scheduled=True),
+    Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5)),
+]
