@@ -108,7 +108,7 @@ class EmaState(NamedTuple):
 
     ema: optax.Params
     count: jax.Array | None  # int32 scalar; None when the decay is a constant
-    decay_product: jax.Array | None  # float32 prod_{i<=t} b_i; None without debias
+    bias_correction: jax.Array | None  # float32 1 - prod_{i<=t} b_i; None without debias
 
 
 def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False,
@@ -122,8 +122,11 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
         u_t = \beta_{t+1} m_t + (1 - \beta_t) g_t
 
     With ``debias=True`` each term is divided by :math:`1 - P_t`, where
-    :math:`P_t = \prod_{i \le t} \beta_i` is kept in the state, so the correction
-    stays exact for a scheduled decay (``1 - beta**t`` is not):
+    :math:`P_t = \prod_{i \le t} \beta_i`. The state keeps :math:`c_t = 1 - P_t`
+    itself, updated as the moving average of a constant one,
+    :math:`c_t = \beta_t c_{t-1} + (1 - \beta_t)`, so the correction stays exact
+    for a scheduled decay (``1 - beta**t`` is not) and keeps full relative
+    precision when :math:`P_t` is close to 1:
     :math:`u_t = m_t / (1 - P_t)`, or with nesterov
     :math:`u_t = \beta_{t+1} m_t / (1 - P_{t+1}) + (1 - \beta_t) g_t / (1 - P_t)`,
     Dozat's Nadam numerator. For a constant decay the trajectory equals
@@ -160,14 +163,15 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
     def init_fn(params):
         return EmaState(ema=optax.tree.zeros_like(params, dtype=accumulator_dtype),
                         count=_types.init_count(decay),
-                        decay_product=jnp.ones([], jnp.float32) if debias else None)
+                        bias_correction=jnp.zeros([], jnp.float32) if debias else None)
 
     def update_fn(updates, state, params=None):
         del params
         _tree.check_tree_match(updates, state.ema, what="the moving average EmaState.ema")
         beta = _types.value_at(decay, state.count)
         beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
-        product = state.decay_product * beta if debias else None
+        correction = (1 - beta) + beta * state.bias_correction if debias else None
+        correction_next = (1 - beta_next) + beta_next * correction if debias and nesterov else None
 
         def leaf(g, m):
             dtype = _tree.compute_dtype(g, m)
@@ -175,17 +179,16 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
             new_m = (1 - beta) * g_c + beta * m.astype(dtype)
             if nesterov:
                 if debias:
-                    out = (beta_next * new_m / (1 - product * beta_next)
-                           + (1 - beta) * g_c / (1 - product))
+                    out = beta_next * new_m / correction_next + (1 - beta) * g_c / correction
                 else:
                     out = beta_next * new_m + (1 - beta) * g_c
             else:
-                out = new_m / (1 - product) if debias else new_m
+                out = new_m / correction if debias else new_m
             return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
 
         updates, new_ema = _tree.map_split(leaf, updates, state.ema)
         return updates, EmaState(ema=new_ema, count=_types.next_count(state.count),
-                                 decay_product=product)
+                                 bias_correction=correction)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
