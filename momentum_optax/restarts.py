@@ -35,10 +35,11 @@ def periodic_reset(inner: optax.GradientTransformation,
     state added is an int32 phase that wraps at ``every`` (it never overflows).
     Extra arguments (such as ``value=loss``) are forwarded to ``inner``.
 
-    The fresh state is ``inner.init(params)`` (or ``inner.init(updates)`` when
-    ``params`` is not passed), cast to the dtypes of the current state, so the
-    state's dtypes never change; selecting it is an elementwise ``where`` that
-    XLA fuses into the inner update.
+    The reset happens at the end of the step that completes a period: the
+    stored state is then already ``inner.init(params)`` (or ``inner.init(updates)``
+    when ``params`` is not passed), cast to the dtypes of the current state, so
+    the state's dtypes never change; selecting it is an elementwise ``where``
+    that XLA fuses into the inner update.
 
     Args:
         inner: the transformation whose state is reset, e.g. ``trace(0.9)``.
@@ -74,13 +75,15 @@ def periodic_reset(inner: optax.GradientTransformation,
         return PeriodicResetState(inner_state=inner.init(params), phase=jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params=None, **extra_args):
+        # The inner update runs first, so a mismatched gradient tree is reported by
+        # the inner transformation in its own terms; the reset then prepares the
+        # state for the next step (init already provides the fresh state of step 0).
+        new_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         fresh = inner.init(params if params is not None else updates)
-        _tree.check_tree_match(fresh, state.inner_state,
+        _tree.check_tree_match(fresh, inner_state,
                                what="the inner state PeriodicResetState.inner_state")
-        fresh = _tree.cast_like(fresh, state.inner_state)
-        inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
-        updates, inner_state = inner.update(updates, inner_state, params, **extra_args)
         phase = jnp.where(state.phase + 1 >= every, 0, state.phase + 1).astype(jnp.int32)
-        return updates, PeriodicResetState(inner_state=inner_state, phase=phase)
+        inner_state = optax.tree.where(phase == 0, _tree.cast_like(fresh, inner_state), inner_state)
+        return new_updates, PeriodicResetState(inner_state=inner_state, phase=phase)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -95,6 +95,8 @@ class Row:
     name: str
     make: Callable[[], optax.GradientTransformation]
     scheduled: bool = False
+    optimizer: bool = False  # a full optimizer (learning rate included)
+    widens: bool = False  # updates come out wider than low-precision params (accumulator_dtype)
 
     def __repr__(self) -> str:
         return self.name
@@ -106,7 +108,8 @@ ALL_TRANSFORMS = [
     Row("trace_scheduled", lambda: mo.trace(ramp(0.5, 0.99, 20)), scheduled=True),
     Row("trace_scheduled_nesterov", lambda: mo.trace(ramp(0.5, 0.99, 20), nesterov=True),
         scheduled=True),
-    Row("trace_f32_accumulator", lambda: mo.trace(0.9, accumulator_dtype=jnp.float32)),
+    Row("trace_f32_accumulator", lambda: mo.trace(0.9, accumulator_dtype=jnp.float32),
+        widens=True),
     Row("ema", lambda: mo.ema(0.9)),
     Row("ema_debias", lambda: mo.ema(0.9, debias=True)),
     Row("ema_scheduled_debias_nesterov",
@@ -118,10 +121,11 @@ ALL_TRANSFORMS = [
     Row("periodic_reset_scheduled_ema",
         lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, 10), debias=True), 4),
         scheduled=True),
-    Row("sgd", lambda: mo.sgd(0.1)),
-    Row("sgd_momentum", lambda: mo.sgd(0.1, 0.9)),
+    Row("sgd", lambda: mo.sgd(0.1), optimizer=True),
+    Row("sgd_momentum", lambda: mo.sgd(0.1, 0.9), optimizer=True),
     Row("sgd_nesterov_linear_to_one",
         lambda: mo.sgd(optax.cosine_decay_schedule(0.1, 50),
-                       mo.schedules.linear_to_one(0.5, 30), nesterov=True), scheduled=True),
-    Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5)),
+                       mo.schedules.linear_to_one(0.5, 30), nesterov=True),
+        scheduled=True, optimizer=True),
+    Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5), optimizer=True),
 ]

@@ -1,0 +1,135 @@
+"""Bad input fails loudly at construction; mismatched updates fail with the path named."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import momentum_optax as mo
+from tests import helpers
+
+NAN, INF = float("nan"), float("inf")
+TRACE = mo.trace(0.9)
+
+# (call, exception, argument named, value shown)
+BAD_CONSTRUCTIONS = [
+    (lambda: mo.trace(NAN), ValueError, "decay", "nan"),
+    (lambda: mo.trace(INF), ValueError, "decay", "inf"),
+    (lambda: mo.trace(-0.1), ValueError, "decay", "-0.1"),
+    (lambda: mo.trace(1.5), ValueError, "decay", "1.5"),
+    (lambda: mo.trace("0.9"), TypeError, "decay", "'0.9'"),
+    (lambda: mo.trace(None), TypeError, "decay", "None"),
+    (lambda: mo.trace(True), TypeError, "decay", "True"),
+    (lambda: mo.trace(np.array([0.9, 0.9])), TypeError, "decay", "array"),
+    (lambda: mo.trace(0.9, nesterov="yes"), TypeError, "nesterov", "'yes'"),
+    (lambda: mo.trace(0.9, accumulator_dtype=jnp.int32), TypeError, "accumulator_dtype", "int32"),
+    (lambda: mo.trace(0.9, accumulator_dtype=bool), TypeError, "accumulator_dtype", "bool"),
+    (lambda: mo.trace(0.9, accumulator_dtype="float33"), TypeError, "accumulator_dtype",
+     "float33"),
+    (lambda: mo.ema(1.0, debias=True), ValueError, "decay", "1.0"),
+    (lambda: mo.ema(np.float32(-1)), ValueError, "decay", "-1"),
+    (lambda: mo.ema(0.9, debias=1), TypeError, "debias", "1"),
+    (lambda: mo.ema(0.9, accumulator_dtype=jnp.uint8), TypeError, "accumulator_dtype", "uint8"),
+    (lambda: mo.delta_momentum(2.0), ValueError, "momentum", "2.0"),
+    (lambda: mo.delta_momentum(NAN), ValueError, "momentum", "nan"),
+    (lambda: mo.periodic_reset(TRACE, 0), ValueError, "every", "0"),
+    (lambda: mo.periodic_reset(TRACE, -3), ValueError, "every", "-3"),
+    (lambda: mo.periodic_reset(TRACE, 2.5), TypeError, "every", "2.5"),
+    (lambda: mo.periodic_reset(TRACE, True), TypeError, "every", "True"),
+    (lambda: mo.periodic_reset("trace", 3), TypeError, "inner", "'trace'"),
+    (lambda: mo.schedules.linear_to_one(1.2, 10), ValueError, "start", "1.2"),
+    (lambda: mo.schedules.linear_to_one(0.5, 0), ValueError, "total_steps", "0"),
+    (lambda: mo.schedules.linear_to_one(0.5, 10.0), TypeError, "total_steps", "10.0"),
+    (lambda: mo.schedules.anneal(0.5, 0.9), TypeError, "steps", "None"),
+    (lambda: mo.schedules.anneal(0.5, 1.1, 10), ValueError, "end", "1.1"),
+    (lambda: mo.schedules.anneal(NAN, 0.9, 10), ValueError, "start", "nan"),
+    (lambda: mo.sgd(None), TypeError, "learning_rate", "None"),
+    (lambda: mo.sgd(-0.1), ValueError, "learning_rate", "-0.1"),
+    (lambda: mo.sgd(NAN), ValueError, "learning_rate", "nan"),
+    (lambda: mo.sgd(INF), ValueError, "learning_rate", "inf"),
+    (lambda: mo.sgd("0.1"), TypeError, "learning_rate", "'0.1'"),
+    (lambda: mo.sgd(0.1, 1.5), ValueError, "momentum", "1.5"),
+    (lambda: mo.sgd(0.1, 0.9, ema="no"), TypeError, "ema", "'no'"),
+    (lambda: mo.sgd(0.1, 0.9, reset_every=0), ValueError, "reset_every", "0"),
+    (lambda: mo.sgd(0.1, 0.9, reset_every=1.5), TypeError, "reset_every", "1.5"),
+]
+
+
+@pytest.mark.parametrize("call,exception,argument,shown", BAD_CONSTRUCTIONS,
+                         ids=[f"{a}={v}" for _, _, a, v in BAD_CONSTRUCTIONS])
+def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, argument, shown):
+    with pytest.raises(exception) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith(argument + " must be"), message
+    assert shown in message, message
+    assert re.search(r"\[0, 1\]|\[0, 1\)|>= 1|>= 0|dtype|True or False|GradientTransformation",
+                     message), message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mo.trace(0.0), lambda: mo.trace(1.0), lambda: mo.ema(1.0),
+    lambda: mo.ema(np.float32(0.5), debias=True), lambda: mo.trace(jnp.asarray(0.9)),
+    lambda: mo.delta_momentum(0), lambda: mo.periodic_reset(TRACE, np.int64(4)),
+    lambda: mo.sgd(0.0), lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
+], ids=lambda c: "")
+def test_valid_edge_values_are_accepted(call):
+    assert isinstance(call(), optax.GradientTransformation)
+
+
+def test_traced_hyperparameters_are_not_checked_in_python():
+    # under inject_hyperparams and vmap the coefficient is a tracer: no tracer error
+    opt = optax.inject_hyperparams(mo.trace)(decay=0.9)
+    state = opt.init(jnp.zeros(3))
+    updates, _ = jax.jit(opt.update)(jnp.ones(3), state)
+    np.testing.assert_allclose(updates, 1.0)
+
+    def first_two_updates(momentum):
+        opt = mo.sgd(0.1, momentum)
+        state = opt.init(jnp.zeros(2))
+        _, state = opt.update(jnp.ones(2), state)
+        return opt.update(jnp.ones(2), state)[0]
+
+    out = jax.jit(jax.vmap(first_two_updates))(jnp.array([0.0, 0.5, 0.9]))
+    np.testing.assert_allclose(out[:, 0], [-0.1, -0.15, -0.19], rtol=1e-6)
+
+
+# --- mismatched updates, for every transformation of the table ---
+
+PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(2)}
+MISMATCHES = [
+    ({"w": jnp.ones(3)}, r"missing \['b'\]"),
+    ({"w": jnp.ones(3), "b": jnp.ones(2), "c": jnp.ones(1)}, r"unexpected \['c'\]"),
+    ({"w": jnp.ones(3), "bias": jnp.ones(2)}, r"missing \['b'\].*unexpected \['bias'\]"),
+    ([jnp.ones(2), jnp.ones(3)], r"missing .*unexpected"),
+    ({"w": jnp.ones((3, 3)), "b": jnp.ones(2)}, r"\['w'\] has shape \(3, 3\).*\(3,\)"),
+    ({"w": jnp.ones(1), "b": jnp.ones(2)}, r"\['w'\] has shape \(1,\).*\(3,\)"),
+    ({"w": jnp.ones(3), "b": jnp.ones(())}, r"\['b'\] has shape \(\)"),
+]
+
+
+# rows that keep a per-parameter buffer (plain sgd keeps none: nothing can broadcast)
+STATEFUL = [row for row in helpers.ALL_TRANSFORMS if jax.tree.leaves(row.make().init(PARAMS))]
+
+
+@pytest.mark.parametrize("row", STATEFUL, ids=repr)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_mismatched_updates_raise_naming_the_path(row, jit):
+    opt = row.make()
+    state = opt.init(PARAMS)
+    update = jax.jit(opt.update) if jit else opt.update
+    for updates, pattern in MISMATCHES:
+        with pytest.raises(ValueError, match=pattern):
+            update(updates, state)
+
+
+def test_state_of_another_transformation_is_rejected():
+    state = mo.ema(0.9).init(PARAMS)
+    with pytest.raises((ValueError, AttributeError, TypeError)):
+        mo.trace(0.9).update(PARAMS, state)
+    trace_state = mo.trace(0.9).init({"other": jnp.zeros(3)})
+    with pytest.raises(ValueError, match=r"missing \['other'\]"):
+        mo.trace(0.9).update(PARAMS, trace_state)
