@@ -1,7 +1,6 @@
 """momentum_optax: momentum methods as pure Optax gradient transformations."""
 
 from momentum_optax import schedules
-from momentum_optax._types import ScalarOrSchedule
 from momentum_optax.accumulators import DeltaMomentumState
 from momentum_optax.accumulators import EmaState
 from momentum_optax.accumulators import TraceState
@@ -18,7 +17,6 @@ __all__ = (
     "DeltaMomentumState",
     "EmaState",
     "PeriodicResetState",
-    "ScalarOrSchedule",
     "TraceState",
     "delta_momentum",
     "ema",

@@ -1,0 +1,1 @@
+"""Experiments that measure the momentum literature's claims with momentum_optax."""
