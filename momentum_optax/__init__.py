@@ -8,6 +8,7 @@ from momentum_optax.accumulators import delta_momentum
 from momentum_optax.accumulators import ema
 from momentum_optax.accumulators import trace
 from momentum_optax.aliases import sgd
+from momentum_optax.checkpoints import check_restored
 from momentum_optax.restarts import PeriodicResetState
 from momentum_optax.restarts import periodic_reset
 
@@ -18,6 +19,7 @@ __all__ = (
     "EmaState",
     "PeriodicResetState",
     "TraceState",
+    "check_restored",
     "delta_momentum",
     "ema",
     "periodic_reset",

@@ -20,7 +20,7 @@ def _listing(paths: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def check_tree_match(updates: Any, reference: Any, *, what: str) -> None:
+def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "updates") -> None:
     """Raises ``ValueError`` unless ``updates`` has ``reference``'s structure and leaf shapes.
 
     Runs at trace time (structure and shapes are static), so it costs nothing in
@@ -31,6 +31,7 @@ def check_tree_match(updates: Any, reference: Any, *, what: str) -> None:
       updates: the incoming gradient/update tree.
       reference: the tree it must match (a momentum buffer in the state).
       what: how the error names ``reference``.
+      name: how the error names ``updates``.
     """
     updates_def = jax.tree_util.tree_structure(updates)
     reference_def = jax.tree_util.tree_structure(reference)
@@ -45,13 +46,21 @@ def check_tree_match(updates: Any, reference: Any, *, what: str) -> None:
             parts.append(f"unexpected {_listing(extra)}")
         if not parts:
             parts.append(f"same leaf paths in other containers: {updates_def} vs {reference_def}")
-        raise ValueError(f"updates do not match the structure of {what}: {'; '.join(parts)}. "
+        raise ValueError(f"the structure of {name} differs from {what}: {'; '.join(parts)}. "
                          "Was the state initialised from other parameters?")
     flat_updates = jax.tree_util.tree_flatten_with_path(updates)[0]
     for (path, update), ref in zip(flat_updates, jax.tree_util.tree_leaves(reference)):
         if jnp.shape(update) != jnp.shape(ref):
-            raise ValueError(f"updates{jax.tree_util.keystr(path)} has shape {jnp.shape(update)} but "
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(update)} but "
                              f"{what} has shape {jnp.shape(ref)} there; refusing to broadcast.")
+
+
+def check_state(state: Any, expected: type, owner: str) -> None:
+    """Raises ``TypeError`` unless ``state`` is the ``expected`` NamedTuple made by ``owner``'s init."""
+    if not isinstance(state, expected):
+        raise TypeError(f"state must be the {expected.__name__} returned by {owner}(...).init; "
+                        f"got a {type(state).__name__}. Was it made by another transformation, "
+                        "or restored from a checkpoint without a target?")
 
 
 def compute_dtype(*arrays: Any) -> Any:

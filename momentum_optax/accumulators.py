@@ -86,6 +86,7 @@ def trace(decay: ScalarOrSchedule, *, nesterov: bool = False,
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_state(state, TraceState, "trace")
         _tree.check_tree_match(updates, state.trace, what="the momentum buffer TraceState.trace")
         beta = _types.value_at(decay, state.count)
         beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
@@ -167,6 +168,7 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_state(state, EmaState, "ema")
         _tree.check_tree_match(updates, state.ema, what="the moving average EmaState.ema")
         beta = _types.value_at(decay, state.count)
         beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
@@ -245,6 +247,7 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_state(state, DeltaMomentumState, "delta_momentum")
         _tree.check_tree_match(updates, state.previous_delta,
                                what="the previous delta DeltaMomentumState.previous_delta")
         mu = _types.value_at(momentum, state.count)

@@ -78,6 +78,7 @@ def periodic_reset(inner: optax.GradientTransformation,
         # The inner update runs first, so a mismatched gradient tree is reported by
         # the inner transformation in its own terms; the reset then prepares the
         # state for the next step (init already provides the fresh state of step 0).
+        _tree.check_state(state, PeriodicResetState, "periodic_reset")
         new_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         fresh = inner.init(params if params is not None else updates)
         _tree.check_tree_match(fresh, inner_state,

@@ -127,9 +127,11 @@ def test_mismatched_updates_raise_naming_the_path(row, jit):
 
 
 def test_state_of_another_transformation_is_rejected():
-    state = mo.ema(0.9).init(PARAMS)
-    with pytest.raises((ValueError, AttributeError, TypeError)):
-        mo.trace(0.9).update(PARAMS, state)
+    for make, other in [(mo.trace, mo.ema), (mo.ema, mo.trace), (mo.delta_momentum, mo.trace)]:
+        with pytest.raises(TypeError, match=r"state must be the \w+State returned by"):
+            make(0.9).update(PARAMS, other(0.9).init(PARAMS))
+    with pytest.raises(TypeError, match="PeriodicResetState.*got a TraceState"):
+        mo.periodic_reset(mo.trace(0.9), 2).update(PARAMS, mo.trace(0.9).init(PARAMS))
     trace_state = mo.trace(0.9).init({"other": jnp.zeros(3)})
     with pytest.raises(ValueError, match=r"missing \['other'\]"):
         mo.trace(0.9).update(PARAMS, trace_state)
