@@ -92,32 +92,39 @@ def random_steps(seed: int, steps: int, shape: tuple[int, ...] = (5,)) -> np.nda
 
 @dataclasses.dataclass(frozen=True)
 class Row:
+    """One configuration of a public transformation; ``make(**kw)`` builds it.
+
+    Rows with ``buffer=True`` accept ``accumulator_dtype=`` in ``make``.
+    """
+
     name: str
-    make: Callable[[], optax.GradientTransformation]
+    make: Callable[..., optax.GradientTransformation]
     scheduled: bool = False
     optimizer: bool = False  # a full optimizer (learning rate included)
-    widens: bool = False  # updates come out wider than low-precision params (accumulator_dtype)
+    buffer: bool = False  # make(accumulator_dtype=...) sets the momentum buffer's dtype
 
     def __repr__(self) -> str:
         return self.name
 
 
 ALL_TRANSFORMS = [
-    Row("trace", lambda: mo.trace(0.9)),
-    Row("trace_nesterov", lambda: mo.trace(0.9, nesterov=True)),
-    Row("trace_scheduled", lambda: mo.trace(ramp(0.5, 0.99, 20)), scheduled=True),
-    Row("trace_scheduled_nesterov", lambda: mo.trace(ramp(0.5, 0.99, 20), nesterov=True),
-        scheduled=True),
-    Row("trace_f32_accumulator", lambda: mo.trace(0.9, accumulator_dtype=jnp.float32),
-        widens=True),
-    Row("ema", lambda: mo.ema(0.9)),
-    Row("ema_debias", lambda: mo.ema(0.9, debias=True)),
+    Row("trace", lambda **kw: mo.trace(0.9, **kw), buffer=True),
+    Row("trace_nesterov", lambda **kw: mo.trace(0.9, nesterov=True, **kw), buffer=True),
+    Row("trace_scheduled", lambda **kw: mo.trace(ramp(0.5, 0.99, 20), **kw), scheduled=True,
+        buffer=True),
+    Row("trace_scheduled_nesterov",
+        lambda **kw: mo.trace(ramp(0.5, 0.99, 20), nesterov=True, **kw), scheduled=True,
+        buffer=True),
+    Row("ema", lambda **kw: mo.ema(0.9, **kw), buffer=True),
+    Row("ema_debias", lambda **kw: mo.ema(0.999, debias=True, **kw), buffer=True),
     Row("ema_scheduled_debias_nesterov",
-        lambda: mo.ema(ramp(0.5, 0.95, 20), debias=True, nesterov=True), scheduled=True),
+        lambda **kw: mo.ema(ramp(0.5, 0.95, 20), debias=True, nesterov=True, **kw),
+        scheduled=True, buffer=True),
     Row("delta_momentum", lambda: mo.delta_momentum(0.5)),
     Row("delta_momentum_scheduled", lambda: mo.delta_momentum(ramp(0.0, 0.9, 20)),
         scheduled=True),
-    Row("periodic_reset_trace", lambda: mo.periodic_reset(mo.trace(0.9), every=3)),
+    Row("periodic_reset_trace",
+        lambda **kw: mo.periodic_reset(mo.trace(0.9, **kw), every=3), buffer=True),
     Row("periodic_reset_scheduled_ema",
         lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, 10), debias=True), 4),
         scheduled=True),
@@ -129,3 +136,8 @@ ALL_TRANSFORMS = [
         scheduled=True, optimizer=True),
     Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5), optimizer=True),
 ]
+
+
+def build(row: Row, accumulator_dtype: Any = None) -> optax.GradientTransformation:
+    """``row``'s transformation, with its buffer in ``accumulator_dtype`` when given."""
+    return row.make() if accumulator_dtype is None else row.make(accumulator_dtype=accumulator_dtype)

@@ -117,8 +117,7 @@ def test_any_pytree_keeps_its_shapes_dtypes_and_structure(spec, row, seed):
         grads = {k: jnp.asarray(rng.standard_normal(v.shape), v.dtype) for k, v in params.items()}
         updates, state = opt.update(grads, state, params)
         chex.assert_trees_all_equal_shapes(updates, params)
-        if not row.widens:
-            chex.assert_trees_all_equal_dtypes(updates, params)
+        chex.assert_trees_all_equal_dtypes(updates, params)
         chex.assert_tree_all_finite(updates)
     chex.assert_trees_all_equal_shapes_and_dtypes(state, state0)
     new_params = optax.apply_updates(params, updates)
