@@ -1,29 +1,57 @@
 """momentum_optax: momentum methods as pure Optax gradient transformations."""
 
 from momentum_optax import schedules
+from momentum_optax import tuning
 from momentum_optax.accumulators import DeltaMomentumState
 from momentum_optax.accumulators import EmaState
 from momentum_optax.accumulators import TraceState
 from momentum_optax.accumulators import delta_momentum
 from momentum_optax.accumulators import ema
 from momentum_optax.accumulators import trace
+from momentum_optax.aggregated import AggMoState
+from momentum_optax.aggregated import aggmo
 from momentum_optax.aliases import sgd
 from momentum_optax.checkpoints import check_restored
+from momentum_optax.moving_average import SmaState
+from momentum_optax.moving_average import sma
+from momentum_optax.quasi_hyperbolic import QhAdamState
+from momentum_optax.quasi_hyperbolic import QhmState
+from momentum_optax.quasi_hyperbolic import qhadam
+from momentum_optax.quasi_hyperbolic import qhm
+from momentum_optax.quasi_hyperbolic import scale_by_qhadam
+from momentum_optax.restarts import AdaptiveRestartState
 from momentum_optax.restarts import PeriodicResetState
+from momentum_optax.restarts import adaptive_restart
 from momentum_optax.restarts import periodic_reset
+from momentum_optax.torch_compat import TorchMomentumState
+from momentum_optax.torch_compat import torch_sgd
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "AdaptiveRestartState",
+    "AggMoState",
     "DeltaMomentumState",
     "EmaState",
     "PeriodicResetState",
+    "QhAdamState",
+    "QhmState",
+    "SmaState",
+    "TorchMomentumState",
     "TraceState",
+    "adaptive_restart",
+    "aggmo",
     "check_restored",
     "delta_momentum",
     "ema",
     "periodic_reset",
+    "qhadam",
+    "qhm",
+    "scale_by_qhadam",
     "schedules",
     "sgd",
+    "sma",
+    "torch_sgd",
     "trace",
+    "tuning",
 )

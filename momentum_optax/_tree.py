@@ -10,6 +10,10 @@ import jax.numpy as jnp
 _MAX_LISTED = 5
 
 
+def _shape(x: Any) -> tuple:
+    return tuple(x.shape) if hasattr(x, "shape") else jnp.shape(x)
+
+
 def _paths(tree: Any) -> list[str]:
     return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
@@ -50,9 +54,9 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
                          "Was the state initialised from other parameters?")
     flat_updates = jax.tree_util.tree_flatten_with_path(updates)[0]
     for (path, update), ref in zip(flat_updates, jax.tree_util.tree_leaves(reference)):
-        if jnp.shape(update) != jnp.shape(ref):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(update)} but "
-                             f"{what} has shape {jnp.shape(ref)} there; refusing to broadcast.")
+        if _shape(update) != _shape(ref):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {_shape(update)} but "
+                             f"{what} has shape {_shape(ref)} there; refusing to broadcast.")
 
 
 def check_state(state: Any, expected: type, owner: str) -> None:
@@ -85,3 +89,11 @@ def map_split(fn: Callable[..., tuple], first: Any, *rest: Any, n: int = 2) -> t
 def cast_like(tree: Any, reference: Any) -> Any:
     """``tree`` with every leaf cast to the dtype of the matching leaf of ``reference``."""
     return jax.tree.map(lambda x, r: jnp.asarray(x).astype(jnp.result_type(r)), tree, reference)
+
+
+def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
+    """Real inner product of two trees, accumulated in float32 (or wider)."""
+    def leaf(a, b):
+        dtype = compute_dtype(a, b)
+        return jnp.real(jnp.vdot(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
+    return sum(jax.tree.leaves(jax.tree.map(leaf, tree_a, tree_b)), jnp.zeros([], jnp.float32))

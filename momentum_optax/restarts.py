@@ -88,3 +88,105 @@ def periodic_reset(inner: optax.GradientTransformation,
         return new_updates, PeriodicResetState(inner_state=inner_state, phase=phase)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class AdaptiveRestartState(NamedTuple):
+    """State of :func:`adaptive_restart`."""
+
+    inner_state: Any
+    previous: Any  # "gradient": the previous update (a tree); "function": the previous loss
+    restarts: jax.Array  # int32 scalar, restarts so far (saturating)
+
+
+_SCHEMES = ("gradient", "function")
+
+
+def adaptive_restart(inner: optax.GradientTransformation,
+                     scheme: str = "gradient") -> optax.GradientTransformationExtraArgs:
+    r"""Adaptive momentum restart (O'Donoghue & Candès, 2015): reset ``inner`` when it goes uphill.
+
+    At each step the inner update is computed twice — from the carried state,
+    :math:`u_t`, and from a fresh one, :math:`\tilde u_t` (for ``trace`` that is
+    just :math:`g_t`) — and the fresh one is taken when the restart test fires:
+
+    - ``"gradient"``: :math:`\langle u_{t-1}, \tilde u_t \rangle < 0`, the step
+      the momentum carries over points against the step a fresh optimizer would
+      take now. For ``inner = trace(b)`` followed by the learning rate this is
+      :math:`\langle g_t, m_{t-1} \rangle < 0`, i.e. the paper's
+      :math:`\nabla f(x_t)^\top (x_t - x_{t-1}) > 0` since
+      :math:`x_t - x_{t-1} = -\eta\, m_{t-1}`: the last step went uphill. Comparing
+      with the fresh update rather than the raw gradient makes the test
+      independent of where the learning rate sits in ``inner``. Keeps the
+      previous update: one extra copy of the parameters.
+    - ``"function"``: :math:`f(x_t) > f(x_{t-1})`, the loss went up. Pass the loss
+      as ``update(grads, state, params, value=loss)`` (``nnx.Optimizer.update(model,
+      grads, value=loss)`` forwards it). Keeps one scalar.
+
+    On restart the inner state is re-initialised *before* the current gradient
+    is applied. Other extra arguments are forwarded to ``inner``.
+
+    Args:
+        inner: the transformation to restart, e.g. ``trace(0.99, nesterov=True)``
+            or a whole chain with its learning rate.
+        scheme: ``"gradient"`` or ``"function"``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` with state
+        :class:`AdaptiveRestartState` (``restarts`` counts the restarts).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.adaptive_restart(mo.trace(0.9))
+        >>> state = opt.init(jnp.zeros(1))
+        >>> u, state = opt.update(jnp.array([1.0]), state)
+        >>> u, state = opt.update(jnp.array([-1.0]), state)  # against the momentum: restart
+        >>> u, int(state.restarts)
+        (Array([-1.], dtype=float32), 1)
+
+    References:
+        O'Donoghue & Candès, *Adaptive restart for accelerated gradient
+        schemes*, Foundations of Computational Mathematics, 2015.
+    """
+    if not isinstance(inner, optax.GradientTransformation):
+        raise TypeError(f"inner must be an optax.GradientTransformation; got {inner!r} "
+                        f"of type {type(inner).__name__}.")
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheme must be one of {_SCHEMES}; got {scheme!r}.")
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params):
+        if scheme == "gradient":
+            previous = optax.tree.zeros_like(params)
+        else:
+            previous = jnp.full([], jnp.inf, jnp.float32)
+        return AdaptiveRestartState(inner_state=inner.init(params), previous=previous,
+                                    restarts=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        _tree.check_state(state, AdaptiveRestartState, "adaptive_restart")
+        if value is not None:
+            extra_args["value"] = value
+        carried, carried_state = inner.update(updates, state.inner_state, params, **extra_args)
+        fresh_state = _tree.cast_like(inner.init(params if params is not None else updates),
+                                      state.inner_state)
+        fresh, fresh_next = inner.update(updates, fresh_state, params, **extra_args)
+        if scheme == "gradient":
+            _tree.check_tree_match(fresh, state.previous,
+                                   what="the previous update AdaptiveRestartState.previous")
+            restart = _tree.vdot(state.previous, fresh) < 0
+        else:
+            if value is None:
+                raise TypeError("adaptive_restart(scheme='function') needs the loss: call "
+                                "update(updates, state, params, value=loss).")
+            restart = jnp.asarray(value, jnp.float32) > state.previous
+        new_updates = optax.tree.where(restart, fresh, carried)
+        inner_state = optax.tree.where(restart, fresh_next, carried_state)
+        if scheme == "gradient":
+            previous = _tree.cast_like(new_updates, state.previous)
+        else:
+            previous = jnp.asarray(value, jnp.float32)
+        restarts = jnp.where(restart, optax.safe_increment(state.restarts), state.restarts)
+        return new_updates, AdaptiveRestartState(inner_state, previous, restarts)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

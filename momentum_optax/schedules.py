@@ -7,6 +7,7 @@ keeps a saturating int32 step count and reads the schedule once per step.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 from momentum_optax import _types
@@ -71,3 +72,136 @@ def anneal(start: float = 0.5, end: float = 0.9, steps: int | None = None) -> op
         raise TypeError("steps must be an integer >= 1 (the length of the anneal); got None.")
     steps = _types.check_positive_int("steps", steps)
     return optax.linear_schedule(init_value=start, end_value=end, transition_steps=steps)
+
+
+def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
+    r"""Sutskever et al.'s momentum schedule: 0.5, 0.75, 0.875, ... every ``period`` steps, capped.
+
+    .. math::  \mu_t = \min\bigl(1 - 2^{-1 - \log_2(\lfloor t / P \rfloor + 1)},\ \mu_{max}\bigr)
+
+    Args:
+        max_momentum: :math:`\mu_{max}`, the cap, a float in [0, 1].
+        period: :math:`P`, steps between increases (default 250, as in the paper).
+
+    Returns:
+        A schedule ``count -> mu_count`` (float32).
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> schedule = mo.schedules.sutskever(0.99, period=10)
+        >>> [round(float(schedule(t)), 4) for t in (0, 9, 10, 30, 70, 10_000)]
+        [0.5, 0.5, 0.75, 0.875, 0.9375, 0.99]
+
+    References:
+        Sutskever, Martens, Dahl, Hinton, *On the importance of initialization
+        and momentum in deep learning*, ICML 2013.
+    """
+    _types.check_coefficient("max_momentum", max_momentum)
+    period = _types.check_positive_int("period", period)
+
+    def schedule(count):
+        k = jnp.floor(jnp.asarray(count, jnp.float32) / period) + 1
+        return jnp.minimum(1 - 2.0 ** (-1 - jnp.log2(k)), max_momentum).astype(jnp.float32)
+
+    return schedule
+
+
+def demon(start: float, total_steps: int) -> optax.Schedule:
+    r"""Decaying momentum (Demon): the weight of the future, :math:`\beta/(1-\beta)`, decays linearly.
+
+    .. math::
+
+        \frac{\beta_t}{1 - \beta_t} = \Bigl(1 - \frac{t}{T}\Bigr) \frac{\beta_0}{1 - \beta_0}
+        \quad\Longleftrightarrow\quad
+        \beta_t = \frac{\beta_0 (1 - t/T)}{(1 - \beta_0) + \beta_0 (1 - t/T)}
+
+    reaching 0 at :math:`t = T` and staying there.
+
+    Args:
+        start: :math:`\beta_0`, a float in [0, 1).
+        total_steps: :math:`T` (>= 1).
+
+    Returns:
+        A schedule ``count -> beta_count`` (float32).
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> schedule = mo.schedules.demon(0.9, total_steps=100)
+        >>> [round(float(schedule(t)), 4) for t in (0, 50, 100, 150)]
+        [0.9, 0.8182, 0.0, 0.0]
+
+    References:
+        Chen, Wolfe, Kyrillidis, *Demon: Improved neural network training with
+        momentum decay*, ICASSP 2022.
+    """
+    _types.check_coefficient("start", start, allow_one=False)
+    total_steps = _types.check_positive_int("total_steps", total_steps)
+
+    def schedule(count):
+        remaining = 1 - jnp.minimum(jnp.asarray(count, jnp.float32), total_steps) / total_steps
+        return (start * remaining / ((1 - start) + start * remaining)).astype(jnp.float32)
+
+    return schedule
+
+
+def inverse_cycle(total_steps: int, *, base_momentum: float = 0.85, max_momentum: float = 0.95,
+                  pct_start: float = 0.3, anneal_strategy: str = "cos") -> optax.Schedule:
+    r"""Momentum cycled against a one-cycle learning rate, as PyTorch's ``OneCycleLR``.
+
+    While the learning rate warms up (the first ``pct_start`` of the steps) the
+    momentum falls from ``max_momentum`` to ``base_momentum``; while it anneals,
+    the momentum rises back. With ``anneal_strategy="cos"`` each phase is
+    :math:`m = e + (s - e)(1 + \cos(\pi p)) / 2` from :math:`s` to :math:`e`, with
+    :math:`p` the fraction of the phase done; ``"linear"`` interpolates linearly.
+    Phase boundaries are PyTorch's (``pct_start * T - 1`` and ``T - 1``), so the
+    values match ``OneCycleLR(cycle_momentum=True)`` step for step. Pair it with
+    ``optax.cosine_onecycle_schedule`` for the learning rate.
+
+    Args:
+        total_steps: :math:`T`, the length of the cycle (>= 2).
+        base_momentum: the momentum at the learning rate's peak, a float in [0, 1].
+        max_momentum: the momentum at the start and the end, a float in [0, 1].
+        pct_start: fraction of the steps spent warming up, in (0, 1).
+        anneal_strategy: ``"cos"`` or ``"linear"``.
+
+    Returns:
+        A schedule ``count -> momentum`` (float32), constant after ``T - 1``.
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> schedule = mo.schedules.inverse_cycle(12, pct_start=0.5)
+        >>> [round(float(schedule(t)), 4) for t in (0, 5, 8, 11, 20)]
+        [0.95, 0.85, 0.9, 0.95, 0.95]
+
+    References:
+        Smith, *A disciplined approach to neural network hyper-parameters:
+        Part 1*, 2018. PyTorch ``torch.optim.lr_scheduler.OneCycleLR``.
+    """
+    total_steps = _types.check_positive_int("total_steps", total_steps)
+    if total_steps < 2:
+        raise ValueError(f"total_steps must be an integer >= 2; got {total_steps!r}.")
+    _types.check_coefficient("base_momentum", base_momentum)
+    _types.check_coefficient("max_momentum", max_momentum)
+    _types.check_coefficient("pct_start", pct_start)
+    if not 0.0 < pct_start < 1.0:
+        raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}.")
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"anneal_strategy must be 'cos' or 'linear'; got {anneal_strategy!r}.")
+    warmup_end = float(pct_start * total_steps) - 1
+    cycle_end = float(total_steps - 1)
+    if not 0.0 < warmup_end < cycle_end:
+        raise ValueError(f"pct_start * total_steps must lie in (1, total_steps); got pct_start="
+                         f"{pct_start!r} with total_steps={total_steps!r}.")
+
+    def anneal(start, end, pct):
+        if anneal_strategy == "cos":
+            return end + (start - end) / 2 * (jnp.cos(jnp.pi * pct) + 1)
+        return start + (end - start) * pct
+
+    def schedule(count):
+        t = jnp.minimum(jnp.asarray(count, jnp.float32), cycle_end)
+        falling = anneal(max_momentum, base_momentum, t / warmup_end)
+        rising = anneal(base_momentum, max_momentum, (t - warmup_end) / (cycle_end - warmup_end))
+        return jnp.where(t <= warmup_end, falling, rising).astype(jnp.float32)
+
+    return schedule

@@ -135,6 +135,22 @@ ALL_TRANSFORMS = [
                        mo.schedules.linear_to_one(0.5, 30), nesterov=True),
         scheduled=True, optimizer=True),
     Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5), optimizer=True),
+    Row("adaptive_restart_nesterov",
+        lambda **kw: mo.adaptive_restart(mo.trace(0.95, nesterov=True, **kw)), buffer=True),
+    Row("adaptive_restart_sgd", lambda: mo.adaptive_restart(mo.sgd(0.1, 0.99)), optimizer=True),
+    Row("qhm", lambda: mo.qhm(0.7, 0.999)),
+    Row("qhm_scheduled", lambda: mo.qhm(ramp(0.0, 1.0, 10), mo.schedules.demon(0.9, 30)),
+        scheduled=True),
+    Row("qhadam", lambda: mo.qhadam(0.05), optimizer=True),
+    Row("aggmo", lambda: mo.aggmo((0.0, 0.9, 0.99))),
+    Row("aggmo_scheduled", lambda: mo.aggmo((0.5, mo.schedules.sutskever(0.99, period=5))),
+        scheduled=True),
+    Row("sma", lambda: mo.sma(4)),
+    Row("torch_sgd_dampened", lambda: mo.torch_sgd(0.1, 0.9, dampening=0.3), optimizer=True),
+    Row("torch_sgd_nesterov_cycle",
+        lambda: mo.torch_sgd(optax.cosine_onecycle_schedule(40, 0.1),
+                             mo.schedules.inverse_cycle(40), nesterov=True),
+        scheduled=True, optimizer=True),
 ]
 
 

@@ -55,6 +55,33 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.sgd(0.1, 0.9, ema="no"), TypeError, "ema", "'no'"),
     (lambda: mo.sgd(0.1, 0.9, reset_every=0), ValueError, "reset_every", "0"),
     (lambda: mo.sgd(0.1, 0.9, reset_every=1.5), TypeError, "reset_every", "1.5"),
+    (lambda: mo.qhm(1.5, 0.9), ValueError, "nu", "1.5"),
+    (lambda: mo.qhm(0.7, NAN), ValueError, "decay", "nan"),
+    (lambda: mo.qhadam(-1.0), ValueError, "learning_rate", "-1.0"),
+    (lambda: mo.qhadam(0.1, b1=1.0), ValueError, "b1", "1.0"),
+    (lambda: mo.qhadam(0.1, eps=-1e-8), ValueError, "eps", "-1e-08"),
+    (lambda: mo.aggmo(()), TypeError, "decays", "()"),
+    (lambda: mo.aggmo("0.9"), TypeError, "decays", "'0.9'"),
+    (lambda: mo.aggmo((0.9, 2.0)), ValueError, "decays[1]", "2.0"),
+    (lambda: mo.sma(0), ValueError, "window", "0"),
+    (lambda: mo.sma(2.5), TypeError, "window", "2.5"),
+    (lambda: mo.adaptive_restart("trace"), TypeError, "inner", "'trace'"),
+    (lambda: mo.adaptive_restart(TRACE, scheme="sometimes"), ValueError, "scheme", "'sometimes'"),
+    (lambda: mo.torch_sgd(None), TypeError, "learning_rate", "None"),
+    (lambda: mo.torch_sgd(0.1, 0.9, dampening=1.5), ValueError, "dampening", "1.5"),
+    (lambda: mo.torch_sgd(0.1, 0.9, dampening=lambda t: 0.1), TypeError, "dampening", "lambda"),
+    (lambda: mo.torch_sgd(0.1, weight_decay=-1.0), ValueError, "weight_decay", "-1.0"),
+    (lambda: mo.torch_sgd(0.1, maximize="yes"), TypeError, "maximize", "'yes'"),
+    (lambda: mo.schedules.sutskever(1.5), ValueError, "max_momentum", "1.5"),
+    (lambda: mo.schedules.sutskever(0.9, period=0), ValueError, "period", "0"),
+    (lambda: mo.schedules.demon(1.0, 10), ValueError, "start", "1.0"),
+    (lambda: mo.schedules.demon(0.9, 0), ValueError, "total_steps", "0"),
+    (lambda: mo.schedules.inverse_cycle(1), ValueError, "total_steps", "1"),
+    (lambda: mo.schedules.inverse_cycle(100, pct_start=0.0), ValueError, "pct_start", "0.0"),
+    (lambda: mo.schedules.inverse_cycle(100, anneal_strategy="cosine"), ValueError,
+     "anneal_strategy", "'cosine'"),
+    (lambda: mo.tuning.heavy_ball(1.0, 2.0), ValueError, "mu", "2.0"),
+    (lambda: mo.tuning.nesterov("big", 1.0), TypeError, "L", "'big'"),
 ]
 
 
@@ -66,8 +93,8 @@ def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, arg
     message = str(info.value)
     assert message.startswith(argument + " must be"), message
     assert shown in message, message
-    assert re.search(r"\[0, 1\]|\[0, 1\)|>= 1|>= 0|dtype|True or False|GradientTransformation",
-                     message), message
+    assert re.search(r"\[0, 1\]|\[0, 1\)|\(0, 1\)|>= 1|>= 2|>= 0|dtype|True or False|"
+                     r"GradientTransformation|one of|'cos' or|\(0, L\]|finite float|non-empty", message), message
 
 
 @pytest.mark.parametrize("call", [

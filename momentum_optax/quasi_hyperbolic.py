@@ -1,0 +1,166 @@
+"""Quasi-hyperbolic momentum (QHM) and QHAdam: a weighted mix of the gradient and its average."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from momentum_optax import _tree
+from momentum_optax import _types
+from momentum_optax._types import ScalarOrSchedule
+
+
+class QhmState(NamedTuple):
+    """Moving average of :func:`qhm`."""
+
+    ema: optax.Params
+    count: jax.Array | None  # int32 scalar; None when no coefficient is scheduled
+
+
+def qhm(nu: ScalarOrSchedule, decay: ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""Quasi-hyperbolic momentum (Ma & Yarats, 2019).
+
+    .. math::
+
+        m_t = \beta_t m_{t-1} + (1 - \beta_t) g_t, \qquad u_t = (1 - \nu_t) g_t + \nu_t m_t
+
+    ``nu = 0`` is the plain gradient, ``nu = 1`` is EMA momentum (:func:`ema`),
+    and ``nu = decay`` is Nesterov's EMA momentum. The paper recommends
+    ``nu = 0.7, decay = 0.999``. Use as ``chain(qhm(nu, b), scale_by_learning_rate(lr))``.
+
+    Args:
+        nu: :math:`\nu`, the weight of the average, a float in [0, 1] or a schedule.
+        decay: :math:`\beta`, the average's decay, a float in [0, 1] or a schedule.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`QhmState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.qhm(nu=0.5, decay=0.5)
+        >>> state = opt.init(jnp.zeros(1))
+        >>> u, state = opt.update(jnp.array([4.0]), state)
+        >>> u  # 0.5 * 4 + 0.5 * (0.5 * 4)
+        Array([3.], dtype=float32)
+
+    References:
+        Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
+    """
+    _types.check_coefficient("nu", nu)
+    _types.check_coefficient("decay", decay)
+
+    def init_fn(params):
+        return QhmState(ema=optax.tree.zeros_like(params), count=_types.init_count(nu, decay))
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_state(state, QhmState, "qhm")
+        _tree.check_tree_match(updates, state.ema, what="the moving average QhmState.ema")
+        beta, weight = _types.value_at(decay, state.count), _types.value_at(nu, state.count)
+
+        def leaf(g, m):
+            dtype = _tree.compute_dtype(g, m)
+            g_c = jnp.asarray(g, dtype)
+            new_m = (1 - beta) * g_c + beta * m.astype(dtype)
+            out = (1 - weight) * g_c + weight * new_m
+            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+
+        updates, new_ema = _tree.map_split(leaf, updates, state.ema)
+        return updates, QhmState(ema=new_ema, count=_types.next_count(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class QhAdamState(NamedTuple):
+    """Both moments of :func:`scale_by_qhadam`, with their bias corrections."""
+
+    mu: optax.Params
+    nu: optax.Params
+    correction: jax.Array  # float32 (1 - b1^t, 1 - b2^t), shape (2,)
+
+
+def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2: float = 1.0,
+                    eps: float = 1e-8) -> optax.GradientTransformation:
+    r"""QHAdam's direction (Ma & Yarats, 2019), learning-rate free.
+
+    .. math::
+
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+        \quad u_t = \frac{(1-\nu_1) g_t + \nu_1 m_t / (1-\beta_1^t)}
+                         {\sqrt{(1-\nu_2) g_t^2 + \nu_2 v_t / (1-\beta_2^t)} + \epsilon}
+
+    ``nu1 = nu2 = 1`` is Adam. Arguments are constants: ``b1, b2`` in [0, 1),
+    ``nu1, nu2`` in [0, 1], ``eps`` >= 0.
+    """
+    _types.check_coefficient("b1", b1, allow_one=False)
+    _types.check_coefficient("b2", b2, allow_one=False)
+    _types.check_coefficient("nu1", nu1)
+    _types.check_coefficient("nu2", nu2)
+    _types.check_learning_rate("eps", eps)
+
+    def init_fn(params):
+        return QhAdamState(mu=optax.tree.zeros_like(params), nu=optax.tree.zeros_like(params),
+                           correction=jnp.zeros([2], jnp.float32))
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_state(state, QhAdamState, "scale_by_qhadam")
+        _tree.check_tree_match(updates, state.mu, what="the first moment QhAdamState.mu")
+        # the same (1 - b) as in the moments, so a constant gradient is returned exactly
+        c1 = (1 - b1) + b1 * state.correction[0]
+        c2 = (1 - b2) + b2 * state.correction[1]
+
+        def leaf(g, m, v):
+            dtype = _tree.compute_dtype(g, m)
+            g_c = jnp.asarray(g, dtype)
+            new_m = (1 - b1) * g_c + b1 * m.astype(dtype)
+            new_v = (1 - b2) * g_c * g_c + b2 * v.astype(dtype)
+            numerator = (1 - nu1) * g_c + nu1 * new_m / c1
+            denominator = jnp.sqrt((1 - nu2) * g_c * g_c + nu2 * new_v / c2) + eps
+            return ((numerator / denominator).astype(jnp.result_type(g, m)),
+                    new_m.astype(m.dtype), new_v.astype(v.dtype))
+
+        updates, mu, nu = _tree.map_split(leaf, updates, state.mu, state.nu, n=3)
+        return updates, QhAdamState(mu=mu, nu=nu, correction=jnp.stack([c1, c2]))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def qhadam(learning_rate: ScalarOrSchedule, b1: float = 0.995, b2: float = 0.999,
+           nu1: float = 0.7, nu2: float = 1.0, eps: float = 1e-8) -> optax.GradientTransformation:
+    r"""QHAdam as a ready optimizer: ``chain(scale_by_qhadam(...), scale_by_learning_rate(lr))``.
+
+    .. math::  \theta_{t+1} = \theta_t - \eta_t\, u_t \quad (u_t \text{ of } :func:`scale\_by\_qhadam`)
+
+    Defaults are the paper's recommendation (``b1=0.995, b2=0.999, nu1=0.7, nu2=1``).
+
+    Args:
+        learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
+        b1: first-moment decay, in [0, 1).
+        b2: second-moment decay, in [0, 1).
+        nu1: weight of the first moment against the gradient, in [0, 1].
+        nu2: weight of the second moment against the squared gradient, in [0, 1].
+        eps: added to the denominator, >= 0.
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax
+        >>> import momentum_optax as mo
+        >>> opt = mo.qhadam(0.1)
+        >>> w = jnp.array([1.0, -1.0]); state = opt.init(w)
+        >>> updates, state = opt.update(jnp.array([2.0, -3.0]), state)
+        >>> [round(float(u), 6) for u in updates]  # first step: -lr * sign(g)
+        [-0.1, 0.1]
+
+    References:
+        Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
+    """
+    _types.check_learning_rate("learning_rate", learning_rate)
+    return optax.chain(scale_by_qhadam(b1, b2, nu1, nu2, eps),
+                       optax.scale_by_learning_rate(learning_rate))

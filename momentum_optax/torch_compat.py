@@ -1,0 +1,119 @@
+"""PyTorch-faithful SGD: ``torch.optim.SGD``'s trajectory, as an optax chain."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from momentum_optax import _tree
+from momentum_optax import _types
+from momentum_optax._types import ScalarOrSchedule
+
+
+class TorchMomentumState(NamedTuple):
+    """Momentum buffer of :func:`torch_sgd`, and the step count that marks its first step."""
+
+    momentum_buffer: optax.Params
+    count: jax.Array  # int32 scalar (saturating); 0 is torch's "buffer is None"
+
+
+def _torch_momentum(momentum: ScalarOrSchedule, dampening: float,
+                    nesterov: bool) -> optax.GradientTransformation:
+    """torch's buffer: ``b_0 = d_0``, then ``b_t = mu b_{t-1} + (1 - dampening) d_t``."""
+
+    def init_fn(params):
+        return TorchMomentumState(momentum_buffer=optax.tree.zeros_like(params),
+                                  count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        del params
+        _tree.check_state(state, TorchMomentumState, "torch_sgd")
+        _tree.check_tree_match(updates, state.momentum_buffer,
+                               what="the momentum buffer TorchMomentumState.momentum_buffer")
+        mu = _types.value_at(momentum, state.count)
+        first = state.count == 0
+
+        def leaf(d, buf):
+            dtype = _tree.compute_dtype(d, buf)
+            d_c = jnp.asarray(d, dtype)
+            new_buf = jnp.where(first, d_c, mu * buf.astype(dtype) + (1 - dampening) * d_c)
+            out = d_c + mu * new_buf if nesterov else new_buf
+            return out.astype(jnp.result_type(d, buf)), new_buf.astype(buf.dtype)
+
+        updates, buffer = _tree.map_split(leaf, updates, state.momentum_buffer)
+        return updates, TorchMomentumState(buffer, optax.safe_increment(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def torch_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
+              dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+              maximize: bool = False) -> optax.GradientTransformation:
+    r"""``torch.optim.SGD``, step for step.
+
+    .. math::
+
+        d_t &= \pm g_t + \lambda \theta_t \quad (- \text{ with maximize}) \\
+        b_0 &= d_0, \qquad b_t = \mu_t b_{t-1} + (1 - \tau) d_t \\
+        \theta_{t+1} &= \theta_t - \eta_t\, (b_t \text{, or } d_t + \mu_t b_t \text{ with nesterov})
+
+    with :math:`\lambda` the (coupled, L2) weight decay and :math:`\tau` the
+    dampening. Two things set it apart from ``optax.sgd`` / :func:`sgd`: the
+    first step's buffer is the raw direction, not dampened (so it cannot be
+    written as ``trace`` with a scaled input), and weight decay enters before
+    the momentum. A constant momentum of 0 keeps no buffer, as in PyTorch.
+    ``update`` needs ``params`` when ``weight_decay`` is not 0.
+
+    Args:
+        learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
+        momentum: :math:`\mu`, a float in [0, 1] or a schedule.
+        dampening: :math:`\tau`, a float in [0, 1].
+        nesterov: Nesterov momentum; as in PyTorch it needs momentum > 0 and
+            dampening == 0.
+        weight_decay: :math:`\lambda`, a finite float >= 0.
+        maximize: ascend instead of descend.
+
+    Returns:
+        An ``optax.GradientTransformation`` (a chain).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.torch_sgd(0.1, momentum=0.9, dampening=0.5)
+        >>> state = opt.init(jnp.zeros(1))
+        >>> for _ in range(2):
+        ...     u, state = opt.update(jnp.ones(1), state)
+        >>> u  # buffer 1, then 0.9 * 1 + 0.5 * 1; times -0.1
+        Array([-0.14], dtype=float32)
+
+    References:
+        PyTorch, ``torch.optim.SGD``. Sutskever et al., *On the importance of
+        initialization and momentum in deep learning*, 2013.
+    """
+    _types.check_learning_rate("learning_rate", learning_rate)
+    _types.check_coefficient("momentum", momentum)
+    for name, value, valid in (("dampening", dampening, "in [0, 1]"),
+                               ("weight_decay", weight_decay, ">= 0")):
+        if _types.is_schedule(value):
+            raise TypeError(f"{name} must be a constant float {valid}; got the callable {value!r}.")
+    _types.check_coefficient("dampening", dampening)
+    _types.check_learning_rate("weight_decay", weight_decay)
+    _types.check_bool("nesterov", nesterov)
+    _types.check_bool("maximize", maximize)
+    constant = not (_types.is_schedule(momentum) or _types.is_traced(momentum))
+    no_momentum = constant and float(momentum) == 0.0
+    if nesterov and (no_momentum or float(dampening) != 0.0):
+        raise ValueError("nesterov must be False unless momentum > 0 and dampening == 0 (as in "
+                         f"torch.optim.SGD); got momentum={momentum!r}, dampening={dampening!r}.")
+    parts = []
+    if maximize:
+        parts.append(optax.scale(-1.0))
+    if float(weight_decay) != 0.0:
+        parts.append(optax.add_decayed_weights(weight_decay))
+    if not no_momentum:
+        parts.append(_torch_momentum(momentum, float(dampening), nesterov))
+    parts.append(optax.scale_by_learning_rate(learning_rate))
+    return optax.chain(*parts)

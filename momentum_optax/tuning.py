@@ -1,0 +1,93 @@
+"""Optimal momentum parameters for quadratics with Hessian eigenvalues in [mu, L]."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+
+class Tuning(NamedTuple):
+    """Step size, momentum and the linear rate they guarantee on such quadratics."""
+
+    learning_rate: float
+    momentum: float
+    rate: float  # per-step contraction factor of the error, asymptotically
+
+
+def _check_curvature(L: Any, mu: Any) -> tuple[float, float]:
+    for name, value in (("L", L), ("mu", mu)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"{name} must be a finite float; got {value!r}.")
+    if not 0 < mu <= L:
+        raise ValueError(f"mu must be in (0, L] with L={L!r}; got mu={mu!r}.")
+    return float(L), float(mu)
+
+
+def heavy_ball(L: float, mu: float) -> Tuning:
+    r"""Polyak's optimal heavy-ball parameters for a quadratic with curvature in [mu, L].
+
+    .. math::
+
+        \eta = \frac{4}{(\sqrt{L} + \sqrt{\mu})^2}, \qquad
+        \beta = \Bigl(\frac{\sqrt{L} - \sqrt{\mu}}{\sqrt{L} + \sqrt{\mu}}\Bigr)^2, \qquad
+        \rho = \frac{\sqrt{\kappa} - 1}{\sqrt{\kappa} + 1}, \quad \kappa = L / \mu
+
+    for ``mo.sgd(eta, beta)``; every eigen-direction then contracts by
+    :math:`\rho = \sqrt{\beta}` per step (gradient descent at its best step
+    :math:`2/(L+\mu)`: :math:`(\kappa-1)/(\kappa+1)`).
+
+    Args:
+        L: the largest Hessian eigenvalue (smoothness).
+        mu: the smallest (strong convexity), ``0 < mu <= L``.
+
+    Returns:
+        :class:`Tuning` ``(learning_rate, momentum, rate)``.
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> mo.tuning.heavy_ball(L=100.0, mu=1.0)
+        Tuning(learning_rate=0.03305785123966942, momentum=0.6694214876033059, rate=0.8181818181818182)
+
+    References:
+        Polyak, *Some methods of speeding up the convergence of iteration
+        methods*, 1964.
+    """
+    L, mu = _check_curvature(L, mu)
+    root_l, root_mu = math.sqrt(L), math.sqrt(mu)
+    rate = (root_l - root_mu) / (root_l + root_mu)
+    return Tuning(4 / (root_l + root_mu) ** 2, rate ** 2, rate)
+
+
+def nesterov(L: float, mu: float) -> Tuning:
+    r"""Nesterov's parameters for a strongly convex quadratic with curvature in [mu, L].
+
+    .. math::
+
+        \eta = \frac{1}{L}, \qquad \beta = \frac{\sqrt{\kappa} - 1}{\sqrt{\kappa} + 1}, \qquad
+        \rho = 1 - \frac{1}{\sqrt{\kappa}}
+
+    for ``mo.sgd(eta, beta, nesterov=True)``. At :math:`\lambda = \mu` the
+    iteration has a double root :math:`1 - 1/\sqrt{\kappa}`, the slowest of all
+    eigen-directions, so the error contracts by :math:`\rho` per step
+    (asymptotically, up to a factor linear in the step count).
+
+    Args:
+        L: the largest Hessian eigenvalue (smoothness).
+        mu: the smallest (strong convexity), ``0 < mu <= L``.
+
+    Returns:
+        :class:`Tuning` ``(learning_rate, momentum, rate)``.
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> mo.tuning.nesterov(L=100.0, mu=1.0)
+        Tuning(learning_rate=0.01, momentum=0.8181818181818182, rate=0.9)
+
+    References:
+        Nesterov, *Introductory lectures on convex optimization*, 2004, (2.2.19).
+        Lessard, Recht, Packard, *Analysis and design of optimization algorithms
+        via integral quadratic constraints*, 2016.
+    """
+    L, mu = _check_curvature(L, mu)
+    root_kappa = math.sqrt(L / mu)
+    return Tuning(1 / L, (root_kappa - 1) / (root_kappa + 1), 1 - 1 / root_kappa)
