@@ -12,6 +12,9 @@ from momentum_optax.aggregated import AggMoState
 from momentum_optax.aggregated import aggmo
 from momentum_optax.aliases import sgd
 from momentum_optax.checkpoints import check_restored
+from momentum_optax.fused import FusedSGD
+from momentum_optax.fused import fused_sgd
+from momentum_optax.fused import train_step
 from momentum_optax.moving_average import SmaState
 from momentum_optax.moving_average import sma
 from momentum_optax.quasi_hyperbolic import QhAdamState
@@ -33,6 +36,7 @@ __all__ = (
     "AggMoState",
     "DeltaMomentumState",
     "EmaState",
+    "FusedSGD",
     "PeriodicResetState",
     "QhAdamState",
     "QhmState",
@@ -44,6 +48,7 @@ __all__ = (
     "check_restored",
     "delta_momentum",
     "ema",
+    "fused_sgd",
     "periodic_reset",
     "qhadam",
     "qhm",
@@ -53,5 +58,6 @@ __all__ = (
     "sma",
     "torch_sgd",
     "trace",
+    "train_step",
     "tuning",
 )

@@ -82,6 +82,10 @@ BAD_CONSTRUCTIONS = [
      "anneal_strategy", "'cosine'"),
     (lambda: mo.tuning.heavy_ball(1.0, 2.0), ValueError, "mu", "2.0"),
     (lambda: mo.tuning.nesterov("big", 1.0), TypeError, "L", "'big'"),
+    (lambda: mo.fused_sgd(0.1, 0.0), ValueError, "momentum", "0"),
+    (lambda: mo.fused_sgd(0.1, 0.9, chunk_size=0), ValueError, "chunk_size", "0"),
+    (lambda: mo.train_step("loss", mo.sgd(0.1)), TypeError, "loss_fn", "'loss'"),
+    (lambda: mo.train_step(lambda p: 0.0, "sgd"), TypeError, "optimizer", "'sgd'"),
 ]
 
 
@@ -94,7 +98,7 @@ def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, arg
     assert message.startswith(argument + " must be"), message
     assert shown in message, message
     assert re.search(r"\[0, 1\]|\[0, 1\)|\(0, 1\)|>= 1|>= 2|>= 0|dtype|True or False|"
-                     r"GradientTransformation|one of|'cos' or|\(0, L\]|finite float|non-empty", message), message
+                     r"GradientTransformation|one of|'cos' or|\(0, L\]|finite float|non-empty|> 0|callable", message), message
 
 
 @pytest.mark.parametrize("call", [
