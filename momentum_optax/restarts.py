@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -35,11 +36,10 @@ def periodic_reset(inner: optax.GradientTransformation,
     state added is an int32 phase that wraps at ``every`` (it never overflows).
     Extra arguments (such as ``value=loss``) are forwarded to ``inner``.
 
-    The reset happens at the end of the step that completes a period: the
-    stored state is then already ``inner.init(params)`` (or ``inner.init(updates)``
-    when ``params`` is not passed), cast to the dtypes of the current state, so
-    the state's dtypes never change; selecting it is an elementwise ``where``
-    that XLA fuses into the inner update.
+    The fresh state is ``inner.init(params)`` (or ``inner.init(updates)`` when
+    ``params`` is not passed), cast to the dtypes of the current state, so the
+    state's dtypes never change; selecting it is an elementwise ``where`` that
+    XLA fuses into the inner update (no extra pass over memory).
 
     Args:
         inner: the transformation whose state is reset, e.g. ``trace(0.9)``.
@@ -75,17 +75,17 @@ def periodic_reset(inner: optax.GradientTransformation,
         return PeriodicResetState(inner_state=inner.init(params), phase=jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params=None, **extra_args):
-        # The inner update runs first, so a mismatched gradient tree is reported by
-        # the inner transformation in its own terms; the reset then prepares the
-        # state for the next step (init already provides the fresh state of step 0).
         _tree.check_state(state, PeriodicResetState, "periodic_reset")
-        new_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
-        fresh = inner.init(params if params is not None else updates)
-        _tree.check_tree_match(fresh, inner_state,
-                               what="the inner state PeriodicResetState.inner_state")
+        # shapes only, at trace time: a mismatched gradient tree is reported by the
+        # inner transformation in its own terms before the reset touches the state
+        jax.eval_shape(functools.partial(inner.update, **extra_args), updates,
+                       state.inner_state, params)
+        fresh = _tree.cast_like(inner.init(params if params is not None else updates),
+                                state.inner_state)
+        inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
+        updates, inner_state = inner.update(updates, inner_state, params, **extra_args)
         phase = jnp.where(state.phase + 1 >= every, 0, state.phase + 1).astype(jnp.int32)
-        inner_state = optax.tree.where(phase == 0, _tree.cast_like(fresh, inner_state), inner_state)
-        return new_updates, PeriodicResetState(inner_state=inner_state, phase=phase)
+        return updates, PeriodicResetState(inner_state=inner_state, phase=phase)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -21,6 +21,7 @@ import pytest
 from flax import serialization
 
 import momentum_optax as mo
+from momentum_optax.restarts import PeriodicResetState
 from experiments import reliability
 from tests import helpers
 
@@ -132,14 +133,16 @@ def test_reset_period_keeps_working_past_the_int32_range():
     # the phase wraps at `every` and never overflows; a saturated inner count is reset
     opt = mo.periodic_reset(mo.trace(helpers.ramp(0.0, 0.9, 5)), every=3)
     state = opt.init(PARAMS)
-    state = state._replace(inner_state=state.inner_state._replace(count=jnp.int32(INT32_MAX - 1)))
+    state = PeriodicResetState(state.inner_state._replace(count=jnp.int32(INT32_MAX - 1)),
+                               phase=jnp.int32(1))
     phases, counts = [], []
     for seed in range(10):
         _, state = jax.jit(opt.update)(_grads(seed), state)
         phases.append(int(state.phase))
         counts.append(int(state.inner_state.count))
-    assert phases == [1, 2, 0] * 3 + [1]
-    assert counts == [INT32_MAX, INT32_MAX, 0, 1, 2, 0, 1, 2, 0, 1]
+    assert phases == [2, 0, 1] * 3 + [2]
+    # saturated at the maximum, then reset before each step that starts a period
+    assert counts == [INT32_MAX, INT32_MAX, 1, 2, 3, 1, 2, 3, 1, 2]
 
 
 # --- non-finite gradients ------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""python -m experiments NAME [--quick] [--out DIR] [--seed N]: measure the momentum claims."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+from experiments import runner
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = list(runner.EXPERIMENTS)
+    listing = "\n".join(f"  {name:<11} {runner.EXPERIMENTS[name].__doc__.splitlines()[0]}"
+                        for name in names)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measures the claims of the three source documents about momentum; writes "
+                    "metrics.json and plots per experiment and, for `all`, OUT/REPORT.md.",
+        epilog=f"experiments:\n{listing}\n  {'all':<11} every experiment above, and the report")
+    parser.add_argument("name", choices=[*names, "all"], metavar="name",
+                        help="an experiment (listed below) or all")
+    parser.add_argument("--quick", action="store_true",
+                        help="the smaller configuration (all --quick: under 3 minutes on 2 CPUs)")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results"),
+                        help="output folder (default: results/)")
+    parser.add_argument("--seed", type=int, default=0, help="the root of every random key")
+    args = parser.parse_args(argv)
+    runner.run(names if args.name == "all" else [args.name], quick=args.quick, out=args.out,
+               seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

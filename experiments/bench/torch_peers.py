@@ -1,0 +1,74 @@
+"""PyTorch baselines, measured when torch is installed (``pip install torch``); skipped otherwise."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+FOREACH, FUSED = "torch.optim.SGD, foreach", "torch.optim.SGD, fused"
+
+
+def available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def missing_message() -> str:
+    return "PyTorch is not installed: its rows are skipped (pip install torch to add them)."
+
+
+def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Callable[[], Callable]]:
+    """name -> factory of a no-argument step of torch.optim.SGD on ``size`` float32 params."""
+    if not available():
+        return {}
+    import torch
+
+    def factory(**flags: Any) -> Callable[[], Callable]:
+        def make():
+            shapes = [size] if kind == "array" else [size // 100] * 100
+            params = [torch.ones(n, requires_grad=True) for n in shapes]
+            for p in params:
+                p.grad = torch.full_like(p, 1e-3)
+            opt = torch.optim.SGD(params, lr=lr, momentum=momentum, **flags)
+
+            def step():
+                with torch.no_grad():
+                    opt.step()
+            return step
+        return make
+
+    return {FOREACH: factory(foreach=True), FUSED: factory(fused=True)}
+
+
+def mlp_epoch(x, y, batch_size: int, lr: float, momentum: float, seed: int = 0) -> Callable[[], int]:
+    """A function training a fresh 64-64-10 MLP for one epoch in eager PyTorch; returns samples."""
+    import torch
+
+    torch.manual_seed(seed)
+    x_t = torch.as_tensor(x)
+    y_t = torch.as_tensor(y).long()
+    batches = [(x_t[i:i + batch_size], y_t[i:i + batch_size])
+               for i in range(0, len(x_t) - batch_size + 1, batch_size)]
+
+    def run(momentum_value: float = momentum) -> int:
+        model = torch.nn.Sequential(torch.nn.Linear(x_t.shape[1], 64), torch.nn.ReLU(),
+                                    torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                                    torch.nn.Linear(64, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum_value)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for xb, yb in batches:
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+        return len(batches) * batch_size
+
+    return run
+
+
+def clock(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

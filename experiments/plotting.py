@@ -1,0 +1,67 @@
+"""Matplotlib figures for the report, drawn off-screen (Agg canvas, no pyplot state)."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+COLORS = {"GD": "tab:gray", "heavy ball": "tab:blue", "Nesterov": "tab:orange",
+          "delta momentum": "tab:green", "RMSprop": "tab:purple", "Adam": "tab:red"}
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.6,
+           height: float = 3.6, title: str | None = None) -> tuple[Figure, list]:
+    """A new figure with a grid of axes (returned as a flat list)."""
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def save(fig: Figure, directory: pathlib.Path, name: str) -> str:
+    """Writes ``directory/name`` (PNG); returns ``name``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fig.savefig(directory / name, dpi=110)
+    return name
+
+
+def landscape(ax, loss: Callable[[jax.Array], jax.Array], xlim: Sequence[float],
+              ylim: Sequence[float], levels: int = 25) -> None:
+    """Log-spaced contour lines of a 2-D ``loss`` over the box ``xlim`` x ``ylim``."""
+    xs, ys = np.linspace(*xlim, 200), np.linspace(*ylim, 200)
+    grid = jnp.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    z = np.asarray(jax.vmap(loss)(grid)).reshape(200, 200)
+    positive = z[z > 0]
+    lv = np.geomspace(positive.min() * 1.01 + 1e-12, z.max(), levels)
+    ax.contour(xs, ys, z, levels=lv, colors="0.75", linewidths=0.6)
+
+
+def path(ax, xy: np.ndarray, label: str, **kwargs) -> None:
+    """A 2-D trajectory with its start marked."""
+    xy = np.asarray(xy)
+    line, = ax.plot(xy[:, 0], xy[:, 1], ".-", ms=2.5, lw=0.9, label=label,
+                    color=COLORS.get(label), **kwargs)
+    ax.plot(*xy[0], "o", color=line.get_color(), ms=5)
+
+
+def series(ax, ys: dict[str, np.ndarray], *, x: np.ndarray | None = None, logy: bool = False,
+           xlabel: str = "step", ylabel: str = "", title: str = "", **kwargs) -> None:
+    """Several labelled curves on one axis (colors from ``COLORS`` where the label has one)."""
+    for label, y in ys.items():
+        y = np.asarray(y)
+        ax.plot(np.arange(len(y)) if x is None else x, y, label=label,
+                color=COLORS.get(label), **kwargs)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.locator_params(axis="x", nbins=6)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)

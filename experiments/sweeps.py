@@ -1,0 +1,106 @@
+"""Hyper-parameter sweeps: one compiled ``vmap`` over traced values, sharded over the devices.
+
+A sweep is a table of named columns (``grid(lr=[...], momentum=[...])``); every
+row is one run of ``fn(row, *shared)``. All rows run inside one compiled
+``jit(vmap(fn))``: the values are traced arrays, never constants baked into the
+program, so one compilation serves every row and any other values. The row axis
+is laid out over a 1-D device mesh (``NamedSharding``); with one device that is
+a no-op, with several each device runs its share of the rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+
+import momentum_optax as mo
+
+AXIS = "sweep"
+
+
+def grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
+    """The Cartesian product of named value lists, as equal-length float32 columns.
+
+    Example: ``grid(lr=[0.1, 0.2], momentum=[0, 0.9])`` has four rows, ``lr``
+    varying slowest.
+    """
+    rows = list(itertools.product(*axes.values()))
+    return {name: np.asarray([row[i] for row in rows], np.float32)
+            for i, name in enumerate(axes)}
+
+
+def rows(table: dict[str, np.ndarray]) -> int:
+    """The number of rows of a sweep table."""
+    return len(next(iter(table.values())))
+
+
+def mesh() -> Mesh:
+    """A 1-D mesh over all devices; the sweep axis is sharded along it."""
+    return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def place(table: dict[str, Any]) -> dict[str, jax.Array]:
+    """The table's rows laid out over the device mesh (padded by repeating the last row,
+    so every device holds as many rows)."""
+    devices = mesh()
+    pad = (-rows(table)) % devices.size
+    padded = {k: jnp.concatenate([jnp.asarray(v), jnp.repeat(jnp.asarray(v)[-1:], pad)])
+              for k, v in table.items()}
+    return jax.device_put(padded, NamedSharding(devices, PartitionSpec(AXIS)))
+
+
+def sweep(fn: Callable[..., Any], table: dict[str, Any], *shared: Any) -> Any:
+    """Runs ``fn(row, *shared)`` for every row of ``table`` as one compiled function.
+
+    Args:
+        fn: a pure function of one row (a dict of scalars, traced) and the shared
+            arguments; it must not turn the row's values into Python numbers.
+        table: named columns of equal length (the swept hyper-parameters).
+        *shared: arguments every row sees (data, initial parameters, keys), replicated.
+
+    Returns:
+        ``fn``'s output with a leading axis of one entry per row, as NumPy arrays.
+    """
+    n = rows(table)
+    shared = jax.device_put(shared, NamedSharding(mesh(), PartitionSpec()))
+    run = jax.jit(jax.vmap(fn, in_axes=(0,) + (None,) * len(shared)))
+    return jax.tree.map(lambda a: np.asarray(a)[:n], run(place(table), *shared))
+
+
+def select(options: Sequence[optax.GradientTransformation],
+           index: jax.Array) -> optax.GradientTransformation:
+    """The transformation ``options[index]``, with ``index`` a traced integer.
+
+    All options must keep states of one structure (e.g. the same optimizer
+    with different schedules or restart periods), so that choosing between
+    them is part of the compiled function rather than a recompilation.
+    """
+    index = jnp.asarray(index, jnp.int32)
+
+    def init_fn(params):
+        return jax.lax.switch(index, [o.init for o in options], params)
+
+    def update_fn(updates, state, params=None):
+        branches = [lambda u, s, p, o=o: o.update(u, s, p) for o in options]
+        return jax.lax.switch(index, branches, updates, state, params)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def momentum_sgd(row: dict) -> optax.GradientTransformation:
+    """``mo.sgd(row["lr"], row["momentum"])``, Nesterov where ``row["nesterov"]`` is 1.
+
+    Every value is traced; a row without ``"nesterov"`` is heavy ball (or plain
+    gradient descent where its momentum is 0).
+    """
+    return select([mo.sgd(row["lr"], row["momentum"]),
+                   mo.sgd(row["lr"], row["momentum"], nesterov=True)],
+                  row.get("nesterov", jnp.zeros([], jnp.int32)))

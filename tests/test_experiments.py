@@ -1,0 +1,278 @@
+"""The experiments: shared machinery, then each experiment in a tiny configuration, its
+numbers checked against facts that must hold (theory, exact identities, robust margins)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import momentum_optax as mo
+from experiments import __main__ as cli
+from experiments import descent
+from experiments import measures
+from experiments import problems
+from experiments import report
+from experiments import runner
+from experiments import sweeps
+from experiments import training
+from experiments.claims import minima
+from experiments.claims import mlp
+from experiments.claims import ravine
+from experiments.claims import restart
+from experiments.claims import rosenbrock
+from experiments.claims import schedules
+from experiments.claims import sweep
+
+KEY = jax.random.key(0)
+RAVINE_TINY = dataclasses.replace(ravine.QUICK, kappas=(10.0, 100.0),
+                                  lr_multiples=(0.01, 0.5, 1.5, 2.2), lr_steps=2000,
+                                  rate_steps=1000)
+MINIMA_TINY = dataclasses.replace(minima.QUICK, starts=96, steps=1500)
+
+
+def claims_of(module, cfg, out, key=KEY) -> dict[str, report.Claim]:
+    return {c.id: c for c in module.run(cfg, key, out)}
+
+
+def ravine_run(lr: float, momentum: float, kappa: float, steps: int,
+               nesterov: bool = False) -> descent.Path:
+    """One run on the ravine, outside any sweep (the reference for the swept runs)."""
+    opt = mo.sgd(lr, momentum, nesterov=nesterov)
+    return descent.descend(problems.quadratic(problems.ravine_curvatures(kappa)), opt,
+                           problems.RAVINE_START, steps)
+
+
+# --------------------------------------------------------------------- shared machinery
+
+
+def test_grid_is_the_cartesian_product_with_the_first_axis_slowest():
+    table = sweeps.grid(lr=[0.1, 0.2], momentum=[0.0, 0.5, 0.9])
+    np.testing.assert_allclose(table["lr"], [0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(table["momentum"], [0.0, 0.5, 0.9] * 2)
+    assert sweeps.rows(table) == 6
+
+
+def test_sweep_traces_once_and_each_row_equals_its_own_run():
+    traces = []
+
+    def fn(row):
+        traces.append(1)
+        return ravine_like(row)
+
+    def ravine_like(row):
+        return descent.descend(descent.ravine_loss(row), sweeps.momentum_sgd(row),
+                               problems.RAVINE_START, 30).x[-1]
+
+    table = sweeps.grid(kappa=[10.0, 100.0], lr=[0.005, 0.01], momentum=[0.0, 0.9])
+    swept = sweeps.sweep(fn, table)
+    assert len(traces) == 1  # one trace, one compile, for all 8 rows
+    for i in range(sweeps.rows(table)):
+        single = ravine_run(float(table["lr"][i]), float(table["momentum"][i]),
+                            float(table["kappa"][i]), 30).x[-1]
+        np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-7)
+
+
+def test_select_runs_exactly_the_chosen_transformation():
+    options = [mo.sgd(0.01, 0.5), mo.sgd(0.01, 0.9), mo.sgd(0.01, 0.9, nesterov=True)]
+    table = {"choice": np.arange(3, dtype=np.int32)}
+    swept = sweeps.sweep(lambda row: descent.descend(
+        problems.rosenbrock, sweeps.select(options, row["choice"]),
+        problems.ROSENBROCK_START, 50).x, table)
+    for i, opt in enumerate(options):
+        single = descent.descend(problems.rosenbrock, opt, problems.ROSENBROCK_START, 50).x
+        np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-6)
+
+
+def test_sweep_shards_the_rows_over_two_devices_with_the_same_numbers():
+    code = textwrap.dedent("""
+        import json, jax, numpy as np
+        from experiments import descent, problems, sweeps
+        assert jax.device_count() == 2
+        table = sweeps.grid(lr=[0.002, 0.005, 0.01], momentum=[0.9])  # 3 rows: padded to 4
+        placed = sweeps.place(table)
+        assert len(placed["lr"].sharding.device_set) == 2
+        assert placed["lr"].addressable_shards[0].data.shape == (2,)
+        table["kappa"] = np.full(3, 100.0, np.float32)
+        x = descent.sweep_paths(descent.ravine_loss, sweeps.momentum_sgd, table,
+                                problems.RAVINE_START, 40).x[:, -1]
+        print(json.dumps(x.tolist()))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=os.path.dirname(os.path.dirname(__file__)), check=False)
+    assert done.returncode == 0, done.stderr
+    sharded = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]))
+    for i, lr in enumerate([0.002, 0.005, 0.01]):
+        np.testing.assert_allclose(sharded[i], ravine_run(lr, 0.9, 100.0, 40).x[-1], rtol=1e-5)
+
+
+def test_measures_on_series_with_known_answers():
+    np.testing.assert_array_equal(measures.steps_to(np.array([[5.0, 3.0, 1.0, 0.5],
+                                                              [5.0, 4.0, 3.0, 2.0]]), 1.0),
+                                  [2, np.inf])
+    assert measures.sign_changes(np.array([1.0, -1.0, 1.0, 0.0, -1.0])) == 3
+    assert measures.sign_changes(np.array([1.0, -1e-9, 1e-9, 2.0]), floor=1e-6) == 0
+    assert measures.increases(np.array([3.0, 2.0, 2.5, 1.0, 1.5])) == 2
+    np.testing.assert_array_equal(measures.diverged(np.array([[1.0, 2.0], [1.0, np.nan],
+                                                              [1.0, 0.5]])), [True, True, False])
+    np.testing.assert_allclose(measures.fitted_rate(0.9 ** np.arange(400.0)), 0.9, rtol=1e-9)
+    coherence = measures.coherence(np.array([[1.0] * 20, [1.0, -1.0] * 10]), 0.9)[:, -1]
+    np.testing.assert_allclose(coherence[0], 1.0)
+    assert coherence[1] < 0.1  # alternating signs cancel
+
+
+def test_rule_turns_conditions_into_the_three_verdicts():
+    assert report.rule({"a": True, "b": True}).status == report.SUPPORTED
+    assert report.rule({"a": False, "b": False}).status == report.NOT_SUPPORTED
+    mixed = report.rule({"holds": True, "fails": False})
+    assert mixed.status == report.DEPENDS
+    assert mixed.reason == "Holds: holds. Does not hold: fails."
+
+
+def test_training_probe_records_every_step_with_its_number():
+    start = training.setup("iris", KEY, hidden=8)
+    train = training.make_train(mo.sgd(0.05, 0.9), start.graphdef, epochs=3, batch_size=16,
+                                probe=lambda p, g, u, split, step: step)
+    steps = np.asarray(train(start.params, start.split, start.key).probes)
+    per_epoch = start.split.x_train.shape[0] // 16
+    np.testing.assert_array_equal(steps, np.arange(3 * per_epoch).reshape(3, per_epoch))
+
+
+# --------------------------------------------------------------------- experiments
+
+
+def test_ravine_rates_match_theory_and_the_learning_rate_limits_hold(tmp_path):
+    claims = claims_of(ravine, RAVINE_TINY, tmp_path)
+    m = claims["C2"].metrics
+    kappa, method, rate = m["kappa"], np.asarray(m["method"]), m["measured_rate"]
+    s = np.sqrt(kappa)
+    polyak = (s - 1) / (s + 1)
+    hb = method == "heavy ball"
+    np.testing.assert_allclose(rate[hb], polyak[hb], rtol=0.1)
+    np.testing.assert_allclose(np.log(rate[hb]) / np.log(polyak[hb]), 1.0, atol=0.1)
+    gd = method == "GD"
+    np.testing.assert_allclose(rate[gd], ((kappa - 1) / (kappa + 1))[gd], rtol=1e-3)
+    # GD: learning rates above 2/L diverge, below do not (the quadratic's exact limit)
+    mult = np.asarray(RAVINE_TINY.lr_multiples)
+    assert np.all(claims["C1"].metrics["diverged"] == (mult > 2))
+    assert claims["C1"].verdict.status == report.SUPPORTED
+    assert claims["C2"].verdict.status == report.SUPPORTED
+    coherence, gain = claims["C12"].metrics["coherence"], claims["C12"].metrics["gain"]
+    assert coherence[0] < 0.5 < coherence[1] and gain[0] < 1 < gain[1]
+    for claim in claims.values():
+        assert all((tmp_path / p).stat().st_size > 10_000 for p in claim.plots)
+
+
+def test_nesterov_has_the_smaller_stable_learning_rate_range(tmp_path):
+    cfg = dataclasses.replace(rosenbrock.QUICK, lr_multiples=(0.3, 2.0), momenta=(0.9,),
+                              steps=3000)
+    m = claims_of(rosenbrock, cfg, tmp_path)["C4"].metrics[f"ravine kappa={cfg.ravine_kappa:g}"]
+    # on a quadratic, heavy ball is stable for lr L < 2 (1 + b), Nesterov only for
+    # lr L < (2 + 2b) / (1 + 2b): at b = 0.9 and lr = 2/L the first converges, the second not
+    steps = m["steps"][:, :, 0]  # (method, lr)
+    assert np.isfinite(steps[0, 1]) and m["diverged"][1, 1, 0]
+    assert np.all(np.isfinite(steps[:, 0])) and steps[0, 0] < m["gd_steps"][0]
+
+
+def test_minima_gradient_descent_stays_in_its_start_basin_and_momentum_rolls_on(tmp_path):
+    c6 = claims_of(minima, MINIMA_TINY, tmp_path)["C6"]
+    # in 1-D, gradient descent with lr * f'' < 1 cannot pass a maximum: it ends in the
+    # basin it starts in; the global basin lies between the maxima next to 0
+    grid = np.linspace(0.2, 0.8, 60001)
+    edge = grid[np.argmax(np.asarray(jax.vmap(problems.dips)(grid[:, None])))]
+    x0 = minima.starts(MINIMA_TINY, KEY)
+    assert c6.metrics["in_basin"][0] == pytest.approx(np.mean(np.abs(x0) < edge))
+    assert c6.metrics["rolled_past"][0] == 0
+    assert max(c6.metrics["in_basin"]) >= 2 * c6.metrics["in_basin"][0]
+
+
+def test_momentum_sweep_overdamped_values_never_cross_and_mlp_learns(tmp_path):
+    cfg = dataclasses.replace(sweep.QUICK, epochs=5, steps=3000)
+    q, m = (claims_of(sweep, cfg, tmp_path)["C3"].metrics[k] for k in ("ravine", "mlp"))
+    # along the valley (curvature 1, lr 0.5/L = 0.005) heavy ball has real roots for
+    # b <= 0.8 (no oscillation) and complex ones from 0.9 on
+    b = np.asarray(cfg.momenta)
+    assert np.all(q["crossings"][b <= 0.8] == 0) and np.all(q["crossings"][b >= 0.9] > 0)
+    assert m["accuracy"][list(cfg.momenta).index(0.9)] > 0.9
+    assert q["final"][-1] > q["final"][list(cfg.momenta).index(0.9)]
+
+
+def test_schedules_select_the_library_schedule_and_momentum_one_stops_progress(tmp_path):
+    cfg = dataclasses.replace(schedules.QUICK, epochs=6, steps=2000)
+    c8 = claims_of(schedules, cfg, tmp_path)["C8"]
+    r = c8.metrics["ravine"]
+    constant = ravine_run(cfg.ravine_lr / cfg.kappa, 0.9, cfg.kappa, cfg.steps).x[-1]
+    np.testing.assert_allclose(r["final"][0], np.linalg.norm(constant) / np.sqrt(2), rtol=1e-3)
+    # with momentum 1 there is no friction left: the distance stops shrinking
+    assert r["tail"][2] > 0.5 * r["at_one"][2]
+    assert c8.metrics["MLP"]["final"][2] > c8.metrics["MLP"]["final"][0]
+
+
+def test_restart_never_equals_no_reset_and_helps_when_momentum_is_too_high(tmp_path):
+    cfg = dataclasses.replace(restart.QUICK, epochs=3, steps=3000)
+    m = claims_of(restart, cfg, tmp_path)["C9"].metrics
+    err = measures.distance(ravine_run(cfg.ravine_lr / cfg.kappa, 0.99, cfg.kappa,
+                                       cfg.steps).x, np.zeros(2)) / np.sqrt(2)
+    assert m["ravine_steps"][1, -1] == measures.steps_to(err, cfg.tolerance)
+    assert m["ravine_steps"][1, :-1].min() < 0.5 * m["ravine_steps"][1, -1]
+
+
+def test_mlp_claims_identities_and_accuracy(tmp_path):
+    cfg = dataclasses.replace(mlp.QUICK, online_epochs=2, online_momenta=(0.0, 0.9),
+                              ema_epochs=2, adaptive_epochs=4, sgd_lrs=(0.03,),
+                              adaptive_lrs=(1e-3,), batch_sizes=(16, 0), noise_steps=100,
+                              noise_momenta=(0.9,), noise_samples=10)
+    claims = claims_of(mlp, cfg, tmp_path)
+    # C7: EMA momentum at lr is heavy ball at lr (1 - b): equal up to float rounding
+    assert np.all(claims["C7"].metrics["relative_difference"] < 1e-5)
+    assert claims["C7"].verdict.status == report.SUPPORTED
+    # C5: without momentum the effective step is exactly the learning rate, for every weight
+    stats = claims["C5"].metrics["stats"]
+    for method in ("heavy ball", "delta momentum"):
+        for window in ("early", "late"):
+            assert list(stats[f"{method}|0.0|{window}"].values()) == pytest.approx([1, 1, 1])
+    assert stats["heavy ball|0.9|early"]["p50"] > 1
+    # C10: the digits MLP learns with heavy ball 0.9
+    assert claims["C10"].metrics["heavy ball|0.9"]["test accuracy"] > 0.9
+    # C11: at full batch the mini-batch gradient is the full gradient
+    cosine = claims["C11"].metrics["cosine"]
+    full = str(max(int(s) for s in cosine))
+    np.testing.assert_allclose(cosine[full][:, 0, 1], 1.0, atol=1e-4)
+    small_lr = 0  # lr 0.005: the weights move slowly over the EMA's window
+    assert cosine["16"][small_lr, 0, 0] > cosine["16"][small_lr, 0, 1]
+
+
+# --------------------------------------------------------------------- command line
+
+
+def test_help_lists_every_experiment(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in [*runner.EXPERIMENTS, "all"])
+
+
+def test_runner_writes_the_report_and_the_same_seed_gives_the_same_numbers(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(minima, "QUICK", MINIMA_TINY)
+    monkeypatch.setattr(ravine, "QUICK", RAVINE_TINY)
+    for out, seed in (("a", 3), ("b", 3), ("c", 4)):
+        runner.run(["ravine", "minima"], quick=True, out=tmp_path / out, seed=seed)
+    text = (tmp_path / "a" / "REPORT.md").read_text()
+    for claim in ("C1", "C2", "C6", "C12"):
+        assert f"## {claim}." in text
+    for image in ("ravine/c1_learning_rates.png", "minima/c6_dips.png"):
+        assert f"]({image})" in text and (tmp_path / "a" / image).exists()
+    metrics = {out: json.loads((tmp_path / out / "minima" / "metrics.json").read_text())
+               for out in "abc"}
+    assert metrics["a"] == metrics["b"]
+    assert metrics["a"]["claims"]["C6"] != metrics["c"]["claims"]["C6"]
+    assert metrics["a"]["claims"]["C6"]["verdict"]["status"] in {
+        report.SUPPORTED, report.NOT_SUPPORTED, report.DEPENDS}
