@@ -1,4 +1,7 @@
-"""python -m experiments NAME [--quick] [--out DIR] [--seed N]: measure the momentum claims."""
+"""python -m experiments NAME [--quick] [--out DIR] [--seed N]: measure the momentum claims.
+
+``python -m experiments bench [--quick]`` measures speed and memory instead (not a test).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +19,20 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m experiments", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measures the claims of the three source documents about momentum; writes "
                     "metrics.json and plots per experiment and, for `all`, OUT/REPORT.md.",
-        epilog=f"experiments:\n{listing}\n  {'all':<11} every experiment above, and the report")
-    parser.add_argument("name", choices=[*names, "all"], metavar="name",
-                        help="an experiment (listed below) or all")
+        epilog=f"experiments:\n{listing}\n  {'all':<11} every experiment above, and the report\n"
+               f"  {'bench':<11} speed and memory against optax, PyTorch and the bandwidth limit")
+    parser.add_argument("name", choices=[*names, "all", "bench"], metavar="name",
+                        help="an experiment (listed below), all, or bench")
     parser.add_argument("--quick", action="store_true",
                         help="the smaller configuration (all --quick: under 3 minutes on 2 CPUs)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results"),
                         help="output folder (default: results/)")
     parser.add_argument("--seed", type=int, default=0, help="the root of every random key")
     args = parser.parse_args(argv)
+    if args.name == "bench":
+        from experiments import bench  # heavier imports (PyTorch, when installed)
+        bench.run(quick=args.quick, out=args.out, seed=args.seed)
+        return
     runner.run(names if args.name == "all" else [args.name], quick=args.quick, out=args.out,
                seed=args.seed)
 

@@ -23,6 +23,35 @@ def _check_curvature(L: Any, mu: Any) -> tuple[float, float]:
     return float(L), float(mu)
 
 
+def gradient_descent(L: float, mu: float) -> Tuning:
+    r"""The best constant step of plain gradient descent, the baseline momentum is measured against.
+
+    .. math::
+
+        \eta = \frac{2}{L + \mu}, \qquad \beta = 0, \qquad
+        \rho = \frac{\kappa - 1}{\kappa + 1}, \quad \kappa = L / \mu
+
+    (the step that balances the slowest and the stiffest eigen-directions).
+
+    Args:
+        L: the largest Hessian eigenvalue (smoothness).
+        mu: the smallest (strong convexity), ``0 < mu <= L``.
+
+    Returns:
+        :class:`Tuning` ``(learning_rate, 0.0, rate)``.
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> mo.tuning.gradient_descent(L=100.0, mu=1.0)
+        Tuning(learning_rate=0.019801980198019802, momentum=0.0, rate=0.9801980198019802)
+
+    References:
+        Polyak, *Introduction to optimization*, 1987, section 1.4.
+    """
+    L, mu = _check_curvature(L, mu)
+    return Tuning(2 / (L + mu), 0.0, (L - mu) / (L + mu))
+
+
 def heavy_ball(L: float, mu: float) -> Tuning:
     r"""Polyak's optimal heavy-ball parameters for a quadratic with curvature in [mu, L].
 

@@ -43,7 +43,8 @@ def test_signatures_follow_the_design_contract():
     assert params(mo.sma) == ["window"]
     assert params(mo.schedules.sutskever) == ["max_momentum", "period"]
     assert params(mo.schedules.demon) == ["start", "total_steps"]
-    assert params(mo.tuning.heavy_ball) == params(mo.tuning.nesterov) == ["L", "mu"]
+    assert (params(mo.tuning.gradient_descent) == params(mo.tuning.heavy_ball)
+            == params(mo.tuning.nesterov) == ["L", "mu"])
 
 
 def _readme_python_blocks():

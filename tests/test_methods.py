@@ -218,7 +218,7 @@ def test_demon_decays_the_future_weight_linearly():
 # --- optimal parameters: the promised rate, measured on a quadratic ---
 
 @pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
-@pytest.mark.parametrize("method", ["heavy_ball", "nesterov"])
+@pytest.mark.parametrize("method", ["gradient_descent", "heavy_ball", "nesterov"])
 def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     L, mu = 2.0, 2.0 / kappa
     tuned = getattr(mo.tuning, method)(L, mu)
@@ -238,5 +238,6 @@ def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     slope = np.polyfit(window, np.log(np.asarray(norms)[window]), 1)[0]
     measured = float(np.exp(slope))
     assert abs(measured - tuned.rate) / tuned.rate < 0.02, (measured, tuned.rate)
-    # and it beats gradient descent's best rate (kappa - 1) / (kappa + 1)
-    assert measured < (kappa - 1) / (kappa + 1)
+    # momentum beats gradient descent's best rate (kappa - 1) / (kappa + 1)
+    if method != "gradient_descent":
+        assert measured < (kappa - 1) / (kappa + 1)

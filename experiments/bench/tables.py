@@ -27,7 +27,7 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             for r in results["mlp_throughput"]]
     out.append(("MLP 64-64-10 on digits, one epoch",
                 ["batch", "loop", "ms: median (min-max)", "samples/s",
-                 "compiled loop is faster by"], rows))
+                 "library's compiled loop is faster by"], rows))
     sweep = results["momentum_sweep"]
     best = min(r["total_seconds"] for r in sweep if r["method"].startswith("one vmap"))
     rows = [[r["method"], f"{r['compile_seconds']:.2f}", f"{r['run_seconds']:.2f}",

@@ -48,8 +48,8 @@ def mlp_epoch(x, y, batch_size: int, lr: float, momentum: float, seed: int = 0) 
     import torch
 
     torch.manual_seed(seed)
-    x_t = torch.as_tensor(x)
-    y_t = torch.as_tensor(y).long()
+    x_t = torch.tensor(x)  # a copy: JAX's host arrays are read-only
+    y_t = torch.tensor(y).long()
     batches = [(x_t[i:i + batch_size], y_t[i:i + batch_size])
                for i in range(0, len(x_t) - batch_size + 1, batch_size)]
 
