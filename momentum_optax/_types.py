@@ -57,7 +57,7 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-def _as_real_scalar(name: str, value: Any, expected: str) -> float:
+def as_real_scalar(name: str, value: Any, expected: str) -> float:
     """``value`` as a Python float, or a TypeError naming ``name`` and ``expected``."""
     if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
         raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
@@ -71,7 +71,8 @@ def _as_real_scalar(name: str, value: Any, expected: str) -> float:
     raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
 
 
-def check_coefficient(name: str, value: Any, *, allow_one: bool = True) -> None:
+def check_coefficient(name: str, value: Any, *, allow_one: bool = True,
+                      allow_schedule: bool = True) -> None:
     """Validates a momentum/decay coefficient at construction time.
 
     Args:
@@ -79,35 +80,62 @@ def check_coefficient(name: str, value: Any, *, allow_one: bool = True) -> None:
         value: a constant in ``[0, 1]`` (``[0, 1)`` when ``allow_one`` is False), a
             schedule, or a traced value (accepted unchecked).
         allow_one: whether exactly 1 is valid (it is not where ``1 - prod b`` divides).
+        allow_schedule: whether a callable is valid (not for a schedule's own endpoints).
 
     Raises:
-        TypeError: ``value`` is neither a real scalar nor a callable.
+        TypeError: ``value`` is neither a real scalar nor an accepted callable.
         ValueError: ``value`` is NaN, infinite or out of range.
     """
+    interval = "[0, 1]" if allow_one else "[0, 1)"
+    expected = f"a float in {interval}" + (
+        " or a schedule (a callable of the step count)" if allow_schedule else "")
+    if is_schedule(value) and not allow_schedule:
+        raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
     if is_schedule(value) or is_traced(value):
         return
-    interval = "[0, 1]" if allow_one else "[0, 1)"
-    number = _as_real_scalar(name, value, f"a float in {interval} or a schedule (a callable of the step count)")
+    number = as_real_scalar(name, value, expected)
     if not (0.0 <= number <= 1.0) or (number == 1.0 and not allow_one):
         raise ValueError(f"{name} must be in {interval}; got {value!r}.")
 
 
-def check_learning_rate(name: str, value: Any) -> None:
-    """Validates a learning rate: a finite constant >= 0, a schedule, or a traced value."""
+def check_learning_rate(name: str, value: Any, *, allow_schedule: bool = True) -> None:
+    """Validates a learning rate (or another scale): a finite constant >= 0, a schedule
+    (when ``allow_schedule``), or a traced value."""
+    expected = "a float >= 0" + (
+        " or a schedule (a callable of the step count)" if allow_schedule else "")
+    if is_schedule(value) and not allow_schedule:
+        raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
     if is_schedule(value) or is_traced(value):
         return
-    number = _as_real_scalar(name, value, "a float >= 0 or a schedule (a callable of the step count)")
+    number = as_real_scalar(name, value, expected)
     if not (math.isfinite(number) and number >= 0.0):
         raise ValueError(f"{name} must be a finite float >= 0; got {value!r}.")
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Validates a period or a step total: a Python or NumPy integer >= 1."""
+INT32_MAX = 2 ** 31 - 1
+
+
+def check_positive_int(name: str, value: Any, *, maximum: int = INT32_MAX) -> int:
+    """Validates a period or a step total: a Python or NumPy integer in [1, maximum]
+    (by default the int32 range its counter lives in)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}.")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be an integer >= 1 and <= {maximum}; got {value!r}.")
     return int(value)
+
+
+def known_value(value: Any) -> float | None:
+    """``value`` as a float if it is a Python/NumPy number, else ``None`` (a schedule, a
+    ``jax.Array`` or a tracer, e.g. from ``optax.inject_hyperparams``, is not known here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.generic)):
+        return None
+    return float(value)
+
+
+def is_constant_zero(value: Any) -> bool:
+    """Whether ``value`` is known, in Python, to be the number 0."""
+    return known_value(value) == 0.0
 
 
 def check_bool(name: str, value: Any) -> None:

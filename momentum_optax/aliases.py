@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optax
 
+from momentum_optax import _scaling
 from momentum_optax import _types
 from momentum_optax import accumulators
 from momentum_optax import restarts
@@ -24,8 +25,10 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
     output of :func:`trace` / :func:`ema`). The learning rate sits outside the
     velocity, as in ``optax.sgd`` and PyTorch:
     ``chain(trace(momentum), scale_by_learning_rate(learning_rate))``; with a
-    constant momentum the updates are bit-for-bit ``optax.sgd``'s. A constant
-    momentum of 0 keeps no buffer at all. With ``reset_every=k`` only the
+    constant momentum the updates are bit-for-bit ``optax.sgd``'s. A momentum
+    given as the number 0 keeps no buffer at all (a ``jax.Array`` or traced
+    momentum, as under ``optax.inject_hyperparams``, always keeps one, so the
+    state's structure does not depend on its value). With ``reset_every=k`` only the
     momentum is wrapped in :func:`periodic_reset` (a learning-rate schedule is
     not restarted).
 
@@ -62,8 +65,7 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
     if reset_every is not None:
         reset_every = _types.check_positive_int("reset_every", reset_every)
 
-    constant = not (_types.is_schedule(momentum) or _types.is_traced(momentum))
-    if constant and float(momentum) == 0.0:
+    if _types.is_constant_zero(momentum):
         velocity = optax.identity()
     elif ema:
         velocity = accumulators.ema(momentum, nesterov=nesterov)
@@ -71,5 +73,5 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
         velocity = accumulators.trace(momentum, nesterov=nesterov)
     if reset_every is not None:
         velocity = restarts.periodic_reset(velocity, reset_every)
-    return optax.chain(velocity, optax.scale_by_learning_rate(learning_rate))
+    return optax.chain(velocity, _scaling.scale_by_learning_rate(learning_rate))
 

@@ -8,7 +8,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from momentum_optax import _tree
+from momentum_optax import _scaling
 from momentum_optax import _types
+from momentum_optax import accumulators
 from momentum_optax import aliases
 from momentum_optax._types import ScalarOrSchedule
 
@@ -41,23 +44,29 @@ def _one_pass(p: jax.Array, m: jax.Array, g: jax.Array, neg_lr: Any, beta: Any, 
     moved back to end at the last element and masked to the elements not yet done.
     """
     shape, size = p.shape, p.size
+    if size == 0:
+        return p, m
     p, m, g = p.reshape(-1), m.reshape(-1), g.reshape(-1)
     chunk = min(chunk, size)
     blocks = -(-size // chunk)
+    # arithmetic in at least float32, rounded once on write (as in trace and apply_updates)
+    dtype = _tree.compute_dtype(g, m)
+    out_dtype = jnp.result_type(g, m)
 
     def block(i, carry):
         p, m = carry
         first_new = i * chunk
         start = jnp.minimum(first_new, size - chunk)
         fresh = start + jnp.arange(chunk) >= first_new  # all True but in a shifted last block
-        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk)
+        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk).astype(dtype)
         m_b = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        new_m = jnp.where(fresh, g_b + beta * m_b, m_b).astype(m.dtype)
+        new_m = jnp.where(fresh, (g_b + beta * m_b.astype(dtype)).astype(m.dtype), m_b)
         m = jax.lax.dynamic_update_slice_in_dim(m, new_m, start, 0)
-        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        step = g_b + beta_next * new_m if nesterov else new_m
+        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk).astype(dtype)
+        step = (g_b + beta_next * new_m if nesterov else new_m).astype(out_dtype)
+        update = (neg_lr * step.astype(dtype)).astype(out_dtype)  # as _scaling does
         p_b = jax.lax.dynamic_slice_in_dim(p, start, chunk)
-        new_p = jnp.where(fresh, p_b + neg_lr * step, p_b).astype(p.dtype)
+        new_p = jnp.where(fresh, (p_b + update).astype(p.dtype), p_b)
         return jax.lax.dynamic_update_slice_in_dim(p, new_p, start, 0), m
 
     p, m = jax.lax.fori_loop(0, blocks, block, (p, m))
@@ -72,7 +81,9 @@ def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
                \theta_{t+1} = \theta_t - \eta_t m_t \ (\text{or } \eta_t (g_t + \mu_{t+1} m_t))
 
     Same results as ``mo.sgd`` followed by ``optax.apply_updates`` (bit for bit,
-    tested), same state. On CPU the leaves are processed in blocks of
+    tested; with Nesterov and a bfloat16/float16 buffer the output is computed
+    from the stored, rounded buffer, so it may differ by one rounding), same
+    state. Arithmetic runs in at least float32, rounded once on write. On CPU the leaves are processed in blocks of
     ``chunk_size`` elements inside one ``fori_loop``, so each element of the
     parameters, gradient and buffer crosses memory once (five passes instead of
     six); on GPU/TPU, where XLA fuses the two outputs into one kernel by itself,
@@ -99,19 +110,23 @@ def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
         Array([0.9, 0.9, 0.9, 0.9, 0.9], dtype=float32)
     """
     plain = aliases.sgd(learning_rate, momentum, nesterov=nesterov)
-    scale = optax.scale_by_learning_rate(learning_rate)  # the chain's last link, to read -lr_t
+    scale = _scaling.scale_by_learning_rate(learning_rate)  # the chain's last link, to read -lr_t
     chunk = DEFAULT_CHUNK if chunk_size is None else _types.check_positive_int("chunk_size",
                                                                                  chunk_size)
-    constant = not (_types.is_schedule(momentum) or _types.is_traced(momentum))
-    if constant and float(momentum) == 0.0:
+    if _types.is_constant_zero(momentum):
         raise ValueError("momentum must be > 0 for fused_sgd (plain SGD is already one pass: "
                          "use mo.sgd); got 0.")
 
     def apply(params, state, grads):
+        _tree.check_state(state, tuple, "fused_sgd")
+        velocity, lr_state = state
+        _tree.check_state(velocity, accumulators.TraceState, "fused_sgd")
+        _tree.check_tree_match(grads, velocity.trace, what="the momentum buffer TraceState.trace")
+        _tree.check_tree_match(params, velocity.trace, what="the momentum buffer TraceState.trace",
+                               name="params")
         if jax.default_backend() != "cpu":
             updates, state = plain.update(grads, state, params)
             return optax.apply_updates(params, updates), state
-        velocity, lr_state = state
         beta = _types.value_at(momentum, velocity.count)
         beta_next = _types.value_at(momentum, _types.next_count(velocity.count))
         # the scalar parts of the state (step counts) advance through the plain chain
@@ -145,8 +160,9 @@ def train_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformat
     Args:
         loss_fn: ``loss_fn(params, *batch) -> loss`` (or ``(loss, aux)`` with
             ``has_aux``).
-        optimizer: any ``optax.GradientTransformation``, or a :class:`FusedSGD`
-            for the one-pass momentum update.
+        optimizer: any ``optax.GradientTransformation`` (one that takes extra
+            arguments, such as ``optax.chain`` or ``adaptive_restart``, is passed the
+            loss as ``value=``), or a :class:`FusedSGD` for the one-pass momentum update.
         has_aux: whether ``loss_fn`` returns ``(loss, aux)``; the step then
             returns ``(params, state, (loss, aux))``.
 
@@ -178,7 +194,10 @@ def train_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformat
         if isinstance(optimizer, FusedSGD):
             params, opt_state = optimizer.apply(params, opt_state, grads)
         else:
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+            loss = value[0] if has_aux else value
+            extra = {"value": loss} if isinstance(
+                optimizer, optax.GradientTransformationExtraArgs) else {}
+            updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
             params = optax.apply_updates(params, updates)
         return params, opt_state, value
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from momentum_optax import _tree
+from momentum_optax import _scaling
 from momentum_optax import _types
 from momentum_optax._types import ScalarOrSchedule
 
@@ -96,11 +97,11 @@ def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2:
     ``nu1 = nu2 = 1`` is Adam. Arguments are constants: ``b1, b2`` in [0, 1),
     ``nu1, nu2`` in [0, 1], ``eps`` >= 0.
     """
-    _types.check_coefficient("b1", b1, allow_one=False)
-    _types.check_coefficient("b2", b2, allow_one=False)
-    _types.check_coefficient("nu1", nu1)
-    _types.check_coefficient("nu2", nu2)
-    _types.check_learning_rate("eps", eps)
+    _types.check_coefficient("b1", b1, allow_one=False, allow_schedule=False)
+    _types.check_coefficient("b2", b2, allow_one=False, allow_schedule=False)
+    _types.check_coefficient("nu1", nu1, allow_schedule=False)
+    _types.check_coefficient("nu2", nu2, allow_schedule=False)
+    _types.check_learning_rate("eps", eps, allow_schedule=False)
 
     def init_fn(params):
         return QhAdamState(mu=optax.tree.zeros_like(params), nu=optax.tree.zeros_like(params),
@@ -163,4 +164,4 @@ def qhadam(learning_rate: ScalarOrSchedule, b1: float = 0.995, b2: float = 0.999
     """
     _types.check_learning_rate("learning_rate", learning_rate)
     return optax.chain(scale_by_qhadam(b1, b2, nu1, nu2, eps),
-                       optax.scale_by_learning_rate(learning_rate))
+                       _scaling.scale_by_learning_rate(learning_rate))

@@ -112,9 +112,12 @@ def adaptive_restart(inner: optax.GradientTransformation,
     - ``"gradient"``: :math:`\langle u_{t-1}, \tilde u_t \rangle < 0`, the step
       the momentum carries over points against the step a fresh optimizer would
       take now. For ``inner = trace(b)`` followed by the learning rate this is
-      :math:`\langle g_t, m_{t-1} \rangle < 0`, i.e. the paper's
+      :math:`\langle g_t, m_{t-1} \rangle < 0`, i.e.
       :math:`\nabla f(x_t)^\top (x_t - x_{t-1}) > 0` since
-      :math:`x_t - x_{t-1} = -\eta\, m_{t-1}`: the last step went uphill. Comparing
+      :math:`x_t - x_{t-1} = -\eta\, m_{t-1}`: the last step went uphill (the
+      paper evaluates the gradient at the extrapolated point :math:`y_{k-1}` of its
+      accelerated scheme; with the gradient taken at the parameters, as here, this
+      is the same test for heavy ball and its variant for Nesterov's iterates). Comparing
       with the fresh update rather than the raw gradient makes the test
       independent of where the learning rate sits in ``inner``. Keeps the
       previous update: one extra copy of the parameters.
@@ -122,12 +125,17 @@ def adaptive_restart(inner: optax.GradientTransformation,
       as ``update(grads, state, params, value=loss)`` (``nnx.Optimizer.update(model,
       grads, value=loss)`` forwards it). Keeps one scalar.
 
-    On restart the inner state is re-initialised *before* the current gradient
-    is applied. Other extra arguments are forwarded to ``inner``.
+    On restart the whole inner state is re-initialised *before* the current
+    gradient is applied — step counts included, so a momentum schedule starts
+    over (O'Donoghue & Candès' accelerated scheme restarts its momentum sequence
+    this way). Wrap only the momentum when a learning-rate schedule must not
+    restart: ``chain(adaptive_restart(trace(b)), scale_by_learning_rate(lr))``;
+    the restart test does not depend on where the learning rate sits. Other
+    extra arguments are forwarded to ``inner``.
 
     Args:
         inner: the transformation to restart, e.g. ``trace(0.99, nesterov=True)``
-            or a whole chain with its learning rate.
+            (or a whole chain, whose schedules then restart too).
         scheme: ``"gradient"`` or ``"function"``.
 
     Returns:
@@ -179,6 +187,9 @@ def adaptive_restart(inner: optax.GradientTransformation,
             if value is None:
                 raise TypeError("adaptive_restart(scheme='function') needs the loss: call "
                                 "update(updates, state, params, value=loss).")
+            if jnp.shape(value) != ():
+                raise ValueError(f"value must be the scalar loss; got shape {jnp.shape(value)} "
+                                 "(average per-example losses first).")
             restart = jnp.asarray(value, jnp.float32) > state.previous
         new_updates = optax.tree.where(restart, fresh, carried)
         inner_state = optax.tree.where(restart, fresh_next, carried_state)

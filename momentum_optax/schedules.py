@@ -38,7 +38,7 @@ def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
     References:
         "Understanding Momentum in Neural Network Optimization" (seed 001).
     """
-    _types.check_coefficient("start", start)
+    _types.check_coefficient("start", start, allow_schedule=False)
     total_steps = _types.check_positive_int("total_steps", total_steps)
     return optax.linear_schedule(init_value=start, end_value=1.0, transition_steps=total_steps)
 
@@ -66,8 +66,8 @@ def anneal(start: float = 0.5, end: float = 0.9, steps: int | None = None) -> op
         "Momentum" (seed 002); Sutskever et al., *On the importance of
         initialization and momentum in deep learning*, 2013.
     """
-    _types.check_coefficient("start", start)
-    _types.check_coefficient("end", end)
+    _types.check_coefficient("start", start, allow_schedule=False)
+    _types.check_coefficient("end", end, allow_schedule=False)
     if steps is None:
         raise TypeError("steps must be an integer >= 1 (the length of the anneal); got None.")
     steps = _types.check_positive_int("steps", steps)
@@ -75,7 +75,7 @@ def anneal(start: float = 0.5, end: float = 0.9, steps: int | None = None) -> op
 
 
 def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
-    r"""Sutskever et al.'s momentum schedule: 0.5, 0.75, 0.875, ... every ``period`` steps, capped.
+    r"""Sutskever et al.'s momentum schedule: 1 - 1/(2k) in the k-th period of ``period`` steps, capped.
 
     .. math::  \mu_t = \min\bigl(1 - 2^{-1 - \log_2(\lfloor t / P \rfloor + 1)},\ \mu_{max}\bigr)
 
@@ -96,7 +96,7 @@ def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
         Sutskever, Martens, Dahl, Hinton, *On the importance of initialization
         and momentum in deep learning*, ICML 2013.
     """
-    _types.check_coefficient("max_momentum", max_momentum)
+    _types.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
     period = _types.check_positive_int("period", period)
 
     def schedule(count):
@@ -134,7 +134,7 @@ def demon(start: float, total_steps: int) -> optax.Schedule:
         Chen, Wolfe, Kyrillidis, *Demon: Improved neural network training with
         momentum decay*, ICASSP 2022.
     """
-    _types.check_coefficient("start", start, allow_one=False)
+    _types.check_coefficient("start", start, allow_one=False, allow_schedule=False)
     total_steps = _types.check_positive_int("total_steps", total_steps)
 
     def schedule(count):
@@ -180,9 +180,9 @@ def inverse_cycle(total_steps: int, *, base_momentum: float = 0.85, max_momentum
     total_steps = _types.check_positive_int("total_steps", total_steps)
     if total_steps < 2:
         raise ValueError(f"total_steps must be an integer >= 2; got {total_steps!r}.")
-    _types.check_coefficient("base_momentum", base_momentum)
-    _types.check_coefficient("max_momentum", max_momentum)
-    _types.check_coefficient("pct_start", pct_start)
+    _types.check_coefficient("base_momentum", base_momentum, allow_schedule=False)
+    _types.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
+    _types.check_coefficient("pct_start", pct_start, allow_schedule=False)
     if not 0.0 < pct_start < 1.0:
         raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}.")
     if anneal_strategy not in ("cos", "linear"):

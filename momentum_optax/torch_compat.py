@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from momentum_optax import _tree
+from momentum_optax import _scaling
 from momentum_optax import _types
 from momentum_optax._types import ScalarOrSchedule
 
@@ -20,7 +21,7 @@ class TorchMomentumState(NamedTuple):
     count: jax.Array  # int32 scalar (saturating); 0 is torch's "buffer is None"
 
 
-def _torch_momentum(momentum: ScalarOrSchedule, dampening: float,
+def _torch_momentum(momentum: ScalarOrSchedule, dampening: Any,
                     nesterov: bool) -> optax.GradientTransformation:
     """torch's buffer: ``b_0 = d_0``, then ``b_t = mu b_{t-1} + (1 - dampening) d_t``."""
 
@@ -64,7 +65,9 @@ def torch_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0,
     dampening. Two things set it apart from ``optax.sgd`` / :func:`sgd`: the
     first step's buffer is the raw direction, not dampened (so it cannot be
     written as ``trace`` with a scaled input), and weight decay enters before
-    the momentum. A constant momentum of 0 keeps no buffer, as in PyTorch.
+    the momentum. A momentum given as the number 0 keeps no buffer, as in
+    PyTorch. Under ``optax.inject_hyperparams`` every argument may be traced;
+    the nesterov rule is then only checked for what is known in Python.
     ``update`` needs ``params`` when ``weight_decay`` is not 0.
 
     Args:
@@ -95,25 +98,21 @@ def torch_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0,
     """
     _types.check_learning_rate("learning_rate", learning_rate)
     _types.check_coefficient("momentum", momentum)
-    for name, value, valid in (("dampening", dampening, "in [0, 1]"),
-                               ("weight_decay", weight_decay, ">= 0")):
-        if _types.is_schedule(value):
-            raise TypeError(f"{name} must be a constant float {valid}; got the callable {value!r}.")
-    _types.check_coefficient("dampening", dampening)
-    _types.check_learning_rate("weight_decay", weight_decay)
+    _types.check_coefficient("dampening", dampening, allow_schedule=False)
+    _types.check_learning_rate("weight_decay", weight_decay, allow_schedule=False)
     _types.check_bool("nesterov", nesterov)
     _types.check_bool("maximize", maximize)
-    constant = not (_types.is_schedule(momentum) or _types.is_traced(momentum))
-    no_momentum = constant and float(momentum) == 0.0
-    if nesterov and (no_momentum or float(dampening) != 0.0):
+    no_momentum = _types.is_constant_zero(momentum)
+    dampened = _types.known_value(dampening) not in (None, 0.0)
+    if nesterov and (no_momentum or dampened):
         raise ValueError("nesterov must be False unless momentum > 0 and dampening == 0 (as in "
                          f"torch.optim.SGD); got momentum={momentum!r}, dampening={dampening!r}.")
     parts = []
     if maximize:
         parts.append(optax.scale(-1.0))
-    if float(weight_decay) != 0.0:
+    if not _types.is_constant_zero(weight_decay):
         parts.append(optax.add_decayed_weights(weight_decay))
     if not no_momentum:
-        parts.append(_torch_momentum(momentum, float(dampening), nesterov))
-    parts.append(optax.scale_by_learning_rate(learning_rate))
+        parts.append(_torch_momentum(momentum, dampening, nesterov))
+    parts.append(_scaling.scale_by_learning_rate(learning_rate))
     return optax.chain(*parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from momentum_optax import _types
+
 
 class Tuning(NamedTuple):
     """Step size, momentum and the linear rate they guarantee on such quadratics."""
@@ -15,12 +17,18 @@ class Tuning(NamedTuple):
 
 
 def _check_curvature(L: Any, mu: Any) -> tuple[float, float]:
+    values = []
     for name, value in (("L", L), ("mu", mu)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise TypeError(f"{name} must be a finite float; got {value!r}.")
+        if _types.is_schedule(value):
+            raise TypeError(f"{name} must be a finite float > 0; got the callable {value!r}.")
+        number = _types.as_real_scalar(name, value, "a finite float > 0")
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite float > 0; got {value!r}.")
+        values.append(number)
+    L, mu = values
     if not 0 < mu <= L:
         raise ValueError(f"mu must be in (0, L] with L={L!r}; got mu={mu!r}.")
-    return float(L), float(mu)
+    return L, mu
 
 
 def gradient_descent(L: float, mu: float) -> Tuning:

@@ -83,6 +83,13 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.tuning.heavy_ball(1.0, 2.0), ValueError, "mu", "2.0"),
     (lambda: mo.tuning.nesterov("big", 1.0), TypeError, "L", "'big'"),
     (lambda: mo.fused_sgd(0.1, 0.0), ValueError, "momentum", "0"),
+    (lambda: mo.schedules.anneal(lambda t: 0.5, 0.9, 10), TypeError, "start", "callable"),
+    (lambda: mo.schedules.inverse_cycle(100, max_momentum=lambda t: 0.9), TypeError,
+     "max_momentum", "callable"),
+    (lambda: mo.qhadam(0.1, b1=lambda t: 0.9), TypeError, "b1", "callable"),
+    (lambda: mo.qhadam(0.1, eps=lambda t: 1e-8), TypeError, "eps", "callable"),
+    (lambda: mo.periodic_reset(TRACE, 2 ** 31), ValueError, "every", "2147483648"),
+    (lambda: mo.tuning.heavy_ball(NAN, 1.0), ValueError, "L", "nan"),
     (lambda: mo.fused_sgd(0.1, 0.9, chunk_size=0), ValueError, "chunk_size", "0"),
     (lambda: mo.train_step("loss", mo.sgd(0.1)), TypeError, "loss_fn", "'loss'"),
     (lambda: mo.train_step(lambda p: 0.0, "sgd"), TypeError, "optimizer", "'sgd'"),
@@ -106,9 +113,19 @@ def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, arg
     lambda: mo.ema(np.float32(0.5), debias=True), lambda: mo.trace(jnp.asarray(0.9)),
     lambda: mo.delta_momentum(0), lambda: mo.periodic_reset(TRACE, np.int64(4)),
     lambda: mo.sgd(0.0), lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
+    lambda: mo.periodic_reset(TRACE, 2 ** 31 - 1),
 ], ids=lambda c: "")
 def test_valid_edge_values_are_accepted(call):
     assert isinstance(call(), optax.GradientTransformation)
+
+
+def test_tuning_accepts_numpy_and_jax_scalars():
+    eigenvalues = np.linalg.eigvalsh(np.diag([1.0, 100.0]).astype(np.float32))
+    from_numpy = mo.tuning.nesterov(eigenvalues.max(), eigenvalues.min())
+    from_jax = mo.tuning.nesterov(jnp.float32(100.0), jnp.float32(1.0))
+    assert from_numpy == from_jax == mo.tuning.nesterov(100.0, 1.0)
+
+
 
 
 def test_traced_hyperparameters_are_not_checked_in_python():
@@ -126,6 +143,26 @@ def test_traced_hyperparameters_are_not_checked_in_python():
 
     out = jax.jit(jax.vmap(first_two_updates))(jnp.array([0.0, 0.5, 0.9]))
     np.testing.assert_allclose(out[:, 0], [-0.1, -0.15, -0.19], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.9),
+    lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.5,
+                                                   dampening=0.5, weight_decay=0.1),
+    lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1,
+                                             momentum=optax.linear_schedule(0.0, 0.9, 10)),
+    lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.0),
+], ids=["torch_sgd", "torch_sgd_all_traced", "sgd_scheduled_from_zero", "sgd_zero"])
+def test_inject_hyperparams_works_under_jit(make):
+    opt = make()
+    params = jnp.ones(3)
+    state = opt.init(params)
+    step = jax.jit(opt.update)
+    outs = []
+    for _ in range(3):
+        updates, state = step(jnp.ones(3), state, params)
+        outs.append(float(updates[0]))
+    assert np.all(np.isfinite(outs)) and outs[0] < 0
 
 
 # --- mismatched updates, for every transformation of the table ---

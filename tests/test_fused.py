@@ -88,6 +88,46 @@ def test_fused_path_is_one_loop_without_copies_of_the_arrays():
                 if "fusion(" in line and f"f32[{n}]" in line.split("=")[1].split("fusion(")[0]]
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+def test_fused_sgd_matches_sgd_in_low_precision(dtype):
+    # arithmetic in float32, rounded once on write, exactly as trace + apply_updates
+    params = jax.tree.map(lambda p: p.astype(dtype), PARAMS)
+    fused, plain = mo.fused_sgd(0.05, 0.99, chunk_size=32), mo.sgd(0.05, 0.99)
+
+    @jax.jit
+    def plain_step(params, state, grads):
+        updates, state = plain.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    ours, theirs = (params, fused.init(params)), (params, plain.init(params))
+    for seed in range(15):
+        grads = jax.tree.map(lambda g: g.astype(dtype), _grads(seed))
+        ours = jax.jit(fused.apply)(*ours, grads)
+        theirs = plain_step(*theirs, grads)
+    chex.assert_trees_all_equal(ours, theirs)
+    chex.assert_trees_all_equal_dtypes(ours[0], params)
+
+
+def test_fused_sgd_rejects_mismatched_gradients_and_states():
+    fused = mo.fused_sgd(0.05, 0.9)
+    state = fused.init({"w": jnp.ones(3)})
+    with pytest.raises(ValueError, match=r"\['w'\] has shape \(3, 3\)"):
+        fused.apply({"w": jnp.ones(3)}, state, {"w": jnp.ones((3, 3))})
+    with pytest.raises(ValueError, match=r"missing \['w'\]"):
+        fused.apply({"w": jnp.ones(3)}, state, {"v": jnp.ones(3)})
+    with pytest.raises(TypeError, match="TraceState"):
+        fused.apply({"w": jnp.ones(3)}, (mo.ema(0.9).init({"w": jnp.ones(3)}), state[1]),
+                    {"w": jnp.ones(3)})
+
+
+def test_fused_sgd_handles_empty_leaves():
+    fused = mo.fused_sgd(0.05, 0.9)
+    params = {"empty": jnp.ones((0, 4)), "w": jnp.ones(3)}
+    new, _ = fused.apply(params, fused.init(params), params)
+    assert new["empty"].shape == (0, 4)
+    np.testing.assert_allclose(new["w"], 0.95)
+
+
 def test_fused_sgd_rejects_zero_momentum():
     with pytest.raises(ValueError, match="momentum must be > 0 for fused_sgd"):
         mo.fused_sgd(0.1, 0.0)
@@ -113,6 +153,18 @@ def test_train_step_donates_and_matches_a_manual_step(make):
         ref_params = optax.apply_updates(ref_params, updates)
         np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     chex.assert_trees_all_close(params, ref_params, rtol=1e-5, atol=1e-6)
+
+
+def test_train_step_passes_the_loss_to_function_restart():
+    loss = lambda w: jnp.sum((w - 1.0) ** 2)
+    opt = optax.chain(mo.adaptive_restart(mo.trace(0.99), scheme="function"),
+                      optax.scale_by_learning_rate(0.4))
+    step = mo.train_step(loss, opt)
+    w, state = jnp.zeros(2), opt.init(jnp.zeros(2))
+    for _ in range(30):
+        w, state, value = step(w, state)
+    assert int(state[0].restarts) > 0  # the loss rose at least once: it was seen
+    assert float(value) < 1e-2
 
 
 def test_train_step_with_aux_returns_it():

@@ -120,6 +120,22 @@ def test_gradient_restart_test_does_not_depend_on_where_the_learning_rate_sits()
     assert int(s_out.restarts) == int(s_in.restarts) > 0
 
 
+def test_gradient_restart_with_the_learning_rate_inside_follows_the_rule():
+    # chain(scale_by_learning_rate(lr), trace(b)): the inner output is -v_t with
+    # v_t = b v_{t-1} + lr g_t; restart when <g_t, v_{t-1}> < 0, as with lr outside
+    grads = helpers.random_steps(11, STEPS, (3,)).astype(np.float64) + 0.3
+    v, want, restarts = np.zeros(3), [], 0
+    for g in grads:
+        if np.dot(g, v) < 0:
+            v, restarts = np.zeros(3), restarts + 1
+        v = 0.9 * v + 0.1 * g
+        want.append(-v)
+    opt = mo.adaptive_restart(optax.chain(optax.scale_by_learning_rate(0.1), mo.trace(0.9)))
+    outs, state = helpers.run_updates(opt, list(grads.astype(np.float32)), jnp.zeros(3), jit=True)
+    chex.assert_trees_all_close(np.stack(outs), np.stack(want), rtol=1e-5, atol=1e-6)
+    assert 0 < restarts == int(state.restarts)
+
+
 def test_function_restart_resets_when_the_loss_rises():
     opt = mo.adaptive_restart(mo.trace(0.5), scheme="function")
     state = opt.init(jnp.zeros(()))
@@ -132,6 +148,8 @@ def test_function_restart_resets_when_the_loss_rises():
     assert int(state.restarts) == 1
     with pytest.raises(TypeError, match="value=loss"):
         opt.update(jnp.float32(1.0), state)
+    with pytest.raises(ValueError, match=r"value must be the scalar loss; got shape \(3,\)"):
+        opt.update(jnp.float32(1.0), state, value=jnp.ones(3))
 
 
 def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
@@ -173,6 +191,23 @@ def test_torch_sgd_reproduces_torch_trajectory(case):
         got.append(params)
     chex.assert_trees_all_close(np.stack(got), np.asarray(case["trajectory"], np.float32),
                                 rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_torch_sgd_with_scheduled_momentum_follows_torchs_rule(nesterov):
+    # torch reads the group's momentum at each step (as OneCycleLR sets it): b_t uses mu_t,
+    # nesterov's output too (not mu_{t+1})
+    schedule = mo.schedules.inverse_cycle(30, pct_start=0.4)
+    mus = helpers.schedule_values(schedule, STEPS)
+    dampening = 0.0 if nesterov else 0.25
+    grads = helpers.random_steps(10, STEPS, (4,)).astype(np.float64)
+    buf, want = None, []
+    for t, g in enumerate(grads):
+        buf = g.copy() if buf is None else mus[t] * buf + (1 - dampening) * g
+        want.append(-0.1 * (g + mus[t] * buf if nesterov else buf))
+    opt = mo.torch_sgd(0.1, schedule, dampening=dampening, nesterov=nesterov)
+    chex.assert_trees_all_close(_updates(opt, grads.astype(np.float32)), np.stack(want),
+                                rtol=1e-5, atol=1e-6)
 
 
 def test_torch_first_step_is_not_dampened_unlike_trace():

@@ -88,6 +88,65 @@ def test_coefficients_are_applied_in_float32_and_rounded_once(dtype, make, formu
         np.testing.assert_array_equal(np.asarray(updates), got)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("row", ROWS, ids=repr)
+def test_every_step_is_float32_arithmetic_rounded_once(row, dtype):
+    # one step on low-precision values == the same step in float32 from the same (exactly
+    # representable) values, rounded once: a coefficient such as 0.999 is never applied in
+    # bfloat16, and no intermediate result is rounded on the way
+    opt = row.make()
+    low = lambda tree: jax.tree.map(lambda x: x.astype(dtype) if x.dtype == jnp.float32 else x,
+                                    tree)
+    high = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32) if x.dtype == dtype else x,
+                                     tree)
+    params = low({"w": jnp.linspace(-2.0, 2.0, 256).reshape(16, 16), "b": jnp.ones(5)})
+    state = opt.init(params)
+    update = jax.jit(opt.update)
+    for seed in range(6):
+        grads = _grads(seed, params, dtype)
+        want_updates, want_state = update(high(grads), high(state), high(params))
+        updates, state = update(grads, state, params)
+        # an optimizer's updates pass two stages (momentum, then learning rate), each
+        # rounding once to the updates' dtype (and adaptive_restart keeps such an update)
+        stages = 2 if row.optimizer else 1
+        _assert_rounded_once(state, want_state, dtype, stages)
+        _assert_rounded_once(updates, want_updates, dtype, stages)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("make", [lambda lr: mo.sgd(lr), lambda lr: mo.torch_sgd(lr),
+                                  lambda lr: mo.sgd(optax.constant_schedule(lr))],
+                         ids=["sgd", "torch_sgd", "sgd_scheduled_lr"])
+def test_learning_rate_is_applied_in_float32_and_rounded_once(make, dtype):
+    # optax.scale_by_learning_rate multiplies in the updates' dtype (0.3 rounded to bfloat16
+    # is 0.30078125, then the product is rounded again); the library's optimizers do not
+    opt = make(0.3)
+    grads = {"w": jnp.linspace(-3.0, 3.0, 512).astype(dtype)}
+    updates, _ = opt.update(grads, opt.init(grads), grads)
+    want = jax.tree.map(lambda g: -0.3 * g.astype(jnp.float32), grads)
+    _assert_rounded_once(updates, want, dtype)
+    theirs, _ = optax.sgd(0.3).update(grads, optax.sgd(0.3).init(grads))
+    with pytest.raises(AssertionError):
+        _assert_rounded_once(theirs, want, dtype)
+
+
+def _assert_rounded_once(got, want_float32, dtype, stages=1):
+    """``got`` is ``want_float32`` rounded once to ``dtype``: at most one unit in the last
+    place anywhere (the two programs may contract a multiply-add differently), and on
+    almost every element exactly. Arithmetic done in ``dtype`` itself rounds several times
+    and misses on a large share of the elements (a rounded 0.9 is 0.898 in bfloat16)."""
+    eps = float(ml_dtypes.finfo(dtype).eps)
+    got = np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(got)]
+                         + [np.zeros(0)])
+    want = np.concatenate([np.asarray(jnp.asarray(x).astype(dtype), np.float64).ravel()
+                           for x in jax.tree.leaves(want_float32)] + [np.zeros(0)])
+    tiny = float(ml_dtypes.finfo(dtype).tiny)
+    diff = np.abs(got - want)
+    assert np.all(diff <= stages * eps * np.maximum(np.abs(want), tiny)), np.max(diff)
+    if stages == 1 and diff.size:
+        assert np.mean(diff > 0) <= 0.02, np.mean(diff > 0)
+
+
 def test_bfloat16_params_with_float32_buffer_match_float64():
     errors = reliability.precision_errors(n=256, ema_steps=5000, trace_steps=1000)
     ours_ema = errors["momentum_optax ema(0.999) x5000, float32 buffer"]
