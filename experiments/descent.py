@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,24 +19,30 @@ class Path(NamedTuple):
     loss: jax.Array  # (steps + 1,)
     grad: jax.Array  # (steps, dim) gradient at x[t]
     update: jax.Array  # (steps, dim) x[t + 1] - x[t]
+    state: Any = None  # the optimizer's state after the last step (e.g. its restart count)
 
 
 def descend(loss: Callable[[jax.Array], jax.Array], opt: optax.GradientTransformation,
             x0: jax.Array, steps: int) -> Path:
-    """Runs ``opt`` on ``loss`` from ``x0`` for ``steps`` steps (pure: jit and vmap it)."""
+    """Runs ``opt`` on ``loss`` from ``x0`` for ``steps`` steps (pure: jit and vmap it).
+
+    The loss at the current point is passed to ``opt.update`` as ``value=`` (what
+    ``mo.adaptive_restart(..., scheme="function")`` reads; other transformations ignore it).
+    """
     x0 = jnp.asarray(x0, jnp.float32)
+    opt = optax.with_extra_args_support(opt)
 
     def step(carry, _):
         x, state = carry
         value, grad = jax.value_and_grad(loss)(x)
-        update, state = opt.update(grad, state, x)
+        update, state = opt.update(grad, state, x, value=value)
         return (x + update, state), (x, value, grad, update)
 
-    (last, _), (xs, losses, grads, updates) = jax.lax.scan(
+    (last, state), (xs, losses, grads, updates) = jax.lax.scan(
         step, (x0, opt.init(x0)), length=steps)
     return Path(x=jnp.concatenate([xs, last[None]]),
                 loss=jnp.concatenate([losses, loss(last)[None]]),
-                grad=grads, update=updates)
+                grad=grads, update=updates, state=state)
 
 
 def sweep_paths(loss_of: Callable[[dict], Callable],

@@ -12,7 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 COLORS = {"GD": "tab:gray", "heavy ball": "tab:blue", "Nesterov": "tab:orange",
-          "delta momentum": "tab:green", "RMSprop": "tab:purple", "Adam": "tab:red"}
+          "delta momentum": "tab:green", "RMSprop": "tab:purple", "Adam": "tab:red",
+          "QHM": "tab:brown", "AggMo": "tab:pink", "Demon": "tab:olive"}
 
 
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.6,
@@ -63,5 +64,26 @@ def series(ax, ys: dict[str, np.ndarray], *, x: np.ndarray | None = None, logy: 
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.locator_params(axis="x", nbins=6)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def bands(ax, ys: dict[str, np.ndarray], *, windows: int = 150, xlabel: str = "step + 1",
+          ylabel: str = "", title: str = "", floor: float = 1e-20,
+          dashed: Sequence[str] = ()) -> None:
+    """Series that oscillate from step to step, drawn as their range (min to max) over
+    log-spaced windows of steps, on log-log axes: a thin band where a series is smooth, a
+    wide one where it jumps (``floor`` stands in for values at or below it). The labels in
+    ``dashed`` get a dashed edge, so a series lying on another stays visible."""
+    for i, (label, y) in enumerate(ys.items()):
+        y = np.maximum(np.asarray(y, np.float64), floor)
+        starts = np.unique(np.geomspace(1, len(y), windows).astype(int)) - 1
+        low, high = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+        x = np.append(starts, len(y)) + 1  # window edges, as step + 1
+        color = COLORS.get(label, f"C{i}")
+        ax.fill_between(x[:-1], low, high, step="post", color=color, alpha=0.3, lw=0)
+        ax.stairs(high, x, baseline=None, color=color, lw=0.8, label=label,
+                  ls="--" if label in dashed else "-")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

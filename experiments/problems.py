@@ -1,4 +1,4 @@
-"""Test functions: a ravine (ill-conditioned quadratic), Rosenbrock's valley, a bumpy bowl.
+"""Test functions: ravines (ill-conditioned quadratics), Rosenbrock's valley, a bumpy bowl.
 
 Each is a pure function of the position ``x`` (and of traced problem
 parameters where a sweep varies them), so it can be differentiated, scanned
@@ -29,6 +29,12 @@ def ravine_curvatures(kappa: jax.Array) -> jax.Array:
     """Hessian eigenvalues ``(kappa, 1)``: L = kappa, mu = 1, condition number kappa."""
     kappa = jnp.asarray(kappa, jnp.float32)
     return jnp.stack([kappa, jnp.ones_like(kappa)])
+
+
+def spectrum_curvatures(kappa: jax.Array, dim: int) -> jax.Array:
+    """``dim`` Hessian eigenvalues spread geometrically from 1 to ``kappa`` (L = kappa, mu = 1):
+    a ravine with directions of every curvature in between (start: ``np.ones(dim)``)."""
+    return jnp.asarray(kappa, jnp.float32) ** jnp.linspace(0.0, 1.0, dim, dtype=jnp.float32)
 
 
 def quadratic(curvatures: jax.Array):

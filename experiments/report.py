@@ -55,6 +55,13 @@ class Claim:
     plots: list[str]  # PNG paths relative to the experiment's folder
     verdict: Verdict
     metrics: dict = dataclasses.field(default_factory=dict)  # raw series for metrics.json
+    source: str = ""  # beyond the seeds (seed ""): the papers, short form
+    references: tuple[str, ...] = ()  # beyond the seeds: the papers, in full
+
+    @property
+    def beyond(self) -> bool:
+        """Whether the claim comes from papers beyond the seed documents (E1, E2, ...)."""
+        return not self.seed
 
 
 def claim(claim_id: str, **measured: Any) -> Claim:
@@ -62,7 +69,12 @@ def claim(claim_id: str, **measured: Any) -> Claim:
     with the measurement (setup, headline, table, plots, verdict, metrics)."""
     statement = STATEMENTS[claim_id]
     return Claim(id=claim_id, title=statement.title, seed=statement.seed, quote=statement.quote,
-                 **measured)
+                 source=statement.source, references=statement.references, **measured)
+
+
+def order(claim: Claim) -> tuple[bool, int]:
+    """Sort key: the seeds' claims C1..C12 first, then those beyond them, E1, E2, ..."""
+    return claim.beyond, int(claim.id[1:])
 
 
 def jsonable(value: Any) -> Any:
@@ -125,22 +137,45 @@ def write_metrics(directory: pathlib.Path, name: str, config: Any, claims: list[
 
 def section(claim: Claim, folder: str) -> str:
     """A claim's section of the report; plot paths are prefixed by ``folder``."""
-    seeds = ", ".join(f"`{SEEDS[s]}`" for s in claim.seed.split("+"))
+    if claim.beyond:
+        attribution = f"{claim.source} (paraphrased)"
+        references = "**References.** " + " ".join(claim.references) + "\n\n"
+    else:
+        attribution = "seed " + ", ".join(f"`{SEEDS[s]}`" for s in claim.seed.split("+"))
+        references = ""
     plots = "\n".join(f"![{claim.id}]({folder}{p})" for p in claim.plots)
     return (f"## {claim.id}. {claim.title}\n\n"
-            f"> {claim.quote}\n>\n> — seed {seeds}\n\n"
+            f"> {claim.quote}\n>\n> — {attribution}\n\n{references}"
             f"**Setup.** {claim.setup}\n\n"
             f"**Numbers.** {claim.headline}\n\n{markdown_table(claim.table)}\n\n"
             f"{plots}\n\n"
             f"**Verdict: {claim.verdict.status}.** {claim.verdict.reason}\n")
 
 
+BEYOND = ("Beyond the source documents", "The claims below are not in the three seed "
+          "documents: they come from the papers behind methods the library adds (adaptive "
+          "restart, quasi-hyperbolic and aggregated momentum, decaying momentum), paraphrased, "
+          "and are measured with the same machinery and judged by the same kind of rule.")
+
+
 def write_report(path: pathlib.Path, claims: list[tuple[str, Claim]], header: str) -> None:
-    """``REPORT.md``: a summary table, then one section per claim (``(folder, claim)`` pairs)."""
-    ordered = sorted(claims, key=lambda fc: int(fc[1].id[1:]))
-    summary = markdown_table([{"claim": f"{c.id}. {c.title}", "seed": c.seed,
-                               "measurement": c.headline, "verdict": c.verdict.status}
-                              for _, c in ordered])
-    body = "\n".join(section(c, folder) for folder, c in ordered)
+    """``REPORT.md``: a summary table, then one section per claim (``(folder, claim)`` pairs);
+    the claims beyond the seed documents come after, under their own heading."""
+    ordered = sorted(claims, key=lambda fc: order(fc[1]))
+    seeds = [(f, c) for f, c in ordered if not c.beyond]
+    beyond = [(f, c) for f, c in ordered if c.beyond]
+    parts = [f"# Momentum claims, measured\n\n{header}\n"]
+    if seeds:
+        parts.append(markdown_table([{"claim": f"{c.id}. {c.title}", "seed": c.seed,
+                                      "measurement": c.headline, "verdict": c.verdict.status}
+                                     for _, c in seeds]) + "\n")
+    if beyond:
+        parts.append(f"**{BEYOND[0]}.**\n\n" + markdown_table(
+            [{"claim": f"{c.id}. {c.title}", "source": c.source, "measurement": c.headline,
+              "verdict": c.verdict.status} for _, c in beyond]) + "\n")
+    parts += [section(c, folder) for folder, c in seeds]
+    if beyond:
+        parts.append(f"---\n\n# {BEYOND[0]}\n\n{BEYOND[1]}\n")
+        parts += [section(c, folder) for folder, c in beyond]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# Momentum claims, measured\n\n{header}\n\n{summary}\n\n{body}")
+    path.write_text("\n".join(parts))

@@ -25,8 +25,10 @@ from experiments.claims import restart
 from experiments.claims import rosenbrock
 from experiments.claims import schedules
 from experiments.claims import sweep
+from experiments.claims import variants
 
-EXPERIMENTS = {m.NAME: m for m in (ravine, rosenbrock, minima, mlp, sweep, schedules, restart)}
+EXPERIMENTS = {m.NAME: m for m in (ravine, rosenbrock, minima, mlp, sweep, schedules, restart,
+                                    variants)}
 VERDICT_STYLE = {report.SUPPORTED: "green", report.NOT_SUPPORTED: "red", report.DEPENDS: "yellow"}
 
 
@@ -85,7 +87,7 @@ def _print_table(console: Console, results: list[tuple[str, report.Claim]], titl
     table = Table(title=title)
     for column in ("claim", "experiment", "measurement", "verdict"):
         table.add_column(column, overflow="fold")
-    for folder, claim in sorted(results, key=lambda fc: int(fc[1].id[1:])):
+    for folder, claim in sorted(results, key=lambda fc: report.order(fc[1])):
         style = VERDICT_STYLE[claim.verdict.status]
         table.add_row(f"{claim.id}. {claim.title}", folder.rstrip("/"), claim.headline,
                       f"[{style}]{claim.verdict.status}[/]")

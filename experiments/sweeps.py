@@ -76,23 +76,35 @@ def sweep(fn: Callable[..., Any], table: dict[str, Any], *shared: Any) -> Any:
 
 
 def select(options: Sequence[optax.GradientTransformation],
-           index: jax.Array) -> optax.GradientTransformation:
+           index: jax.Array) -> optax.GradientTransformationExtraArgs:
     """The transformation ``options[index]``, with ``index`` a traced integer.
 
     All options must keep states of one structure (e.g. the same optimizer
     with different schedules or restart periods), so that choosing between
-    them is part of the compiled function rather than a recompilation.
+    them is part of the compiled function rather than a recompilation. Extra
+    arguments of ``update`` (``value=loss``) reach the options that take them.
     """
     index = jnp.asarray(index, jnp.int32)
+    options = [optax.with_extra_args_support(o) for o in options]
 
     def init_fn(params):
         return jax.lax.switch(index, [o.init for o in options], params)
 
-    def update_fn(updates, state, params=None):
-        branches = [lambda u, s, p, o=o: o.update(u, s, p) for o in options]
+    def update_fn(updates, state, params=None, **extra_args):
+        branches = [lambda u, s, p, o=o: o.update(u, s, p, **extra_args) for o in options]
         return jax.lax.switch(index, branches, updates, state, params)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def periodic(make_opt: Callable[[dict], optax.GradientTransformation], periods: Sequence[int],
+             total: int) -> Callable[[dict], optax.GradientTransformation]:
+    """``row -> mo.periodic_reset(make_opt(row), k)`` with ``k = periods[row["period"]]``
+    chosen by a traced index; the last option, ``total + 1``, never restarts (a run of
+    ``total`` steps), so one table holds "no restart" beside the periods."""
+    every = [*periods, total + 1]
+    return lambda row: select([mo.periodic_reset(make_opt(row), k) for k in every],
+                              row["period"])
 
 
 def momentum_sgd(row: dict) -> optax.GradientTransformation:

@@ -140,3 +140,29 @@ def sweep_train(make_opt: Callable[[dict], optax.GradientTransformation], start:
         return train(params, split, key)
 
     return sweeps.sweep(one, table, start.params, start.split, start.key)
+
+
+def sweep_train_seeds(make_opt: Callable[[dict], optax.GradientTransformation], start: Setup,
+                      table: dict, seeds: int, *, epochs: int, batch_size: int,
+                      probe: Probe | None = None) -> RunResult:
+    """``sweep_train`` repeated over ``seeds`` initialisations and batch orders, all in one
+    compiled function (a ``vmap`` over the seeds inside the sweep's ``vmap`` over rows).
+
+    Seed 0 is ``start`` itself (its weights and batch-order key), so it reproduces
+    ``sweep_train``; seed ``i > 0`` draws both from ``fold_in(start.key, i)``. The data
+    split is shared. Returns NumPy arrays with leading axes (row, seed).
+    """
+    hidden = nnx.merge(start.graphdef, start.params).hidden1.out_features
+    params, keys = [start.params], [start.key]
+    for i in range(1, seeds):
+        init_key, data_key = jax.random.split(jax.random.fold_in(start.key, i))
+        params.append(init_mlp(start.split, init_key, hidden)[1])
+        keys.append(data_key)
+    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
+
+    def one(row, params, split, keys):
+        train = mlp_train_fn(make_opt(row), start.graphdef, epochs=epochs,
+                             batch_size=batch_size, probe=probe)
+        return jax.vmap(train, in_axes=(0, None, 0))(params, split, keys)
+
+    return sweeps.sweep(one, table, params, start.split, jnp.stack(keys))

@@ -2,7 +2,10 @@
 
 Every experiment module exposes ``NAME``, ``QUICK`` and ``FULL`` (its ``Config``)
 and ``run(config, key, out, status) -> list[report.Claim]``; its verdict rules
-live next to its measurements. The statements below are what is judged.
+live next to its measurements. The statements below are what is judged:
+``C1``..``C12`` from the seed documents, then ``E1``.. from the papers behind
+methods the library adds beyond them (their ``seed`` is empty, ``source`` names
+the papers).
 """
 
 from __future__ import annotations
@@ -11,11 +14,18 @@ from typing import NamedTuple
 
 
 class Statement(NamedTuple):
-    """A claim as the report states it: a title, the seed(s) it comes from, a short quote."""
+    """A claim as the report states it: a title, the seed(s) it comes from, a short quote.
+
+    A claim beyond the seed documents has ``seed=""``, its papers in ``source``
+    (short form, for the summary table) and ``references`` (full), and a
+    paraphrase of the papers' claim as its ``quote``.
+    """
 
     title: str
-    seed: str  # "000", "001", "002", or several joined by "+"
+    seed: str  # "000", "001", "002", or several joined by "+"; "" beyond the seeds
     quote: str
+    source: str = ""
+    references: tuple[str, ...] = ()
 
 
 STATEMENTS = {
@@ -69,4 +79,29 @@ STATEMENTS = {
         "In a ravine the steep components cancel and the shallow ones add up", "002",
         '"If we will individually sum these vectors up, their components along the direction w1 '
         'cancel out, while the component along the w2 direction is reinforced."'),
+    # ----------------------------------------------------------- beyond the seed documents
+    "E1": Statement(
+        "Adaptive restart rescues too much momentum", "",
+        "With more momentum than the conditioning calls for, accelerated gradient methods "
+        "oscillate and slow down. Restarting the momentum whenever the function value rises "
+        "(function scheme) or the momentum points uphill against the gradient (gradient "
+        "scheme) can recover the optimal linear rate without knowing the strong-convexity "
+        "constant, and in their experiments does at least as well as restarting at the best "
+        "fixed interval.",
+        source="O'Donoghue & Candès 2015",
+        references=("B. O'Donoghue, E. Candès, *Adaptive restart for accelerated gradient "
+                    "schemes*, Foundations of Computational Mathematics 15, 2015.",)),
+    "E2": Statement(
+        "QHM, AggMo and Demon train faster than tuned heavy ball", "",
+        "Each paper proposes a change to momentum SGD and reports faster or more stable "
+        "training than momentum SGD at its tuned learning rate: quasi-hyperbolic momentum "
+        "averages the gradient with its moving average, aggregated momentum averages several "
+        "velocities with different decays, Demon decays the momentum to zero over training.",
+        source="Ma & Yarats 2019; Lucas et al. 2019; Chen et al. (Demon)",
+        references=("J. Ma, D. Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, "
+                    "ICLR 2019.",
+                    "J. Lucas, S. Sun, R. Zemel, R. Grosse, *Aggregated momentum: stability "
+                    "through passive damping*, ICLR 2019.",
+                    "J. Chen, C. Wolfe, A. Kyrillidis, *Demon: improved neural network "
+                    "training with momentum decay*, ICASSP 2022.")),
 }

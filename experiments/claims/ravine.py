@@ -1,4 +1,8 @@
-"""Ravines: ill-conditioned quadratics f(w) = (kappa w1^2 + w2^2) / 2 (claims C1, C2, C12)."""
+"""Ravines: ill-conditioned quadratics (claims C1, C2, C12; E1, adaptive restart).
+
+C1, C2 and C12 use f(w) = (kappa w1^2 + w2^2) / 2; E1, beyond the seed documents, a
+quadratic with curvatures spread from 1 to 10,000.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import pathlib
 from typing import Callable
 
+import jax.numpy as jnp
 import numpy as np
 
 import momentum_optax as mo
@@ -31,9 +36,20 @@ class Config:
     ravine_lr: float = 1.5  # in units of 1/L: plain gradient descent zigzags
     ravine_momentum: float = 0.9
     ravine_steps: int = 50
+    # E1: adaptive restart, learning rate 1/L on curvatures spread from 1 to kappa
+    restart_kappa: float = 10_000.0
+    restart_dim: int = 10
+    restart_momentum: float = 0.9999  # far above Polyak's 0.96 for this kappa
+    restart_periods: tuple[int, ...] = (30, 100, 300, 1000, 3000)
+    restart_steps: int = 20_000
+    coarse: float = 1e-6  # tolerances on the loss, relative to the initial loss
+    fine: float = 1e-12
+    near: float = 1.25  # "the optimal rate": within this factor of the steps of tuned Nesterov
+    speedup: float = 3.0  # restart's gain over the unrestarted sequence, at least
 
 
-FULL = QUICK = Config()  # all of it takes well under a second of compute
+QUICK = Config()  # C1, C2, C12 take well under a second of compute
+FULL = Config(restart_steps=100_000)
 
 
 def relative_error(path: descent.Path) -> np.ndarray:
@@ -218,12 +234,152 @@ def components(cfg: Config, out: pathlib.Path) -> report.Claim:
                  "final_distance": final})
 
 
+def nesterov_sequence(count: jnp.ndarray) -> jnp.ndarray:
+    """Nesterov's momentum sequence ``t / (t + 3)`` (as in O'Donoghue & Candès): a schedule
+    whose count starts again at 0 whenever a restart wrapper re-initialises the state."""
+    count = jnp.asarray(count, jnp.float32)
+    return count / (count + 3.0)
+
+
+def restart_runs(cfg: Config) -> dict[str, dict[str, dict]]:
+    """E1's runs, ``family -> {"k = 30", ..., "no restart", "gradient", "function"} -> numbers``:
+    each family's periods (and no restart) in one vmapped compile, each adaptive scheme in
+    its own; plus Nesterov with the optimal constant momentum for the known mu."""
+    kappa, steps = cfg.restart_kappa, cfg.restart_steps
+    loss = problems.quadratic(problems.spectrum_curvatures(kappa, cfg.restart_dim))
+    x0 = np.ones(cfg.restart_dim, np.float32)
+    families = {"heavy ball": lambda row: mo.sgd(row["lr"], row["momentum"]),
+                "Nesterov": lambda row: mo.sgd(row["lr"], nesterov_sequence, nesterov=True)}
+    labels = [f"k = {k}" for k in cfg.restart_periods] + ["no restart"]
+
+    def paths(make_opt, n=1, **columns) -> descent.Path:
+        table = {"lr": np.full(n, 1 / kappa, np.float32),
+                 "momentum": np.full(n, cfg.restart_momentum, np.float32), **columns}
+        return descent.sweep_paths(lambda row: loss, make_opt, table, x0, steps)
+
+    def numbers(path: descent.Path, restarts: np.ndarray) -> list[dict]:
+        rel = path.loss / path.loss[:, :1]
+        coarse, fine = (measures.steps_to(rel, tol) for tol in (cfg.coarse, cfg.fine))
+        diverged = measures.diverged(rel)
+        return [{"loss": rel[i], "coarse": float(coarse[i]), "fine": float(fine[i]),
+                 "restarts": int(restarts[i]), "diverged": bool(diverged[i])}
+                for i in range(len(rel))]
+
+    runs = {}
+    for name, make in families.items():
+        periodic = paths(sweeps.periodic(make, cfg.restart_periods, steps), len(labels),
+                         period=np.arange(len(labels), dtype=np.int32))
+        resets = [(steps - 1) // k for k in cfg.restart_periods] + [0]
+        runs[name] = dict(zip(labels, numbers(periodic, np.asarray(resets))))
+        for scheme in ("gradient", "function"):
+            path = paths(lambda row: mo.adaptive_restart(make(row), scheme=scheme))
+            runs[name][scheme] = numbers(path, path.state.restarts)[0]
+    lr, momentum, _ = mo.tuning.nesterov(kappa, 1.0)
+    tuned = descent.sweep_paths(lambda row: loss, sweeps.momentum_sgd, {
+        "lr": np.float32([lr]), "momentum": np.float32([momentum]),
+        "nesterov": np.int32([1])}, x0, steps)
+    runs["Nesterov"]["known mu"] = numbers(tuned, np.zeros(1))[0]
+    return runs
+
+
+def restart(cfg: Config, out: pathlib.Path) -> report.Claim:
+    """E1: no restart, restart every k, and adaptive restart (both schemes) on a
+    condition-10,000 quadratic, for heavy ball 0.9999 and Nesterov's t/(t+3)."""
+    runs = restart_runs(cfg)
+    hb, nag = runs["heavy ball"], runs["Nesterov"]
+    periods = [f"k = {k}" for k in cfg.restart_periods]
+    best = {fam: min(periods, key=lambda k: runs[fam][k]["fine"]) for fam in runs}
+    slowest = lambda fam: max(runs[fam][s]["fine"] for s in ("gradient", "function"))
+    fine, coarse, b = f"{cfg.fine:g}", f"{cfg.coarse:g}", f"{cfg.restart_momentum:g}"
+    optimal = mo.tuning.nesterov(cfg.restart_kappa, 1.0).momentum
+    polyak = mo.tuning.heavy_ball(cfg.restart_kappa, 1.0).momentum
+    f = report.fmt
+    verdict = report.rule({
+        f"without restart, heavy ball with momentum {b} does not reach {coarse} of the initial "
+        f"loss in {cfg.restart_steps} steps": not np.isfinite(hb["no restart"]["coarse"]),
+        f"with adaptive restart it does, with the gradient scheme ({f(hb['gradient']['coarse'])} "
+        f"steps) and the function scheme ({f(hb['function']['coarse'])})":
+            bool(np.isfinite(hb["gradient"]["coarse"]) and np.isfinite(hb["function"]["coarse"])),
+        f"Nesterov's t/(t+3) with adaptive restart reaches {fine} within {cfg.near:g}x the steps "
+        f"of Nesterov tuned with the known mu ({f(nag['gradient']['fine'])} gradient, "
+        f"{f(nag['function']['fine'])} function vs {f(nag['known mu']['fine'])})":
+            bool(slowest("Nesterov") <= cfg.near * nag["known mu"]["fine"]),
+        f"and in at most 1/{cfg.speedup:g} of the steps it needs without restart "
+        f"({f(nag['no restart']['fine'])})":
+            bool(cfg.speedup * slowest("Nesterov") <= nag["no restart"]["fine"]),
+        **{f"{fam}: adaptive restart (both schemes) reaches {fine} no later than the best fixed "
+           f"period ({f(slowest(fam))} vs {f(runs[fam][best[fam]]['fine'])} steps at "
+           f"{best[fam]})": bool(slowest(fam) <= runs[fam][best[fam]]["fine"]) for fam in runs},
+    })
+    fig, axes = plotting.figure(3, title=f"E1: adaptive restart, quadratic with condition "
+                                f"number {cfg.restart_kappa:g}, lr 1/L")
+    shown = {"heavy ball": ["no restart", best["heavy ball"], "gradient", "function"],
+             "Nesterov": ["no restart", best["Nesterov"], "gradient", "function", "known mu"]}
+    titles = {"heavy ball": f"heavy ball, momentum {b}", "Nesterov": "Nesterov, t/(t+3)"}
+    for ax, fam in zip(axes, runs):
+        curves = {(s if s != "known mu" else "constant momentum, known mu"): runs[fam][s]["loss"]
+                  for s in shown[fam]}
+        plotting.bands(ax, curves, ylabel="loss / initial loss (range over windows)",
+                       title=titles[fam], dashed=["function"])
+        ax.set(ylim=(1e-16, 1e3))
+        for tol in (cfg.coarse, cfg.fine):
+            ax.axhline(tol, color="k", ls=":", lw=0.7)
+    ax = axes[2]
+    for fam, marker in (("heavy ball", "o"), ("Nesterov", "s")):
+        color = plotting.COLORS[fam]
+        reached = np.asarray([runs[fam][k]["fine"] for k in periods])
+        ax.plot(cfg.restart_periods, np.where(np.isfinite(reached), reached, np.nan),
+                marker + "-", color=color, label=f"{fam}, every k")
+        ax.plot(np.asarray(cfg.restart_periods)[~np.isfinite(reached)],
+                np.full((~np.isfinite(reached)).sum(), cfg.restart_steps), "x", color=color)
+        ax.axhline(min(slowest(fam), cfg.restart_steps), color=color, ls="--", lw=1,
+                   label=f"{fam}, adaptive ({report.fmt(slowest(fam))})")
+    ax.set(xscale="log", yscale="log", xlabel="restart period k",
+           ylabel=f"steps to {fine} of the initial loss",
+           title=f"fixed periods (x: not within {cfg.restart_steps})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    rows = [{"method": fam, "restart": s, f"steps to {coarse}": r["coarse"],
+             f"steps to {fine}": r["fine"], "restarts": r["restarts"], "diverged": r["diverged"]}
+            for fam in runs for s, r in runs[fam].items()]
+    return report.claim(
+        "E1",
+        setup=f"f(x) = sum_i c_i x_i^2 / 2 with {cfg.restart_dim} curvatures spread "
+              f"geometrically from 1 to {cfg.restart_kappa:g} (condition number "
+              f"{cfg.restart_kappa:g}), from x = (1, ..., 1), learning rate 1/L, "
+              f"{cfg.restart_steps} steps. Heavy ball with momentum {b} (mo.sgd) and Nesterov "
+              "with the momentum sequence t/(t+3) (mo.sgd(lr, schedule, nesterov=True)): without "
+              f"restart, restarted every k in {report.listing(cfg.restart_periods)} steps "
+              "(mo.periodic_reset; the periods and no restart of one family are one vmapped "
+              "compile, the period chosen by a traced index), and wrapped in "
+              "mo.adaptive_restart with the gradient scheme (restart when the last step went "
+              "uphill, <grad f(x_t), x_t - x_(t-1)> > 0) or the function scheme (restart when "
+              "the loss, passed as value=, rose). A restart re-initialises the whole state, so "
+              "the sequence t/(t+3) starts again at 0; left alone it passes the optimal constant "
+              f"momentum (sqrt k - 1)/(sqrt k + 1) = {optimal:.3g} after "
+              f"{3 * optimal / (1 - optimal):.0f} steps and keeps rising to 1: too much "
+              f"momentum, as {b} is for heavy ball (Polyak's optimum here: {polyak:.3g}). "
+              "Reference: Nesterov with the optimal constant momentum for the known "
+              "mu = 1 (mo.tuning.nesterov). Steps to a tolerance: first step at which the loss "
+              f"is at most {coarse} or {fine} of the initial loss.",
+        headline=f"heavy ball {b}, steps to {coarse}: {f(hb['no restart']['coarse'])} without "
+                 f"restart, {f(hb['gradient']['coarse'])} with adaptive restart "
+                 f"({f(hb['gradient']['restarts'])} restarts); Nesterov t/(t+3), steps to "
+                 f"{fine}: {f(nag['no restart']['fine'])} without, "
+                 f"{f(nag['gradient']['fine'])} with adaptive restart "
+                 f"({f(nag['gradient']['restarts'])} restarts), "
+                 f"{f(nag['known mu']['fine'])} tuned with the known mu",
+        table=rows, plots=[plotting.save(fig, out, "e1_adaptive_restart.png")], verdict=verdict,
+        metrics={fam: {s: {k: v for k, v in r.items() if k != "loss"} for s, r in runs[fam].items()}
+                 for fam in runs})
+
+
 def run(cfg: Config, key, out: pathlib.Path,
         status: Callable[[str], None] = lambda _: None) -> list[report.Claim]:
     del key  # deterministic: fixed start points
     claims = []
     for stage, fn in (("C1 learning rates", learning_rates), ("C2 rates", rates),
-                      ("C12 components", components)):
+                      ("C12 components", components), ("E1 adaptive restart", restart)):
         status(f"{NAME}: {stage}")
         claims.append(fn(cfg, out))
     return claims
