@@ -69,7 +69,7 @@ def setup(dataset: str, key: jax.Array, hidden: int = 64) -> Setup:
 
 def train_fn(opt: optax.GradientTransformation, loss_fn: Callable[..., jax.Array],
              accuracy_fn: Callable[..., jax.Array], *, epochs: int, batch_size: int,
-             probe: Probe | None = None) -> Callable[..., RunResult]:
+             probe: Probe | None = None, shuffle: bool = True) -> Callable[..., RunResult]:
     """The pure ``train(params, split, key) -> RunResult`` (jit it, vmap it).
 
     Each epoch visits a fresh permutation of the training set in batches of
@@ -83,6 +83,8 @@ def train_fn(opt: optax.GradientTransformation, loss_fn: Callable[..., jax.Array
         epochs: passes over the training set.
         batch_size: examples per step.
         probe: optional ``probe(params, grads, updates, split, step)`` recorded at every step.
+        shuffle: draw a fresh order every epoch (``False``: the stored order, every epoch;
+            the bench uses it to compare with loops that do not shuffle).
     """
 
     def train(params, split: data_lib.Split, key: jax.Array) -> RunResult:
@@ -91,18 +93,25 @@ def train_fn(opt: optax.GradientTransformation, loss_fn: Callable[..., jax.Array
 
         def step(carry, batch):
             params, state = carry
-            idx, number = batch
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
+            x_batch, y_batch, number = batch
+            loss, grads = jax.value_and_grad(loss_fn)(params, x_batch, y_batch)
             updates, state = opt.update(grads, state, params)
             record = None if probe is None else probe(params, grads, updates, split, number)
             return (optax.apply_updates(params, updates), state), (loss, record)
 
         def epoch(carry, epoch_in):
             epoch_key, index = epoch_in
-            order = jax.random.permutation(epoch_key, x.shape[0])[: n_batches * batch_size]
             numbers = index * n_batches + jnp.arange(n_batches, dtype=jnp.int32)
-            carry, (losses, records) = jax.lax.scan(
-                step, carry, (order.reshape(n_batches, batch_size), numbers))
+            # the epoch's batches gathered once, in order: the steps then read contiguous
+            # slices instead of gathering rows of the whole set at every step
+            if shuffle:
+                order = jax.random.permutation(epoch_key, x.shape[0])[: n_batches * batch_size]
+                xs, ys = x[order], y[order]
+            else:
+                xs, ys = x[: n_batches * batch_size], y[: n_batches * batch_size]
+            batches = (xs.reshape(n_batches, batch_size, *x.shape[1:]),
+                       ys.reshape(n_batches, batch_size, *y.shape[1:]), numbers)
+            carry, (losses, records) = jax.lax.scan(step, carry, batches)
             return carry, (losses.mean(), records)
 
         (params, _), (epoch_loss, records) = jax.lax.scan(
@@ -115,9 +124,11 @@ def train_fn(opt: optax.GradientTransformation, loss_fn: Callable[..., jax.Array
 
 
 def make_train(opt: optax.GradientTransformation, graphdef: nnx.GraphDef, *, epochs: int,
-               batch_size: int, probe: Probe | None = None) -> Callable[..., RunResult]:
+               batch_size: int, probe: Probe | None = None,
+               shuffle: bool = True) -> Callable[..., RunResult]:
     """Returns ``train(params, split, key) -> RunResult`` for the MLP, compiled as one function."""
-    return jax.jit(mlp_train_fn(opt, graphdef, epochs=epochs, batch_size=batch_size, probe=probe))
+    return jax.jit(mlp_train_fn(opt, graphdef, epochs=epochs, batch_size=batch_size, probe=probe,
+                                shuffle=shuffle))
 
 
 def mlp_train_fn(opt: optax.GradientTransformation, graphdef: nnx.GraphDef,

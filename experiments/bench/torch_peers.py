@@ -6,6 +6,7 @@ import time
 from typing import Any, Callable
 
 FOREACH, FUSED = "torch.optim.SGD, foreach", "torch.optim.SGD, fused"
+LIMIT = "torch in-place a += s*b (3 passes)"
 
 
 def available() -> bool:
@@ -40,7 +41,16 @@ def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Cal
             return step
         return make
 
-    return {FOREACH: factory(foreach=True), FUSED: factory(fused=True)}
+    def in_place_add() -> Callable:
+        shapes = [size] if kind == "array" else [size // 100] * 100
+        a = [torch.ones(n) for n in shapes]
+        b = [torch.full((n,), 1e-3) for n in shapes]
+
+        def step():
+            torch._foreach_add_(a, b, alpha=0.01)
+        return step
+
+    return {FOREACH: factory(foreach=True), FUSED: factory(fused=True), LIMIT: in_place_add}
 
 
 def mlp_epoch(x, y, batch_size: int, lr: float, momentum: float, seed: int = 0) -> Callable[[], int]:
