@@ -46,8 +46,8 @@ def run(*, quick: bool, out: pathlib.Path, seed: int = 0, progress=print) -> dic
     results = {
         "machine": machine(),
         "quick": quick,
-        "update_step": update_step.run(sizes, repeats=5 if quick else 15, progress=progress),
-        "mlp_throughput": training_speed.throughput([1, 32], repeats=3 if quick else 7,
+        "update_step": update_step.run(sizes, repeats=7 if quick else 15, progress=progress),
+        "mlp_throughput": training_speed.throughput([1, 32], repeats=9 if quick else 15,
                                                     seed=seed, progress=progress),
         "momentum_sweep": training_speed.momentum_sweep(32, seed=seed, progress=progress),
         "state_memory": memory.state_bytes(),
