@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
+
+# PyTorch's OpenMP threads otherwise spin after each call and slow the XLA code timed next
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FOREACH, FUSED = "torch.optim.SGD, foreach", "torch.optim.SGD, fused"
 LIMIT = "torch in-place a += s*b (3 passes)"
 
 
 def available() -> bool:
+    """Whether the PyTorch rows run: torch is installed and JAX runs on the CPU too (the
+    baselines are CPU PyTorch; against a GPU they would compare different machines)."""
+    import jax
+    if jax.default_backend() != "cpu":
+        return False
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -18,6 +27,10 @@ def available() -> bool:
 
 
 def missing_message() -> str:
+    import jax
+    if jax.default_backend() != "cpu":
+        return (f"JAX runs on {jax.default_backend()}: the CPU PyTorch rows are skipped "
+                "(they would compare different devices).")
     return "PyTorch is not installed: its rows are skipped (pip install torch to add them)."
 
 

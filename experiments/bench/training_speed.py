@@ -112,6 +112,11 @@ def _compile(jitted, *args, repeats: int = 3):
     return compiled, float(np.median(seconds))
 
 
+def _median_run(fn, repeats: int = 3) -> float:
+    """Median seconds of ``repeats`` calls (after compilation, which is timed apart)."""
+    return float(np.median([timing.timed(fn) for _ in range(repeats)]))
+
+
 def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> list[dict]:
     """``values`` momentum values x 1 epoch at batch 32, four ways; compile time apart."""
     split, graphdef, params = _setup(seed)
@@ -134,7 +139,7 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
             momenta_device, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep")))
     vmapped, compile_s = _compile(jax.jit(jax.vmap(train)), momenta_device)
     record("one vmap compile, all values at once", compile_s,
-           timing.timed(lambda: jax.block_until_ready(vmapped(momenta_device))))
+           _median_run(lambda: jax.block_until_ready(vmapped(momenta_device))))
 
     progress(f"sweep of {values} momenta: one compile per value")
     compile_s = run_s = 0.0
@@ -147,8 +152,8 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
 
     progress(f"sweep of {values} momenta: one compile, traced value, {values} runs")
     traced, compile_s = _compile(jax.jit(train), jnp.float32(0.5))
-    run_s = sum(timing.timed(lambda: jax.block_until_ready(traced(jnp.float32(m))))
-                for m in momenta.tolist())
+    run_s = _median_run(lambda: [jax.block_until_ready(traced(jnp.float32(m)))
+                                 for m in momenta.tolist()])
     record("one compile, traced value, run sequentially", compile_s, run_s)
 
     if torch_peers.available():
