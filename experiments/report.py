@@ -27,18 +27,24 @@ class Verdict:
 
     status: str
     reason: str
+    conditions: tuple[tuple[str, bool], ...] = ()  # (sentence, whether the data make it true)
 
 
 def rule(conditions: dict[str, bool]) -> Verdict:
     """The verdict rule shared by all claims: each condition is a sentence that the
     data make true or false. All true: supported; none: not supported; else
-    depends, naming what holds and what does not."""
+    depends, naming what holds and what does not. No conditions is an error: a verdict
+    needs at least one sentence to judge."""
+    if not conditions:
+        raise ValueError("a verdict needs at least one condition")
+    conditions = {c: bool(ok) for c, ok in conditions.items()}
     held = [c for c, ok in conditions.items() if ok]
     failed = [c for c, ok in conditions.items() if not ok]
     holds = "Holds: " + "; ".join(held) + "." if held else ""
     fails = "Does not hold: " + "; ".join(failed) + "." if failed else ""
     status = SUPPORTED if not failed else NOT_SUPPORTED if not held else DEPENDS
-    return Verdict(status, " ".join(part for part in (holds, fails) if part))
+    return Verdict(status, " ".join(part for part in (holds, fails) if part),
+                   tuple(conditions.items()))
 
 
 @dataclasses.dataclass

@@ -36,10 +36,51 @@ RAVINE_TINY = dataclasses.replace(ravine.QUICK, kappas=(10.0, 100.0),
                                   lr_multiples=(0.01, 0.5, 1.5, 2.2), lr_steps=2000,
                                   rate_steps=1000, restart_steps=500, restart_periods=(100,))
 MINIMA_TINY = dataclasses.replace(minima.QUICK, starts=96, steps=1500)
+ROSENBROCK_TINY = dataclasses.replace(rosenbrock.QUICK, lr_multiples=(0.3, 2.0),
+                                      momenta=(0.9, 0.99), steps=3000)
+SWEEP_TINY = dataclasses.replace(sweep.QUICK, epochs=5, steps=3000)
+SCHEDULES_TINY = dataclasses.replace(schedules.QUICK, epochs=6, steps=2000)
+RESTART_TINY = dataclasses.replace(restart.QUICK, epochs=3, steps=3000)
+MLP_TINY = dataclasses.replace(mlp.QUICK, online_epochs=2, online_momenta=(0.0, 0.9),
+                               ema_epochs=2, adaptive_epochs=4, sgd_lrs=(0.03,),
+                               adaptive_lrs=(1e-3,), batch_sizes=(16, 0), noise_steps=100,
+                               noise_momenta=(0.9,), noise_samples=10)
+VARIANTS_TINY = dataclasses.replace(variants.QUICK, epochs=4, seeds=2, step_sizes=(0.4, 0.8))
 
 
 def claims_of(module, cfg, out, key=KEY) -> dict[str, report.Claim]:
     return {c.id: c for c in module.run(cfg, key, out)}
+
+
+def condition(claim: report.Claim, text: str) -> bool:
+    """The value of the one condition of ``claim``'s verdict whose sentence contains ``text``."""
+    found = [ok for sentence, ok in claim.verdict.conditions if text in sentence]
+    assert len(found) == 1, (text, claim.verdict.conditions)
+    return found[0]
+
+
+def conditions_of(claim: report.Claim, text: str) -> list[bool]:
+    """The values of all the conditions whose sentence contains ``text``, in order."""
+    return [ok for sentence, ok in claim.verdict.conditions if text in sentence]
+
+
+def experiment(module, cfg):
+    """A module-scoped fixture: the experiment run once, as (claims by id, output folder)."""
+    @pytest.fixture(scope="module")
+    def run(tmp_path_factory):
+        out = tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[-1])
+        return claims_of(module, cfg, out), out
+    return run
+
+
+ravine_tiny = experiment(ravine, RAVINE_TINY)
+minima_tiny = experiment(minima, MINIMA_TINY)
+rosenbrock_tiny = experiment(rosenbrock, ROSENBROCK_TINY)
+sweep_tiny = experiment(sweep, SWEEP_TINY)
+schedules_tiny = experiment(schedules, SCHEDULES_TINY)
+restart_tiny = experiment(restart, RESTART_TINY)
+mlp_tiny = experiment(mlp, MLP_TINY)
+variants_tiny = experiment(variants, VARIANTS_TINY)
 
 
 def ravine_run(lr: float, momentum: float, kappa: float, steps: int,
@@ -150,8 +191,8 @@ def test_training_probe_records_every_step_with_its_number():
 # --------------------------------------------------------------------- experiments
 
 
-def test_ravine_rates_match_theory_and_the_learning_rate_limits_hold(tmp_path):
-    claims = claims_of(ravine, RAVINE_TINY, tmp_path)
+def test_ravine_rates_match_theory_and_the_learning_rate_limits_hold(ravine_tiny):
+    claims, tmp_path = ravine_tiny
     m = claims["C2"].metrics
     kappa, method, rate = m["kappa"], np.asarray(m["method"]), m["measured_rate"]
     s = np.sqrt(kappa)
@@ -172,10 +213,9 @@ def test_ravine_rates_match_theory_and_the_learning_rate_limits_hold(tmp_path):
         assert all((tmp_path / p).stat().st_size > 10_000 for p in claim.plots)
 
 
-def test_nesterov_has_the_smaller_stable_learning_rate_range(tmp_path):
-    cfg = dataclasses.replace(rosenbrock.QUICK, lr_multiples=(0.3, 2.0), momenta=(0.9,),
-                              steps=3000)
-    m = claims_of(rosenbrock, cfg, tmp_path)["C4"].metrics[f"ravine kappa={cfg.ravine_kappa:g}"]
+def test_nesterov_has_the_smaller_stable_learning_rate_range(rosenbrock_tiny):
+    cfg = ROSENBROCK_TINY
+    m = rosenbrock_tiny[0]["C4"].metrics[f"ravine kappa={cfg.ravine_kappa:g}"]
     # on a quadratic, heavy ball is stable for lr L < 2 (1 + b), Nesterov only for
     # lr L < (2 + 2b) / (1 + 2b): at b = 0.9 and lr = 2/L the first converges, the second not
     steps = m["steps"][:, :, 0]  # (method, lr)
@@ -183,8 +223,8 @@ def test_nesterov_has_the_smaller_stable_learning_rate_range(tmp_path):
     assert np.all(np.isfinite(steps[:, 0])) and steps[0, 0] < m["gd_steps"][0]
 
 
-def test_minima_gradient_descent_stays_in_its_start_basin_and_momentum_rolls_on(tmp_path):
-    c6 = claims_of(minima, MINIMA_TINY, tmp_path)["C6"]
+def test_minima_gradient_descent_stays_in_its_start_basin_and_momentum_rolls_on(minima_tiny):
+    c6 = minima_tiny[0]["C6"]
     # in 1-D, gradient descent with lr * f'' < 1 cannot pass a maximum: it ends in the
     # basin it starts in; the global basin lies between the maxima next to 0
     grid = np.linspace(0.2, 0.8, 60001)
@@ -195,9 +235,9 @@ def test_minima_gradient_descent_stays_in_its_start_basin_and_momentum_rolls_on(
     assert max(c6.metrics["in_basin"]) >= 2 * c6.metrics["in_basin"][0]
 
 
-def test_momentum_sweep_overdamped_values_never_cross_and_mlp_learns(tmp_path):
-    cfg = dataclasses.replace(sweep.QUICK, epochs=5, steps=3000)
-    q, m = (claims_of(sweep, cfg, tmp_path)["C3"].metrics[k] for k in ("ravine", "mlp"))
+def test_momentum_sweep_overdamped_values_never_cross_and_mlp_learns(sweep_tiny):
+    cfg = SWEEP_TINY
+    q, m = (sweep_tiny[0]["C3"].metrics[k] for k in ("ravine", "mlp"))
     # along the valley (curvature 1, lr 0.5/L = 0.005) heavy ball has real roots for
     # b <= 0.8 (no oscillation) and complex ones from 0.9 on
     b = np.asarray(cfg.momenta)
@@ -206,9 +246,10 @@ def test_momentum_sweep_overdamped_values_never_cross_and_mlp_learns(tmp_path):
     assert q["final"][-1] > q["final"][list(cfg.momenta).index(0.9)]
 
 
-def test_schedules_select_the_library_schedule_and_momentum_one_stops_progress(tmp_path):
-    cfg = dataclasses.replace(schedules.QUICK, epochs=6, steps=2000)
-    c8 = claims_of(schedules, cfg, tmp_path)["C8"]
+def test_schedules_select_the_library_schedule_and_momentum_one_stops_progress(
+        schedules_tiny):
+    cfg = SCHEDULES_TINY
+    c8 = schedules_tiny[0]["C8"]
     r = c8.metrics["ravine"]
     constant = ravine_run(cfg.ravine_lr / cfg.kappa, 0.9, cfg.kappa, cfg.steps).x[-1]
     np.testing.assert_allclose(r["final"][0], np.linalg.norm(constant) / np.sqrt(2), rtol=1e-3)
@@ -217,21 +258,17 @@ def test_schedules_select_the_library_schedule_and_momentum_one_stops_progress(t
     assert c8.metrics["MLP"]["final"][2] > c8.metrics["MLP"]["final"][0]
 
 
-def test_restart_never_equals_no_reset_and_helps_when_momentum_is_too_high(tmp_path):
-    cfg = dataclasses.replace(restart.QUICK, epochs=3, steps=3000)
-    m = claims_of(restart, cfg, tmp_path)["C9"].metrics
+def test_restart_never_equals_no_reset_and_helps_when_momentum_is_too_high(restart_tiny):
+    cfg = RESTART_TINY
+    m = restart_tiny[0]["C9"].metrics
     err = measures.distance(ravine_run(cfg.ravine_lr / cfg.kappa, 0.99, cfg.kappa,
                                        cfg.steps).x, np.zeros(2)) / np.sqrt(2)
     assert m["ravine_steps"][1, -1] == measures.steps_to(err, cfg.tolerance)
     assert m["ravine_steps"][1, :-1].min() < 0.5 * m["ravine_steps"][1, -1]
 
 
-def test_mlp_claims_identities_and_accuracy(tmp_path):
-    cfg = dataclasses.replace(mlp.QUICK, online_epochs=2, online_momenta=(0.0, 0.9),
-                              ema_epochs=2, adaptive_epochs=4, sgd_lrs=(0.03,),
-                              adaptive_lrs=(1e-3,), batch_sizes=(16, 0), noise_steps=100,
-                              noise_momenta=(0.9,), noise_samples=10)
-    claims = claims_of(mlp, cfg, tmp_path)
+def test_mlp_claims_identities_and_accuracy(mlp_tiny):
+    claims = mlp_tiny[0]
     # C7: EMA momentum at lr is heavy ball at lr (1 - b): equal up to float rounding
     assert np.all(claims["C7"].metrics["relative_difference"] < 1e-5)
     assert claims["C7"].verdict.status == report.SUPPORTED
@@ -322,15 +359,203 @@ def test_variants_gains_equalise_the_step_of_a_constant_gradient():
         np.testing.assert_allclose(np.asarray(updates[-1]), -0.5, rtol=1e-3, err_msg=name)
 
 
-def test_variants_and_heavy_ball_learn_digits(tmp_path):
-    cfg = dataclasses.replace(variants.QUICK, epochs=4, seeds=2, step_sizes=(0.4, 0.8))
-    e2 = variants.run(cfg, KEY, tmp_path)[0]
+def test_variants_and_heavy_ball_learn_digits(variants_tiny):
+    e2, tmp_path = variants_tiny[0]["E2"], variants_tiny[1]
     for name in ("heavy ball", "QHM", "AggMo", "Demon"):
         m = e2.metrics[name]
         assert m["accuracy"][m["best"]] > 0.9, name
         assert m["typical"][m["best"]] == min(m["typical"])
         assert np.all(m["worst accuracy"] <= m["accuracy"])
     assert (tmp_path / e2.plots[0]).stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------- verdict conditions
+# Each verdict's conditions on the tiny configurations: those that hold (or fail) for a reason
+# are asserted as such; those that depend on the configuration are recomputed from the
+# numbers the rule compares, so that a flipped comparison in a rule shows.
+
+
+def test_verdict_status_follows_its_conditions(ravine_tiny, minima_tiny, sweep_tiny,
+                                               rosenbrock_tiny, schedules_tiny, restart_tiny,
+                                               mlp_tiny, variants_tiny):
+    for claims, _ in (ravine_tiny, minima_tiny, sweep_tiny, rosenbrock_tiny, schedules_tiny,
+                      restart_tiny, mlp_tiny, variants_tiny):
+        for claim in claims.values():
+            assert claim.verdict == report.rule(dict(claim.verdict.conditions)), claim.id
+
+
+def test_c1_headline_counts_the_runs_above_two_over_l(ravine_tiny):
+    c1 = ravine_tiny[0]["C1"]
+    above = np.asarray(RAVINE_TINY.lr_multiples) > 2
+    n = int(c1.metrics["diverged"][:, above].size)
+    # gradient descent diverges at every lr above 2/L on a quadratic: all of them
+    assert f"all {n} runs above 2/L diverge" in c1.headline
+    assert condition(c1, "every learning rate above 2/L diverges")
+
+
+def test_c3_conditions(sweep_tiny):
+    c3, cfg = sweep_tiny[0]["C3"], SWEEP_TINY
+    q, m = c3.metrics["ravine"], c3.metrics["mlp"]
+    i9, top = list(cfg.momenta).index(0.9), len(cfg.momenta) - 1
+    assert condition(c3, "0.9 is fast on the ravine") == bool(
+        q["steps"][i9] <= 2 * np.min(q["steps"]))
+    assert condition(c3, "0.9 is good on the MLP") == bool(
+        m["accuracy"][i9] >= np.nanmax(m["accuracy"]) - cfg.well)
+    # momentum 0.999 has almost no friction left: it oscillates across the valley's minimum
+    # far more often than 0.9 and is still far from it after the run (complex roots of
+    # modulus sqrt(0.999))
+    assert q["crossings"][top] > q["crossings"][i9] and q["final"][top] > q["final"][i9]
+    assert condition(c3, "overshoots on the ravine")
+    assert condition(c3, "overshoots on the MLP") == bool(
+        m["rises"][top] > m["rises"][i9] and m["final"][top] > m["final"][i9])
+
+
+def test_c4_conditions(rosenbrock_tiny):
+    c4, cfg = rosenbrock_tiny[0]["C4"], ROSENBROCK_TINY
+    results = c4.metrics.values()
+    hb = np.concatenate([r["steps"][0].ravel() for r in results])
+    nag = np.concatenate([r["steps"][1].ravel() for r in results])
+    rises = [np.concatenate([r["rises"][i].ravel() for r in results]) for i in (0, 1)]
+    div = [sum(int(r["diverged"][i].sum()) for r in results) for i in (0, 1)]
+    both = np.isfinite(hb) & np.isfinite(nag)
+    high = np.tile(np.asarray(cfg.momenta) >= 0.95, len(c4.metrics) * len(cfg.lr_multiples))
+    assert high.any() and both.any()
+    assert condition(c4, "Nesterov needs fewer steps") == bool(np.median(nag[both] / hb[both]) < 1)
+    assert condition(c4, "with momentum >= 0.95") == bool(
+        np.sum((nag < hb)[both & high]) > np.sum(both & high) / 2)
+    assert condition(c4, "at least as many settings") == bool(
+        np.isfinite(nag).sum() >= np.isfinite(hb).sum())
+    assert condition(c4, "rises less often") == bool(np.sum(rises[1] < rises[0]) > hb.size / 2)
+    # at lr 2/L and momentum 0.9 Nesterov diverges on the ravine and heavy ball does not
+    # (stability limits (2 + 2b) / (1 + 2b) < 2 < 2 (1 + b)): Nesterov diverges more often
+    assert div[1] > div[0]
+    assert not condition(c4, "diverges in no more settings")
+
+
+def test_c5_conditions(mlp_tiny):
+    c5, cfg = mlp_tiny[0]["C5"], MLP_TINY
+    stats, b = c5.metrics["stats"], cfg.online_momenta[-1]
+    for n in ("heavy ball", "delta momentum"):
+        late, early = stats[f"{n}|{b}|late"], stats[f"{n}|{b}|early"]
+        assert condition(c5, f"{n}: the effective step varies") == bool(
+            late["p90"] / late["p10"] >= cfg.spread)
+        assert condition(c5, f"{n}: it adapts") == bool(
+            abs(late["p50"] / early["p50"] - 1) >= cfg.shift)
+    # the buffer adds the past gradients, which mostly agree early in training: the median
+    # effective step is above the learning rate alone for both momentum forms
+    assert all(stats[f"{n}|{b}|early"]["p50"] > 1 for n in ("heavy ball", "delta momentum"))
+    assert condition(c5, "early in training both move faster")
+
+
+def test_c6_conditions(minima_tiny):
+    c6, cfg = minima_tiny[0]["C6"], MINIMA_TINY
+    found, past = np.asarray(c6.metrics["in_basin"]), np.asarray(c6.metrics["rolled_past"])
+    # momentum rolls through the dips: see the minima test above (at least 2x gradient descent)
+    assert condition(c6, "momentum rolls through the dips")
+    assert found.max() >= cfg.helps_factor * found[0]
+    assert condition(c6, "can roll past the global minimum") == bool(past.max() >= cfg.rolls_past)
+
+
+def test_c8_conditions(schedules_tiny):
+    c8, cfg = schedules_tiny[0]["C8"], SCHEDULES_TINY
+    const, anneal, to_one, capped = range(4)
+    for p in ("ravine", "MLP"):
+        r = c8.metrics[p]
+
+        def as_good(i):
+            ok = r["final"][i] <= cfg.slack * r["final"][const]
+            return bool(ok and (p == "ravine" or r["accuracy"][i] >= r["accuracy"][const] - 0.01))
+
+        assert condition(c8, f"{p}: annealing") == as_good(anneal)
+        assert condition(c8, f"{p}: the same ramp capped") == as_good(capped)
+        assert condition(c8, f"{p}: seed 001's linear-to-one") == bool(
+            r["tail"][to_one] <= 0.5 * r["at_one"][to_one])
+    # momentum 1 on the ravine: no friction, the distance stops shrinking (test above)
+    assert not condition(c8, "ravine: seed 001's linear-to-one")
+
+
+def test_c9_conditions(restart_tiny):
+    c9, cfg = restart_tiny[0]["C9"], RESTART_TINY
+    steps, final = c9.metrics["ravine_steps"], c9.metrics["mlp_final_loss"]
+    ravine_ok = conditions_of(c9, "ravine, momentum")
+    mlp_ok = conditions_of(c9, "MLP, momentum")
+    assert ravine_ok == [bool(steps[i, :-1].min() < steps[i, -1]) for i in range(len(cfg.momenta))]
+    assert mlp_ok == [bool(final[i, :-1].min() < cfg.margin * final[i, -1])
+                      for i in range(len(cfg.momenta))]
+    # momentum 0.99 on the ravine is underdamped: restarting removes the oscillation (test above)
+    assert ravine_ok[-1]
+
+
+def test_c10_conditions(mlp_tiny):
+    c10, cfg = mlp_tiny[0]["C10"], MLP_TINY
+    best = c10.metrics
+
+    def faster(a, b):
+        return bool(a["epochs to target"] < b["epochs to target"] or (
+            a["epochs to target"] == b["epochs to target"]
+            and a["final loss"] < cfg.margin * b["final loss"]))
+
+    hb = best["heavy ball|0.9"]
+    adaptive = min(("RMSprop", "Adam"), key=lambda n: (best[f"{n}|0.9"]["epochs to target"],
+                                                        best[f"{n}|0.9"]["final loss"]))
+    ad = best[f"{adaptive}|0.9"]
+    assert condition(c10, f"{adaptive} with momentum 0.9 learns faster") == faster(ad, hb)
+    assert condition(c10, "at most 1 point below") == bool(
+        ad["test accuracy"] >= hb["test accuracy"] - 0.01)
+    assert condition(c10, "makes both RMSprop and Adam") == all(
+        faster(best[f"{n}|0.9"], best[f"{n}|0"]) for n in ("RMSprop", "Adam"))
+
+
+def test_c11_conditions(mlp_tiny):
+    c11, cfg = mlp_tiny[0]["C11"], MLP_TINY
+    cosine = c11.metrics["cosine"]
+    full = max(int(s) for s in cosine)
+    minis = [s for s in cosine if int(s) < full]
+    i9 = list(cfg.noise_momenta).index(0.9)
+    assert minis
+    assert conditions_of(c11, "the EMA (b = 0.9)") == [
+        all(cosine[s][j, i9, 0] > cosine[s][j, i9, 1] for s in minis)
+        for j in range(len(cfg.noise_lrs))]
+    # at the small lr the weights move slowly over the EMA's window: averaging the mini-batch
+    # gradients brings them closer to the full gradient (test above)
+    assert conditions_of(c11, "the EMA (b = 0.9)")[0]
+
+
+def test_e2_conditions(variants_tiny):
+    e2, cfg = variants_tiny[0]["E2"], VARIANTS_TINY
+    at = lambda name, field: e2.metrics[name][field][e2.metrics[name]["best"]]
+    others = ("QHM", "AggMo", "Demon")
+    for name in others:
+        assert condition(e2, f"{name} trains faster than heavy ball") == bool(
+            at(name, "typical") <= cfg.margin * at("heavy ball", "typical"))
+    assert condition(e2, "no variant's test accuracy") == all(
+        at(n, "accuracy") >= at("heavy ball", "accuracy") - cfg.accuracy_drop for n in others)
+
+
+def test_rule_refuses_no_conditions_and_vacuous_ones_fail(tmp_path):
+    with pytest.raises(ValueError):
+        report.rule({})
+    # no learning rate above 2/L: "every learning rate above 2/L diverges" is not shown true
+    cfg = dataclasses.replace(RAVINE_TINY, kappas=(10.0,), lr_multiples=(0.5, 1.5), lr_steps=50)
+    c1 = ravine.learning_rates(cfg, tmp_path)
+    assert "0 of 0 runs above 2/L diverge" in c1.headline
+    assert not condition(c1, "every learning rate above 2/L diverges")
+
+
+def test_report_writes_each_verdict_reason_and_headline(tmp_path):
+    made = {s: report.claim("C1", setup="s", headline=f"headline {s}", table=[{"a": 1}],
+                            plots=[], verdict=v)
+            for s, v in (("depends", report.rule({"a holds": True, "b fails": False})),
+                         ("not", report.rule({"nothing holds": False})))}
+    for claim in made.values():
+        text = report.section(claim, "x/")
+        assert f"**Verdict: {claim.verdict.status}.** {claim.verdict.reason}" in text
+    claim = made["depends"]
+    report.write_report(tmp_path / "REPORT.md", [("x/", claim)], "header")
+    text = (tmp_path / "REPORT.md").read_text()
+    assert (f"| C1. {claim.title} | {claim.seed} | {claim.headline} | {report.DEPENDS} |"
+            in text)
+    assert f"**Verdict: depends.** Holds: a holds. Does not hold: b fails." in text
 
 
 # --------------------------------------------------------------------- command line
@@ -340,7 +565,7 @@ def test_help_lists_every_experiment(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    assert all(name in text for name in [*runner.EXPERIMENTS, "all"])
+    assert all(name in text for name in [*runner.EXPERIMENTS, "bench", "all"])
 
 
 def test_runner_writes_the_report_and_the_same_seed_gives_the_same_numbers(tmp_path,
@@ -362,5 +587,15 @@ def test_runner_writes_the_report_and_the_same_seed_gives_the_same_numbers(tmp_p
                for out in "abc"}
     assert metrics["a"] == metrics["b"]
     assert metrics["a"]["claims"]["C6"] != metrics["c"]["claims"]["C6"]
-    assert metrics["a"]["claims"]["C6"]["verdict"]["status"] in {
-        report.SUPPORTED, report.NOT_SUPPORTED, report.DEPENDS}
+    # every claim's status, reason and headline, as metrics.json has them, are in the report:
+    # in the summary table (headline and status) and in the claim's section (all three)
+    for experiment in ("ravine", "minima"):
+        data = json.loads((tmp_path / "a" / experiment / "metrics.json").read_text())
+        for claim_id, c in data["claims"].items():
+            status, reason = c["verdict"]["status"], c["verdict"]["reason"]
+            assert status in {report.SUPPORTED, report.NOT_SUPPORTED, report.DEPENDS}
+            assert reason == report.rule(dict(c["verdict"]["conditions"])).reason
+            assert f"| {c['headline']} | {status} |" in text, claim_id
+            section = text[text.index(f"## {claim_id}. {c['title']}"):].split("\n#")[0]
+            assert f"**Numbers.** {c['headline']}" in section, claim_id
+            assert f"**Verdict: {status}.** {reason}" in section, claim_id

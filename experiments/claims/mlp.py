@@ -327,7 +327,7 @@ def gradient_noise(cfg: Config, key: jax.Array, out: pathlib.Path) -> report.Cla
     verdict = report.rule({
         f"at lr {lr:g}, for every mini-batch size {minis}, the EMA (b = 0.9) of the mini-batch "
         "gradients is closer (mean cosine) to the full-batch gradient than the raw one":
-            all(sims[s][j, i9, 0] > sims[s][j, i9, 1] for s in minis)
+            bool(minis) and all(sims[s][j, i9, 0] > sims[s][j, i9, 1] for s in minis)
         for j, lr in enumerate(cfg.noise_lrs)})
     fig, axes = plotting.figure(len(cfg.noise_lrs), title="C11: cosine to the full-batch "
                                 "gradient, digits MLP, EMA momentum")

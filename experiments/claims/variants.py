@@ -95,7 +95,7 @@ def variants(cfg: Config, key: jax.Array, out: pathlib.Path) -> report.Claim:
         for name in others}
     conditions[f"no variant's test accuracy is more than {100 * cfg.accuracy_drop:g} point "
                f"below heavy ball's ({at(hb, 'accuracy'):.3f}: " + ", ".join(
-                   f"{n} {at(n, 'accuracy'):.3f}" for n in others) + ")"] = all(
+                   f"{n} {at(n, 'accuracy'):.3f}" for n in others) + ")"] = bool(others) and all(
         at(n, "accuracy") >= at(hb, "accuracy") - cfg.accuracy_drop for n in others)
     verdict = report.rule(conditions)
     fig, (ax, ax2, ax3) = plotting.figure(3, title=f"E2: momentum variants, digits MLP, batch "
