@@ -71,6 +71,21 @@ def as_real_scalar(name: str, value: Any, expected: str) -> float:
     raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
 
 
+def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> float | None:
+    """``value`` as a float to range-check; ``None`` for an accepted schedule or a traced
+    value (never inspected); a TypeError for anything else, or a callable when
+    ``allow_schedule`` is False."""
+    if allow_schedule:
+        expected += " or a schedule (a callable of the step count)"
+    if is_schedule(value):
+        if not allow_schedule:
+            raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
+        return None
+    if is_traced(value):
+        return None
+    return as_real_scalar(name, value, expected)
+
+
 def check_coefficient(name: str, value: Any, *, allow_one: bool = True,
                       allow_schedule: bool = True) -> None:
     """Validates a momentum/decay coefficient at construction time.
@@ -87,13 +102,9 @@ def check_coefficient(name: str, value: Any, *, allow_one: bool = True,
         ValueError: ``value`` is NaN, infinite or out of range.
     """
     interval = "[0, 1]" if allow_one else "[0, 1)"
-    expected = f"a float in {interval}" + (
-        " or a schedule (a callable of the step count)" if allow_schedule else "")
-    if is_schedule(value) and not allow_schedule:
-        raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
-    if is_schedule(value) or is_traced(value):
+    number = _constant(name, value, f"a float in {interval}", allow_schedule)
+    if number is None:
         return
-    number = as_real_scalar(name, value, expected)
     if not (0.0 <= number <= 1.0) or (number == 1.0 and not allow_one):
         raise ValueError(f"{name} must be in {interval}; got {value!r}.")
 
@@ -101,13 +112,9 @@ def check_coefficient(name: str, value: Any, *, allow_one: bool = True,
 def check_learning_rate(name: str, value: Any, *, allow_schedule: bool = True) -> None:
     """Validates a learning rate (or another scale): a finite constant >= 0, a schedule
     (when ``allow_schedule``), or a traced value."""
-    expected = "a float >= 0" + (
-        " or a schedule (a callable of the step count)" if allow_schedule else "")
-    if is_schedule(value) and not allow_schedule:
-        raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
-    if is_schedule(value) or is_traced(value):
+    number = _constant(name, value, "a float >= 0", allow_schedule)
+    if number is None:
         return
-    number = as_real_scalar(name, value, expected)
     if not (math.isfinite(number) and number >= 0.0):
         raise ValueError(f"{name} must be a finite float >= 0; got {value!r}.")
 
