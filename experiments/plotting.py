@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -87,3 +87,72 @@ def bands(ax, ys: dict[str, np.ndarray], *, windows: int = 150, xlabel: str = "s
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def seed_bands(ax, steps: np.ndarray, curves: dict[str, np.ndarray], *, xlabel: str = "step",
+               ylabel: str = "", title: str = "", logy: bool = False,
+               colors: dict[str, Any] | None = None) -> None:
+    """Mean over seeds with its 95% bootstrap band, one curve per label.
+
+    ``curves[label]`` has shape ``(seeds, len(steps))``. A seed whose curve stops being
+    finite (a diverged run) is marked with an ``x`` at its last finite point and left out
+    of the band from there on; the legend counts the diverged seeds.
+    """
+    from experiments.protocol import stats
+
+    colors = colors or {}
+    for i, (label, y) in enumerate(curves.items()):
+        y = np.asarray(y, np.float64)
+        color = colors.get(label, COLORS.get(label, f"C{i}"))
+        finite = np.isfinite(y) & (np.abs(y) < 1e30)
+        diverged = ~finite.all(-1)
+        mean, low, high = stats.band(np.where(finite, y, np.nan))
+        name = label + (f" ({int(diverged.sum())} of {len(y)} diverged)" if diverged.any() else "")
+        ax.plot(steps, mean, color=color, lw=1.2, label=name)
+        ax.fill_between(steps, low, high, color=color, alpha=0.25, lw=0)
+        for run in np.flatnonzero(diverged):
+            last = np.flatnonzero(finite[run])
+            if last.size:
+                ax.plot(steps[last[-1]], y[run, last[-1]], "x", color=color, ms=6)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def heatmap(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray, *, xlabel: str, ylabel: str,
+            label: str, title: str = "", log_color: bool = False, marks: np.ndarray | None = None,
+            cmap: str = "viridis_r"):
+    """``z[i, j]`` at ``(x[j], y[i])`` on log axes, with a colorbar labelled ``label``;
+    non-finite cells (diverged runs) hatched grey; ``marks`` (same shape, bool) ringed.
+    Returns the image."""
+    from matplotlib import colors as mcolors
+
+    z = np.asarray(z, np.float64)
+    masked = np.ma.masked_invalid(np.where(np.abs(z) < 1e30, z, np.nan))
+    ax.set_facecolor("0.85")
+    norm = mcolors.LogNorm() if log_color else None
+    edges = lambda v: np.exp(np.concatenate([[np.log(v[0]) - (np.log(v[1]) - np.log(v[0])) / 2],
+                                             (np.log(v[1:]) + np.log(v[:-1])) / 2,
+                                             [np.log(v[-1]) + (np.log(v[-1]) - np.log(v[-2])) / 2]]))
+    image = ax.pcolormesh(edges(np.asarray(x, np.float64)), edges(np.asarray(y, np.float64)),
+                          masked, cmap=cmap, norm=norm, shading="flat")
+    bad = ~np.isfinite(masked.filled(np.nan))
+    for i, j in zip(*np.nonzero(bad)):
+        ax.plot(x[j], y[i], "x", color="0.4", ms=5)
+    if marks is not None:
+        for i, j in zip(*np.nonzero(marks)):
+            ax.plot(x[j], y[i], "o", mfc="none", mec="red", ms=9, mew=1.5)
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.figure.colorbar(image, ax=ax, label=label)
+    return image
+
+
+def ordered_colors(values: Sequence[float], cmap: str = "viridis") -> list:
+    """One color per ordered value (momentum, batch size), for a colorbar-like legend."""
+    from matplotlib import colormaps
+
+    values = np.asarray(values, np.float64)
+    span = np.ptp(values) or 1.0
+    return [colormaps[cmap]((v - values.min()) / span * 0.9) for v in values]

@@ -1,4 +1,12 @@
-"""Claims, verdicts, ``metrics.json`` and ``REPORT.md``."""
+"""Findings, ``metrics.json`` and ``REPORT.md``.
+
+A claim module returns ``Finding``s (what it measured and the verdict its judge
+gave); the report joins each with its statement from ``experiments.registry`` (the
+quote and its sources) and writes one section per claim: the quote and source, the
+reading tested, the setup, the search space and budget, the pre-registered primary
+condition, the numbers with their intervals, the plots and the status with its reason.
+Textbook checks (verdicts with ``check=True``) get their own part of the report.
+"""
 
 from __future__ import annotations
 
@@ -6,91 +14,47 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from experiments.claims import STATEMENTS
-
-SEEDS = {
-    "000": "000_1a21b5a144fe4da5.txt",  # "Neural Network Momentum"
-    "001": "001_ec733c47fdfc6e1c.txt",  # "Understanding Momentum in Neural Network Optimization"
-    "002": "002_96713eb8431134a1.txt",  # "Momentum" (exponential moving averages)
-}
-
-SUPPORTED, NOT_SUPPORTED, DEPENDS = "supported", "not supported", "depends"
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What the data say about a claim, and why (``status`` is one of the three above)."""
-
-    status: str
-    reason: str
-    conditions: tuple[tuple[str, bool], ...] = ()  # (sentence, whether the data make it true)
-
-
-def rule(conditions: dict[str, bool]) -> Verdict:
-    """The verdict rule shared by all claims: each condition is a sentence that the
-    data make true or false. All true: supported; none: not supported; else
-    depends, naming what holds and what does not. No conditions is an error: a verdict
-    needs at least one sentence to judge."""
-    if not conditions:
-        raise ValueError("a verdict needs at least one condition")
-    conditions = {c: bool(ok) for c, ok in conditions.items()}
-    held = [c for c, ok in conditions.items() if ok]
-    failed = [c for c, ok in conditions.items() if not ok]
-    holds = "Holds: " + "; ".join(held) + "." if held else ""
-    fails = "Does not hold: " + "; ".join(failed) + "." if failed else ""
-    status = SUPPORTED if not failed else NOT_SUPPORTED if not held else DEPENDS
-    return Verdict(status, " ".join(part for part in (holds, fails) if part),
-                   tuple(conditions.items()))
+from experiments.protocol.stats import Interval
+from experiments.protocol.verdicts import Verdict
 
 
 @dataclasses.dataclass
-class Claim:
-    """One claim of a seed document, measured."""
+class Finding:
+    """One claim, measured: what was tested, how, the numbers and the verdict."""
 
-    id: str  # "C1"
-    title: str
-    seed: str  # key of SEEDS (several joined by "+")
-    quote: str
-    setup: str
+    id: str  # "C3"; its statement is experiments.registry.STATEMENTS[id]
+    reading: str  # the reading of the claim that is tested, and why
+    primary: str  # the pre-registered primary condition, with its threshold
+    setup: str  # problem, model, steps, batch size, seeds
+    budget: str  # search space and trials per method ("" for seed-free checks)
     headline: str  # the measurement in one line (terminal table, README)
-    table: list[dict]  # the numbers, one dict per row
+    table: list[dict]  # the numbers, one dict per row (intervals as Interval)
     plots: list[str]  # PNG paths relative to the experiment's folder
     verdict: Verdict
-    metrics: dict = dataclasses.field(default_factory=dict)  # raw series for metrics.json
-    source: str = ""  # beyond the seeds (seed ""): the papers, short form
-    references: tuple[str, ...] = ()  # beyond the seeds: the papers, in full
+    metrics: dict = dataclasses.field(default_factory=dict)  # raw numbers for metrics.json
+    notes: str = ""  # edge-of-space flags, caveats
 
     @property
-    def beyond(self) -> bool:
-        """Whether the claim comes from papers beyond the seed documents (E1, E2, ...)."""
-        return not self.seed
-
-
-def claim(claim_id: str, **measured: Any) -> Claim:
-    """The measured claim ``claim_id``: its statement (``experiments.claims.STATEMENTS``)
-    with the measurement (setup, headline, table, plots, verdict, metrics)."""
-    statement = STATEMENTS[claim_id]
-    return Claim(id=claim_id, title=statement.title, seed=statement.seed, quote=statement.quote,
-                 source=statement.source, references=statement.references, **measured)
-
-
-def order(claim: Claim) -> tuple[bool, int]:
-    """Sort key: the seeds' claims C1..C12 first, then those beyond them, E1, E2, ..."""
-    return claim.beyond, int(claim.id[1:])
+    def check(self) -> bool:
+        """A textbook check of the implementation rather than empirical evidence."""
+        return self.verdict.check
 
 
 def jsonable(value: Any) -> Any:
     """NumPy/JAX values as JSON: arrays to lists, non-finite floats to None."""
+    if isinstance(value, Interval):
+        return {"mean": jsonable(value.mean), "low": jsonable(value.low),
+                "high": jsonable(value.high), "n": value.n}
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if dataclasses.is_dataclass(value):
-        return jsonable(dataclasses.asdict(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return jsonable(np.asarray(value).tolist())
     if isinstance(value, (np.floating, float)):
@@ -101,14 +65,17 @@ def jsonable(value: Any) -> Any:
 
 
 def fmt(value: Any) -> str:
-    """A number as a table cell: 4 significant digits, ``never``/``nan`` spelled out."""
+    """A number as a table cell: 4 significant digits, ``never``/``n/a`` spelled out;
+    an interval as ``mean [low, high]``."""
+    if isinstance(value, Interval):
+        return str(value)
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         if math.isinf(value):
-            return "never"
+            return "never" if value > 0 else "-inf"
         if math.isnan(value):
             return "n/a"
         if value == int(value) and abs(value) < 1e6:
@@ -127,61 +94,84 @@ def markdown_table(rows: list[dict]) -> str:
         return ""
     head = list(rows[0])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(fmt(row[h]) for h in head) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(row.get(h, "")) for h in head) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def write_metrics(directory: pathlib.Path, name: str, config: Any, claims: list[Claim]) -> None:
-    """``directory/metrics.json``: the configuration and every claim's numbers and verdict."""
+def write_metrics(directory: pathlib.Path, name: str, config: Any, findings: list[Finding],
+                  *, seconds: float, environment: dict) -> None:
+    """``directory/metrics.json``: environment, wall time, configuration, every finding."""
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {"experiment": name, "config": jsonable(config),
-               "claims": {c.id: jsonable({"title": c.title, "verdict": c.verdict, "headline":
-                                          c.headline, "table": c.table, "metrics": c.metrics})
-                          for c in claims}}
+    payload = {"experiment": name, "seconds": seconds, "environment": environment,
+               "config": jsonable(config),
+               "claims": {f.id: jsonable({"status": f.verdict.status, "check": f.check,
+                                          "reason": f.verdict.reason, "primary": f.primary,
+                                          "conditions": f.verdict.primary,
+                                          "secondary": f.verdict.secondary,
+                                          "headline": f.headline, "table": f.table,
+                                          "metrics": f.metrics}) for f in findings}}
     (directory / "metrics.json").write_text(json.dumps(payload, indent=1) + "\n")
 
 
-def section(claim: Claim, folder: str) -> str:
-    """A claim's section of the report; plot paths are prefixed by ``folder``."""
-    if claim.beyond:
-        attribution = f"{claim.source} (paraphrased)"
-        references = "**References.** " + " ".join(claim.references) + "\n\n"
-    else:
-        attribution = "seed " + ", ".join(f"`{SEEDS[s]}`" for s in claim.seed.split("+"))
-        references = ""
-    plots = "\n".join(f"![{claim.id}]({folder}{p})" for p in claim.plots)
-    return (f"## {claim.id}. {claim.title}\n\n"
-            f"> {claim.quote}\n>\n> — {attribution}\n\n{references}"
-            f"**Setup.** {claim.setup}\n\n"
-            f"**Numbers.** {claim.headline}\n\n{markdown_table(claim.table)}\n\n"
-            f"{plots}\n\n"
-            f"**Verdict: {claim.verdict.status}.** {claim.verdict.reason}\n")
+def order(claim_id: str) -> tuple[bool, int]:
+    """Sort key: the sources' claims C1.. first, then those beyond them, E1, E2, ..."""
+    return claim_id.startswith("E"), int(claim_id[1:])
 
 
-BEYOND = ("Beyond the source documents", "The claims below are not in the three seed "
-          "documents: they come from the papers behind methods the library adds (adaptive "
-          "restart, quasi-hyperbolic and aggregated momentum, decaying momentum), paraphrased, "
-          "and are measured with the same machinery and judged by the same kind of rule.")
+def section(finding: Finding, statement: Any, folder: str) -> str:
+    """A finding's section of the report; plot paths are prefixed by ``folder``."""
+    plots = "\n".join(f"![{finding.id}]({folder}{p})" for p in finding.plots)
+    secondary = ""
+    if finding.verdict.secondary:
+        secondary = "**Secondary (reported, not voting).** " + "; ".join(
+            f"{c.sentence()} -> {c.status}" for c in finding.verdict.secondary) + "\n\n"
+    budget = f"**Search space and budget.** {finding.budget}\n\n" if finding.budget else ""
+    notes = f"**Notes.** {finding.notes}\n\n" if finding.notes else ""
+    label = "Check" if finding.check else "Verdict"
+    return (f"## {finding.id}. {statement.title}\n\n"
+            f"> {statement.quote}\n>\n> — {statement.cited}\n\n"
+            f"**Reading tested.** {finding.reading}\n\n"
+            f"**Setup.** {finding.setup}\n\n{budget}"
+            f"**Primary condition (pre-registered).** {finding.primary}\n\n"
+            f"**Numbers.** {finding.headline}\n\n{markdown_table(finding.table)}\n\n"
+            f"{plots}\n\n{secondary}{notes}"
+            f"**{label}: {finding.verdict.status}.** {finding.verdict.reason}\n")
 
 
-def write_report(path: pathlib.Path, claims: list[tuple[str, Claim]], header: str) -> None:
-    """``REPORT.md``: a summary table, then one section per claim (``(folder, claim)`` pairs);
-    the claims beyond the seed documents come after, under their own heading."""
-    ordered = sorted(claims, key=lambda fc: order(fc[1]))
-    seeds = [(f, c) for f, c in ordered if not c.beyond]
-    beyond = [(f, c) for f, c in ordered if c.beyond]
+def summary_rows(entries: Sequence[tuple[str, Finding]], statements: dict) -> list[dict]:
+    return [{"claim": f"{f.id}. {statements[f.id].title}", "source": statements[f.id].short,
+             "measurement": f.headline, "status": f.verdict.status} for _, f in entries]
+
+
+PARTS = (
+    ("Claims of the source documents", lambda f: not f.check and not f.id.startswith("E"),
+     "Each claim below is judged on its primary condition, written before the run, with "
+     "95% bootstrap intervals over seeds and equal tuning budgets for the methods compared."),
+    ("Beyond the source documents", lambda f: not f.check and f.id.startswith("E"),
+     "Claims of the papers behind methods the library adds beyond the three sources, "
+     "paraphrased, measured under the same protocol."),
+    ("Textbook checks of the implementation", lambda f: f.check,
+     "These statements are theorems on quadratics or algebraic identities: they cannot fail "
+     "unless the code is wrong, so they test the implementation and are not counted as "
+     "evidence for the claims."),
+)
+
+
+def write_report(path: pathlib.Path, entries: list[tuple[str, Finding]], header: str,
+                 statements: dict) -> None:
+    """``REPORT.md``: a summary table per part (claims, beyond, checks), then one section
+    per finding (``(folder, finding)`` pairs, folder prefixing its plots)."""
+    ordered = sorted(entries, key=lambda e: order(e[1].id))
     parts = [f"# Momentum claims, measured\n\n{header}\n"]
-    if seeds:
-        parts.append(markdown_table([{"claim": f"{c.id}. {c.title}", "seed": c.seed,
-                                      "measurement": c.headline, "verdict": c.verdict.status}
-                                     for _, c in seeds]) + "\n")
-    if beyond:
-        parts.append(f"**{BEYOND[0]}.**\n\n" + markdown_table(
-            [{"claim": f"{c.id}. {c.title}", "source": c.source, "measurement": c.headline,
-              "verdict": c.verdict.status} for _, c in beyond]) + "\n")
-    parts += [section(c, folder) for folder, c in seeds]
-    if beyond:
-        parts.append(f"---\n\n# {BEYOND[0]}\n\n{BEYOND[1]}\n")
-        parts += [section(c, folder) for folder, c in beyond]
+    for title, belongs, intro in PARTS:
+        chosen = [e for e in ordered if belongs(e[1])]
+        if chosen:
+            parts.append(f"**{title}.**\n\n" + markdown_table(summary_rows(chosen, statements))
+                         + "\n")
+    for title, belongs, intro in PARTS:
+        chosen = [e for e in ordered if belongs(e[1])]
+        if chosen:
+            parts.append(f"---\n\n# {title}\n\n{intro}\n")
+            parts += [section(f, statements[f.id], folder) for folder, f in chosen]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))

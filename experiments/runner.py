@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import platform
 import time
 import zlib
 from typing import Sequence
@@ -17,19 +19,13 @@ from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
+from experiments import registry
 from experiments import report
-from experiments.claims import minima
-from experiments.claims import mlp
-from experiments.claims import ravine
-from experiments.claims import restart
-from experiments.claims import rosenbrock
-from experiments.claims import schedules
-from experiments.claims import sweep
-from experiments.claims import variants
+from experiments.protocol import verdicts
 
-EXPERIMENTS = {m.NAME: m for m in (ravine, rosenbrock, minima, mlp, sweep, schedules, restart,
-                                    variants)}
-VERDICT_STYLE = {report.SUPPORTED: "green", report.NOT_SUPPORTED: "red", report.DEPENDS: "yellow"}
+STYLE = {verdicts.SUPPORTED: "green", verdicts.NOT_SUPPORTED: "red",
+         verdicts.INCONCLUSIVE: "yellow", verdicts.DEPENDS: "yellow",
+         verdicts.CHECK_PASSED: "green", verdicts.CHECK_FAILED: "red"}
 
 
 def experiment_key(seed: int, name: str) -> jax.Array:
@@ -37,58 +33,87 @@ def experiment_key(seed: int, name: str) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
 
 
+def environment() -> dict:
+    """What the numbers were measured on (the report header and every ``metrics.json``)."""
+    devices = jax.devices()
+    return {"jax": jax.__version__, "backend": jax.default_backend(),
+            "device_kind": devices[0].device_kind, "devices": len(devices),
+            "processes": jax.process_count(), "python": platform.python_version(),
+            "machine": platform.machine(), "cpus": os.cpu_count()}
+
+
 def run(names: Sequence[str], *, quick: bool, out: pathlib.Path, seed: int,
-        console: Console | None = None) -> list[report.Claim]:
+        console: Console | None = None) -> list[report.Finding]:
     """Runs the named experiments; writes ``out/NAME/{metrics.json, *.png, REPORT.md}`` and,
-    for more than one experiment, ``out/REPORT.md`` with every claim. Returns the claims."""
-    console = console or Console()
-    console.print(f"JAX {jax.__version__}, backend [bold]{jax.default_backend()}[/], "
-                  f"devices {jax.devices()}")
+    for more than one experiment, ``out/REPORT.md`` with every claim. Returns the findings.
+
+    Under ``jax.distributed`` every process computes (the sweeps are sharded over all
+    devices) and only process 0 writes.
+    """
+    modules = registry.experiments()
+    writer = jax.process_index() == 0
+    console = console or Console(quiet=not writer)
+    env = environment()
+    console.print(f"JAX {env['jax']}, backend [bold]{env['backend']}[/], {env['devices']} "
+                  f"device(s) ({env['device_kind']}), {env['processes']} process(es)")
     mode = "quick" if quick else "full"
-    results: list[tuple[str, report.Claim]] = []
+    entries: list[tuple[str, report.Finding]] = []
+    seconds: dict[str, float] = {}
     start = time.perf_counter()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("starting", total=len(names))
         for name in names:
-            module = EXPERIMENTS[name]
+            module = modules[name]
             cfg = module.QUICK if quick else module.FULL
             folder = out / name
-            status = lambda text: progress.update(task, description=text)
-            claims = module.run(cfg, experiment_key(seed, name), folder, status)
-            report.write_metrics(folder, name, cfg, claims)
-            header = _header(names=[name], mode=mode, seed=seed, seconds=None)
-            report.write_report(folder / "REPORT.md", [("", c) for c in claims], header)
-            results += [(f"{name}/", c) for c in claims]
+            status = lambda text, name=name: progress.update(task, description=f"{name}: {text}")
+            began = time.perf_counter()
+            findings = module.run(cfg, experiment_key(seed, name), folder, status)
+            seconds[name] = time.perf_counter() - began
+            if writer:
+                report.write_metrics(folder, name, cfg, findings, seconds=seconds[name],
+                                     environment=env)
+                report.write_report(folder / "REPORT.md", [("", f) for f in findings],
+                                    header(names=[name], mode=mode, seed=seed, env=env,
+                                           seconds={name: seconds[name]}, modules=modules),
+                                    registry.STATEMENTS)
+            entries += [(f"{name}/", f) for f in findings]
             progress.advance(task)
         progress.update(task, description="done")
-    seconds = time.perf_counter() - start
-    if len(names) > 1:
-        report.write_report(out / "REPORT.md", results,
-                            _header(names=names, mode=mode, seed=seed, seconds=seconds))
-    _print_table(console, results, f"{len(results)} claims, {mode} run, seed {seed}, "
-                                   f"{seconds:.0f} s")
+    total = time.perf_counter() - start
+    if len(names) > 1 and writer:
+        report.write_report(out / "REPORT.md", entries,
+                            header(names=names, mode=mode, seed=seed, env=env, seconds=seconds,
+                                   modules=modules, total=total), registry.STATEMENTS)
+    print_table(console, entries, f"{len(entries)} claims, {mode} run, seed {seed}, "
+                                  f"{total:.0f} s")
     console.print(f"results in {out}/")
-    return [c for _, c in results]
+    return [f for _, f in entries]
 
 
-def _header(*, names: Sequence[str], mode: str, seed: int, seconds: float | None) -> str:
+def header(*, names: Sequence[str], mode: str, seed: int, env: dict, seconds: dict,
+           modules: dict, total: float | None = None) -> str:
     flag = " --quick" if mode == "quick" else ""
-    which = "all" if len(names) == len(EXPERIMENTS) else " ".join(names)
-    took = f", {seconds:.0f} s" if seconds is not None else ""
+    which = "all" if len(names) == len(modules) else " ".join(names)
+    took = f" in {total:.0f} s" if total is not None else ""
+    times = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
     return (f"Written by `python -m experiments {which}{flag} --seed {seed}` ({mode} "
-            f"configuration; JAX {jax.__version__} on {jax.default_backend()}, "
-            f"{jax.device_count()} device(s){took}). Every verdict is computed from the numbers "
-            "below by the rule in the experiment's module (`experiments/claims/`).")
+            f"configuration{took}) with JAX {env['jax']} on {env['backend']} "
+            f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
+            f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "
+            "Every status follows from the numbers below by the judge function of the claim's "
+            "module in `experiments/claims/`; intervals are 95% bootstrap intervals over seeds.")
 
 
-def _print_table(console: Console, results: list[tuple[str, report.Claim]], title: str) -> None:
+def print_table(console: Console, entries: list[tuple[str, report.Finding]], title: str) -> None:
     table = Table(title=title)
-    for column in ("claim", "experiment", "measurement", "verdict"):
+    for column in ("claim", "experiment", "measurement", "status"):
         table.add_column(column, overflow="fold")
-    for folder, claim in sorted(results, key=lambda fc: report.order(fc[1])):
-        style = VERDICT_STYLE[claim.verdict.status]
-        table.add_row(f"{claim.id}. {claim.title}", folder.rstrip("/"), claim.headline,
-                      f"[{style}]{claim.verdict.status}[/]")
+    for folder, finding in sorted(entries, key=lambda e: report.order(e[1].id)):
+        statement = registry.STATEMENTS[finding.id]
+        style = STYLE[finding.verdict.status]
+        table.add_row(f"{finding.id}. {statement.title}", folder.rstrip("/"), finding.headline,
+                      f"[{style}]{finding.verdict.status}[/]")
     console.print(table)

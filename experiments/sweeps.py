@@ -43,8 +43,17 @@ def rows(table: dict[str, np.ndarray]) -> int:
 
 
 def mesh() -> Mesh:
-    """A 1-D mesh over all devices; the sweep axis is sharded along it."""
+    """A 1-D mesh over all devices (of every process under ``jax.distributed``); the sweep
+    axis is sharded along it."""
     return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def _global(value: Any, sharding: NamedSharding) -> jax.Array:
+    """A host array as a global array with ``sharding``: each process fills only its own
+    devices' shards (every process holds the same host value), so this works in one
+    process and across processes alike."""
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def place(table: dict[str, Any]) -> dict[str, jax.Array]:
@@ -52,9 +61,25 @@ def place(table: dict[str, Any]) -> dict[str, jax.Array]:
     so every device holds as many rows)."""
     devices = mesh()
     pad = (-rows(table)) % devices.size
-    padded = {k: jnp.concatenate([jnp.asarray(v), jnp.repeat(jnp.asarray(v)[-1:], pad)])
-              for k, v in table.items()}
-    return jax.device_put(padded, NamedSharding(devices, PartitionSpec(AXIS)))
+    sharding = NamedSharding(devices, PartitionSpec(AXIS))
+    return {k: _global(np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad)]),
+                       sharding) for k, v in table.items()}
+
+
+def replicate(tree: Any) -> Any:
+    """Every leaf of ``tree`` replicated on every device of the mesh."""
+    sharding = NamedSharding(mesh(), PartitionSpec())
+    return jax.tree.map(lambda leaf: _global(leaf, sharding), tree)
+
+
+def gather(tree: Any) -> Any:
+    """A sharded result as NumPy arrays on every process (an all-gather across processes
+    under ``jax.distributed``; a copy to the host otherwise)."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 def sweep(fn: Callable[..., Any], table: dict[str, Any], *shared: Any) -> Any:
@@ -70,9 +95,19 @@ def sweep(fn: Callable[..., Any], table: dict[str, Any], *shared: Any) -> Any:
         ``fn``'s output with a leading axis of one entry per row, as NumPy arrays.
     """
     n = rows(table)
-    shared = jax.device_put(shared, NamedSharding(mesh(), PartitionSpec()))
+    shared = tuple(replicate(s) for s in shared)
     run = jax.jit(jax.vmap(fn, in_axes=(0,) + (None,) * len(shared)))
-    return jax.tree.map(lambda a: np.asarray(a)[:n], run(place(table), *shared))
+    return jax.tree.map(lambda a: a[:n], gather(run(place(table), *shared)))
+
+
+def with_seeds(table: dict[str, np.ndarray], seeds: int) -> dict[str, np.ndarray]:
+    """Every row of ``table`` repeated for seeds ``0 .. seeds - 1`` (column ``seed``, int32),
+    rows varying slowest: row ``i * seeds + s`` is trial ``i`` on seed ``s``."""
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer; got {seeds!r}.")
+    out = {k: np.repeat(np.asarray(v), seeds) for k, v in table.items()}
+    out["seed"] = np.tile(np.arange(seeds, dtype=np.int32), rows(table))
+    return out
 
 
 def select(options: Sequence[optax.GradientTransformation],

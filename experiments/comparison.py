@@ -1,0 +1,178 @@
+"""A method's trials on every seed in one compiled function, and the selection among them.
+
+``Method`` pairs a name with ``make(row) -> optax transformation`` (``row`` holds the
+traced ``lr``, ``momentum`` and ``eps`` of a trial) and the ``Space`` it is tuned over.
+``run(method, task, ...)`` draws ``trials`` points from the space
+(``protocol.tuning.trials``), crosses them with ``seeds`` seeds and trains every
+(trial, seed) pair inside one ``jit(vmap(...))`` sharded over the devices
+(``experiments.sweeps``): trials and seeds form one flat axis, so models whose batching
+rule cannot nest (``nnx.Conv``) run too. Seed ``s`` fixes the initialisation and the
+batch order, identically for every method and trial, so methods are compared pairwise
+per seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments import loop
+from experiments import sweeps
+from experiments import tasks as tasks_lib
+from experiments.protocol import tuning
+
+MakeOpt = Callable[[dict], optax.GradientTransformation]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A named optimizer family: ``make(row)`` with traced ``row["lr"]``, ``row["momentum"]``
+    (and ``row["eps"]``), tuned over ``space``."""
+
+    name: str
+    make: MakeOpt
+    space: tuning.Space
+
+
+class Trials(NamedTuple):
+    """Every trial of a method on every seed: ``table`` (columns of length ``trials``) and the
+    curves with leading axes ``(trials, seeds)``."""
+
+    method: str
+    space: tuning.Space
+    table: dict[str, np.ndarray]
+    curves: loop.Curves
+    schedule: loop.Schedule
+
+    @property
+    def seeds(self) -> int:
+        return self.curves.test_accuracy.shape[1]
+
+    def pick(self, index: int) -> "Selected":
+        """Trial ``index``'s curves over the seeds, with its settings and edge flags."""
+        return Selected(self.method, index, {k: float(v[index]) for k, v in self.table.items()},
+                        jax.tree.map(lambda a: a[index], self.curves),
+                        tuning.on_edge(self.space, self.table, index))
+
+
+class Selected(NamedTuple):
+    """The chosen trial of a method: its settings and its curves (leading axis: seeds)."""
+
+    method: str
+    index: int
+    setting: dict[str, float]
+    curves: loop.Curves
+    edge: list[str]  # tuned dimensions in which the choice is on the edge of the space
+
+
+def seed_key(key: jax.Array, seed: jax.Array) -> jax.Array:
+    """The key of seed ``seed`` (traced int): initialisation and batch order of that seed."""
+    return jax.random.fold_in(key, seed)
+
+
+def run(methods: Method | Sequence[Method], task: tasks_lib.Task, *, trials: int, seeds: int,
+        key: jax.Array, schedule: loop.Schedule,
+        table: dict[str, np.ndarray] | None = None) -> Trials | list[Trials]:
+    """Runs ``trials`` settings of each method on ``seeds`` seeds, all in one compiled function.
+
+    Several methods run in the same compile when their states share one structure (heavy
+    ball, Nesterov and plain SGD as ``mo.sgd``; schedules of one optimizer): a traced
+    index picks each row's method (``sweeps.select``). Each method gets the same number of
+    trials, drawn from its own space. ``table`` overrides the draw (a claim that needs a
+    fixed grid, e.g. learning rate x momentum); its length is then the number of trials.
+
+    Returns one ``Trials`` for one method, a list (in order) for several.
+    """
+    single = isinstance(methods, Method)
+    methods = [methods] if single else list(methods)
+    tables = [tuning.trials(m.space, trials) if table is None else
+              {k: np.asarray(v, np.float32) for k, v in table.items()} for m in methods]
+    columns = sorted(set().union(*tables))
+    missing = [(m.name, c) for m, t in zip(methods, tables) for c in columns if c not in t]
+    if missing:
+        raise ValueError(f"every method's trials need the same columns {columns}; missing "
+                         f"(method, column): {missing}.")
+    n = sweeps.rows(tables[0])
+    combined = {c: np.concatenate([t[c] for t in tables]) for c in columns}
+    combined["method"] = np.repeat(np.arange(len(methods), dtype=np.int32), n)
+    key_data = jax.random.key_data(key)
+    makers = [m.make for m in methods]
+
+    def one(row, key_data, data):
+        row_key = seed_key(jax.random.wrap_key_data(key_data), row["seed"])
+        opt = makers[0](row) if len(makers) == 1 else sweeps.select(
+            [make(row) for make in makers], row["method"])
+        return loop.train(opt, task, row_key, schedule, data)
+
+    curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), key_data, task.data)
+    curves = jax.tree.map(lambda a: a.reshape(len(methods), n, seeds, *a.shape[1:]), curves)
+    out = [Trials(m.name, m.space, t, loop.Curves(*jax.tree.map(lambda a: a[i], curves)),
+                  schedule) for i, (m, t) in enumerate(zip(methods, tables))]
+    return out[0] if single else out
+
+
+def final(values: np.ndarray) -> np.ndarray:
+    """The last evaluation of a curve array (last axis: evaluations); NaN counts as inf."""
+    last = np.asarray(values, np.float64)[..., -1]
+    return np.where(np.isfinite(last), last, np.inf)
+
+
+def select_by_validation_loss(trials: Trials) -> Selected:
+    """The trial with the lowest mean final validation loss (diverged runs count as inf)."""
+    return trials.pick(tuning.select(final(trials.curves.val_loss)))
+
+
+def select_by_train_loss(trials: Trials) -> Selected:
+    """The trial with the lowest mean final training loss (for claims about training speed)."""
+    return trials.pick(tuning.select(final(trials.curves.train_loss)))
+
+
+def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray, *,
+             higher_is_better: bool) -> np.ndarray:
+    """The first evaluated step at which ``curve`` reaches ``target`` (``inf`` if never);
+    last axis: evaluations at ``eval_steps``. AlgoPerf's time-to-result, in steps."""
+    curve = np.asarray(curve, np.float64)
+    curve = np.where(np.isfinite(curve), curve, -np.inf if higher_is_better else np.inf)
+    reached = curve >= target if higher_is_better else curve <= target
+    first = reached.argmax(-1)
+    return np.where(reached.any(-1), np.asarray(eval_steps, np.float64)[first], np.inf)
+
+
+def select_by_steps_to(trials: Trials, target: float, *, metric: str = "val_accuracy",
+                       higher_is_better: bool = True) -> Selected:
+    """The trial that reaches ``target`` in ``metric`` soonest on average over the seeds
+    (runs that never reach it count as ``steps + eval_every``: censored, not ignored);
+    ties go to the better final value of ``metric``."""
+    curve = getattr(trials.curves, metric)
+    steps = steps_to(curve, target, trials.schedule.eval_steps, higher_is_better=higher_is_better)
+    censored = np.where(np.isfinite(steps), steps,
+                        trials.schedule.steps + trials.schedule.eval_every).mean(-1)
+    last = final(curve) if not higher_is_better else -np.nan_to_num(
+        np.asarray(curve, np.float64)[..., -1], nan=-np.inf)
+    order = np.lexsort((last.mean(-1), censored))
+    return trials.pick(int(order[0]))
+
+
+# ----------------------------------------------------------------- the usual optimizer rows
+
+def heavy_ball(row: dict) -> optax.GradientTransformation:
+    """``mo.sgd(lr, momentum)`` with both traced (momentum 0: plain SGD)."""
+    import momentum_optax as mo
+
+    return mo.sgd(row["lr"], row["momentum"])
+
+
+def nesterov(row: dict) -> optax.GradientTransformation:
+    """``mo.sgd(lr, momentum, nesterov=True)`` with both traced."""
+    import momentum_optax as mo
+
+    return mo.sgd(row["lr"], row["momentum"], nesterov=True)
+
+
+def tree_size(tree: Any) -> int:
+    return sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree.leaves(tree))
