@@ -43,14 +43,15 @@ def environment() -> dict:
 
 
 def run(names: Sequence[str], *, quick: bool, out: pathlib.Path, seed: int,
-        console: Console | None = None) -> list[report.Finding]:
+        console: Console | None = None, modules: dict | None = None) -> list[report.Finding]:
     """Runs the named experiments; writes ``out/NAME/{metrics.json, *.png, REPORT.md}`` and,
     for more than one experiment, ``out/REPORT.md`` with every claim. Returns the findings.
 
     Under ``jax.distributed`` every process computes (the sweeps are sharded over all
-    devices) and only process 0 writes.
+    devices) and only process 0 writes. ``modules`` (default: ``registry.experiments()``)
+    maps names to experiment modules.
     """
-    modules = registry.experiments()
+    modules = registry.experiments() if modules is None else modules
     writer = jax.process_index() == 0
     console = console or Console(quiet=not writer)
     env = environment()

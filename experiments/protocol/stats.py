@@ -69,12 +69,7 @@ def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] 
     if values.size == 1:
         return Interval(point, point, point, 1)
     draws = statistic(values[_resample_indices(values.size)])
-    with np.errstate(invalid="ignore"):
-        low, high = np.nanpercentile(draws, [50 * (1 - LEVEL), 50 * (1 + LEVEL)]) \
-            if np.isfinite(draws).any() else (point, point)
-    if not np.all(np.isfinite(draws)):  # infinite resamples (a run that never arrived)
-        high = np.inf if np.any(draws == np.inf) else high
-        low = -np.inf if np.any(draws == -np.inf) else low
+    low, high = _percentiles(draws)
     return Interval(point, float(low), float(high), int(values.size))
 
 
@@ -108,8 +103,16 @@ def paired_ratio(a: np.ndarray, b: np.ndarray) -> Interval:
         return Interval(point, point, point, 1)
     draws = ratio(stacked[idx, 0], stacked[idx, 1])
     draws = np.where(np.isnan(draws), 1.0, draws)  # inf / inf: both never arrived
-    low, high = np.percentile(draws, [50 * (1 - LEVEL), 50 * (1 + LEVEL)])
+    low, high = _percentiles(draws)
     return Interval(point, float(low), float(high), int(a.size))
+
+
+def _percentiles(draws: np.ndarray, axis=None):
+    """The interval's ends: empirical quantiles without interpolation, so resamples that
+    are infinite (runs that never arrived) give infinite ends rather than NaN."""
+    draws = np.where(np.isnan(draws), np.inf, draws)
+    q = [(1 - LEVEL) / 2, (1 + LEVEL) / 2]
+    return np.quantile(draws, q, axis=axis, method="inverted_cdf")
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,4 +130,4 @@ def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     draws = curves[_resample_indices(curves.shape[0])].mean(1)  # (resamples, time)
     with np.errstate(invalid="ignore"):
         low, high = np.nanpercentile(draws, [50 * (1 - LEVEL), 50 * (1 + LEVEL)], axis=0)
-    return curves.mean(0), low, high
+        return np.nanmean(curves, 0), low, high

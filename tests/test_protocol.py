@@ -1,0 +1,183 @@
+"""The protocol: bootstrap intervals, paired comparisons, tuning draws and selection, verdicts."""
+
+import numpy as np
+import pytest
+
+from experiments.protocol import stats
+from experiments.protocol import tuning
+from experiments.protocol import verdicts
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 5), rng.normal(1.0, 1.0, 200)
+    small, large = stats.mean(few), stats.mean(many)
+    assert small.low < small.mean < small.high
+    assert small.mean == pytest.approx(few.mean())
+    assert large.high - large.low < (small.high - small.low) / 2
+    assert large.low < 1.0 < large.high  # the true mean
+
+
+def test_bootstrap_interval_is_reproducible_and_the_percentiles_of_resampled_means():
+    values = np.array([1.0, 2.0, 4.0])
+    first, second = stats.mean(values), stats.mean(values)
+    assert first == second
+    # all 27 resamples of 3 seeds are equally likely: their means span [1, 4]
+    assert 1.0 <= first.low < 2.0 and 3.0 < first.high <= 4.0
+
+
+def test_paired_difference_removes_the_shared_seed_effect():
+    seed_effect = np.array([0.0, 10.0, -10.0, 5.0, -5.0])
+    a, b = seed_effect + 1.0, seed_effect  # a is better by exactly 1 on every seed
+    paired = stats.paired_difference(a, b)
+    assert paired.mean == pytest.approx(1.0) and paired.low == pytest.approx(1.0)
+    assert paired.high == pytest.approx(1.0)
+    unpaired = stats.mean(a).low - stats.mean(b).high
+    assert unpaired < 0  # as independent means, the two would overlap
+
+
+def test_paired_ratio_of_steps_and_runs_that_never_arrive():
+    ratio = stats.paired_ratio(np.array([50.0, 60.0, 70.0]), np.array([100.0, 120.0, 140.0]))
+    assert ratio.mean == pytest.approx(0.5) and ratio.high == pytest.approx(0.5)
+    never = stats.paired_ratio(np.array([np.inf, np.inf, np.inf]), np.array([10.0, 20.0, 30.0]))
+    assert never.mean == np.inf and never.low == np.inf
+
+
+def test_paired_values_must_match_seed_for_seed():
+    with pytest.raises(ValueError, match="one entry per seed"):
+        stats.paired_difference(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="at least one value"):
+        stats.mean(np.array([]))
+
+
+def test_band_is_the_mean_curve_within_its_interval():
+    curves = np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 2.0]])
+    mean, low, high = stats.band(curves)
+    np.testing.assert_allclose(mean, [2.0, 2.0])
+    assert low[0] < 2.0 < high[0] and low[1] == high[1] == 2.0
+
+
+def _condition(low, high, threshold=0.8, side=verdicts.BELOW):
+    return verdicts.Condition("ratio", stats.Interval((low + high) / 2, low, high, 3),
+                              threshold, side)
+
+
+@pytest.mark.parametrize("low, high, side, status", [
+    (0.5, 0.7, verdicts.BELOW, verdicts.SUPPORTED),
+    (0.9, 1.1, verdicts.BELOW, verdicts.NOT_SUPPORTED),
+    (0.7, 0.9, verdicts.BELOW, verdicts.INCONCLUSIVE),
+    (0.9, 1.1, verdicts.ABOVE, verdicts.SUPPORTED),
+    (0.5, 0.7, verdicts.ABOVE, verdicts.NOT_SUPPORTED),
+    (0.7, 0.9, verdicts.ABOVE, verdicts.INCONCLUSIVE),
+])
+def test_condition_status_follows_the_interval_and_the_threshold(low, high, side, status):
+    condition = _condition(low, high, side=side)
+    assert condition.status == status
+    verdict = verdicts.judge(condition, [_condition(0.9, 1.1)])
+    assert verdict.status == status and not verdict.check
+    assert len(verdict.secondary) == 1 and status in verdict.reason
+
+
+def test_secondary_conditions_do_not_vote():
+    supported = _condition(0.5, 0.7)
+    assert verdicts.judge(supported, [_condition(0.9, 1.1)] * 3).status == verdicts.SUPPORTED
+
+
+@pytest.mark.parametrize("intervals, status", [
+    ([(0.5, 0.7), (0.5, 0.6)], verdicts.SUPPORTED),
+    ([(0.9, 1.1), (1.0, 1.2)], verdicts.NOT_SUPPORTED),
+    ([(0.5, 0.7), (0.9, 1.1)], verdicts.DEPENDS),
+    ([(0.5, 0.7), (0.7, 0.9)], verdicts.INCONCLUSIVE),
+    ([(0.7, 0.9), (0.7, 0.9)], verdicts.INCONCLUSIVE),
+])
+def test_depends_only_when_the_named_conditions_disagree(intervals, status):
+    named = {f"batch {b}": _condition(*iv) for b, iv in zip((32, 2048), intervals)}
+    verdict = verdicts.judge_depends(named)
+    assert verdict.status == status
+    if status == verdicts.DEPENDS:
+        assert "Holds for batch 32 only" in verdict.reason
+
+
+def test_checks_pass_only_when_every_condition_is_clearly_met():
+    assert verdicts.judge_check([_condition(0.5, 0.7)] * 2).status == verdicts.CHECK_PASSED
+    failed = verdicts.judge_check([_condition(0.5, 0.7), _condition(0.7, 0.9)])
+    assert failed.status == verdicts.CHECK_FAILED and failed.check
+    exact = verdicts.Condition("error", verdicts.exact(1e-7), 1e-5, verdicts.BELOW)
+    assert verdicts.judge_check([exact]).status == verdicts.CHECK_PASSED
+
+
+def test_verdicts_refuse_empty_conditions_and_unknown_sides():
+    with pytest.raises(ValueError, match="at least one"):
+        verdicts.judge_check([])
+    with pytest.raises(ValueError, match="at least one"):
+        verdicts.judge_depends({})
+    with pytest.raises(ValueError, match="side"):
+        _condition(0.1, 0.2, side="left")
+
+
+def test_one_dimensional_trials_are_a_log_grid_with_the_fixed_momentum():
+    table = tuning.trials(tuning.Space(lr=(1e-3, 1e-1), momentum=0.9), 3)
+    np.testing.assert_allclose(table["lr"], [1e-3, 1e-2, 1e-1], rtol=1e-6)
+    np.testing.assert_allclose(table["momentum"], 0.9)
+
+
+def test_two_dimensional_trials_fill_the_space_identically_on_every_call():
+    space = tuning.Space(lr=(1e-4, 1.0), one_minus_beta=(1e-3, 0.5))
+    table = tuning.trials(space, 16)
+    assert tuning.trials(space, 16)["lr"].tolist() == table["lr"].tolist()
+    assert np.all((table["lr"] >= 1e-4) & (table["lr"] <= 1.0))
+    beta = table["momentum"].astype(np.float64)
+    assert np.all((beta >= 0.5 - 1e-6) & (beta <= 0.999 + 1e-6))
+    # quasi-random: every quarter of the log-lr range holds some trials
+    quarters = np.floor((np.log10(table["lr"]) + 4) / 1.0).clip(0, 3)
+    assert set(quarters.tolist()) == {0, 1, 2, 3}
+
+
+def test_grid_trials_cross_the_dimensions():
+    space = tuning.Space(lr=(1e-2, 1.0), eps=(1e-8, 1e-4), grid=True)
+    table = tuning.trials(space, 9)
+    assert sorted(set(np.round(np.log10(table["lr"]), 4).tolist())) == [-2.0, -1.0, 0.0]
+    assert len(set(zip(table["lr"].tolist(), table["eps"].tolist()))) == 9
+    with pytest.raises(ValueError, match="n = k"):
+        tuning.trials(space, 8)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lr": (0.0, 1.0)}, "Space.lr"), ({"lr": (1.0, 0.1)}, "Space.lr"),
+    ({"one_minus_beta": (0.1, 2.0)}, "one_minus_beta"), ({"eps": (-1.0, 1.0)}, "Space.eps"),
+])
+def test_bad_spaces_are_refused_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tuning.Space(**kwargs)
+
+
+def test_bad_trial_counts_are_refused():
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        tuning.trials(tuning.Space(), 0)
+
+
+def test_selection_takes_the_best_mean_and_counts_divergence_as_worst():
+    objective = np.array([[1.0, 1.0], [0.5, np.nan], [0.8, 0.9]])
+    assert tuning.select(objective) == 2  # trial 1 diverged on a seed
+    assert tuning.select(-objective, lower_is_better=False) == 2
+
+
+def test_edge_flags_for_a_grid_choice_at_either_end():
+    space = tuning.Space(lr=(1e-3, 1.0), momentum=0.9)
+    table = tuning.trials(space, 4)
+    assert tuning.on_edge(space, table, 0) == ["lr"]
+    assert tuning.on_edge(space, table, 3) == ["lr"]
+    assert tuning.on_edge(space, table, 1) == []
+
+
+def test_expected_best_rises_from_the_mean_to_the_best_value():
+    values = np.array([0.1, 0.5, 0.9, 0.3])
+    best = tuning.expected_best(values, np.array([1, 2, 100]), lower_is_better=False)
+    assert best[0] == pytest.approx(values.mean())
+    # best of 2 draws with replacement: sum over ordered values of P(max = v)
+    expected_two = sum(v * ((i / 4) ** 2 - ((i - 1) / 4) ** 2)
+                       for i, v in enumerate(np.sort(values), start=1))
+    assert best[1] == pytest.approx(expected_two)
+    assert best[2] == pytest.approx(0.9, abs=1e-9)
+    lower = tuning.expected_best(values, np.array([1, 100]))
+    assert lower[0] == pytest.approx(values.mean()) and lower[1] == pytest.approx(0.1)
