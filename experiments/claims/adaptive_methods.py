@@ -43,8 +43,8 @@ class Config:
     speedup: float = 0.8  # primary: steps ratio (with / without momentum) below this
 
 
-QUICK = Config(seeds=3, trials=8, schedule=loop.Schedule(steps=1000, batch_size=32,
-                                                         eval_every=50))
+QUICK = Config(seeds=3, trials=6, schedule=loop.Schedule(steps=1000, batch_size=32,
+                                                         eval_every=100))
 FULL = Config()
 
 PRIMARY = ("For RMSprop and for Adam separately: with momentum (RMSprop momentum 0.9; Adam "
