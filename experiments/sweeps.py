@@ -62,7 +62,7 @@ def place(table: dict[str, Any]) -> dict[str, jax.Array]:
     devices = mesh()
     pad = (-rows(table)) % devices.size
     sharding = NamedSharding(devices, PartitionSpec(AXIS))
-    return {k: _global(np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad)]),
+    return {k: _global(np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, axis=0)]),
                        sharding) for k, v in table.items()}
 
 

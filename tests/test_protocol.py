@@ -181,3 +181,12 @@ def test_expected_best_rises_from_the_mean_to_the_best_value():
     assert best[2] == pytest.approx(0.9, abs=1e-9)
     lower = tuning.expected_best(values, np.array([1, 100]))
     assert lower[0] == pytest.approx(values.mean()) and lower[1] == pytest.approx(0.1)
+
+
+def test_edge_flags_for_a_quasi_random_choice_near_the_ends_of_the_log_range():
+    space = tuning.Space(lr=(1e-4, 1.0), one_minus_beta=(1e-3, 0.5))
+    table = {"lr": np.array([1.2e-4, 1e-2, 0.9], np.float32),
+             "momentum": np.array([0.5, 0.99, 0.9], np.float32)}
+    assert tuning.on_edge(space, table, 0) == ["lr", "one_minus_beta"]
+    assert tuning.on_edge(space, table, 1) == []
+    assert tuning.on_edge(space, table, 2) == ["lr"]

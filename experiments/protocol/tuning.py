@@ -87,19 +87,23 @@ def trials(space: Space, n: int) -> dict[str, np.ndarray]:
 
 
 def on_edge(space: Space, table: dict[str, np.ndarray], index: int) -> list[str]:
-    """The tuned dimensions in which trial ``index`` sits on the edge of ``space``
-    (the extreme grid value, or within ``EDGE`` of a range's log-ends)."""
+    """The tuned dimensions in which trial ``index`` sits on the edge of ``space``: for a
+    grid (one tuned dimension, or ``space.grid``) its first or last value; for a
+    quasi-random draw a value within ``EDGE`` of the range's log-ends."""
     edges = []
+    grid = space.grid or len(space.dims) == 1
     for name, (low, high) in space.dims.items():
+        if low == high:
+            continue
         column = np.asarray(1 - table["momentum"] if name == "one_minus_beta" else table[name],
                             np.float64)
         value = column[index]
-        if len(np.unique(column)) <= 8 or space.grid:  # a grid: its first or last value
+        if grid:
             hit = value <= column.min() * (1 + 1e-6) or value >= column.max() * (1 - 1e-6)
         else:
-            u = (np.log10(value) - np.log10(low)) / max(np.log10(high) - np.log10(low), 1e-12)
+            u = (np.log10(value) - np.log10(low)) / (np.log10(high) - np.log10(low))
             hit = u < EDGE or u > 1 - EDGE
-        if hit and low < high:
+        if hit:
             edges.append(name)
     return edges
 
