@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from experiments import loop
+from experiments.claims import ema_check
 from experiments.claims import oscillation
+from experiments.claims import quadratic_checks
+from experiments.claims import ravines
 from experiments.claims import textbook
 from experiments.protocol import verdicts
 
@@ -21,33 +24,33 @@ PASSED, FAILED = verdicts.CHECK_PASSED, verdicts.CHECK_FAILED
 def test_fitted_rate_recovers_a_double_root():
     t = np.arange(3000)
     errors = (1 + 0.3 * t) * 0.97 ** t
-    np.testing.assert_allclose(textbook.fitted_rate(errors), 0.97, rtol=1e-4)
+    np.testing.assert_allclose(ravines.fitted_rate(errors), 0.97, rtol=1e-4)
 
 
 def test_fitted_rate_reads_heavy_ball_just_beyond_polyak_at_sqrt_beta():
     kappa = 219.3  # two modes beat slowly: a fit through the troughs is off by ~0.5%
-    beta = 1 - (1 - textbook.polyak_beta(kappa)) / 2
+    beta = 1 - (1 - quadratic_checks.polyak_beta(kappa)) / 2
     lr, curvature = 2 * (1 + beta) / (kappa + 1), np.array([kappa, 1.0])
     z = prev = np.array([0.99, 0.14])
     errors = [1.0]
     for _ in range(3000):  # heavy ball in float64, one eigen-coordinate per mode
         z, prev = z - lr * curvature * z + beta * (z - prev), z
         errors.append(np.linalg.norm(z))
-    assert textbook.exponent_error(textbook.fitted_rate(np.array(errors)), np.sqrt(beta)) < 2e-3
+    assert ravines.exponent_error(ravines.fitted_rate(np.array(errors)), np.sqrt(beta)) < 2e-3
 
 
 def test_flip_fraction_ignores_rounding_below_the_floor():
     z = np.array([1.0, -0.5, 0.25, -1e-7, 1e-7, -1e-7])
-    assert textbook.flip_fraction(z, 1e-5) == 1.0  # 2 pairs above the floor, both flip
-    assert textbook.flip_fraction(np.abs(z), 1e-5) == 0.0
+    assert ravines.flip_fraction(z, 1e-5) == 1.0  # 2 pairs above the floor, both flip
+    assert ravines.flip_fraction(np.abs(z), 1e-5) == 0.0
 
 
 def test_rotation_is_orthogonal_and_the_run_is_in_eigen_coordinates():
     row = {"theta": np.float32(0.7), "phi": np.float32(0.3), "kappa": np.float32(10.0),
            "lr": np.float32(0.05), "momentum": np.float32(0.0), "nesterov": np.int32(0)}
-    q = np.asarray(textbook.rotation(row["theta"]))
+    q = np.asarray(ravines.rotation(row["theta"]))
     np.testing.assert_allclose(q @ q.T, np.eye(2), atol=1e-6)
-    run = textbook.ravine_run(row, 3)
+    run = ravines.ravine_run(row, 3)
     # gradient descent multiplies eigen-coordinate i by 1 - lr c_i, c = (kappa, 1)
     np.testing.assert_allclose(run.z[1] / run.z[0], [1 - 0.5, 1 - 0.05], rtol=1e-4)
 
@@ -64,7 +67,7 @@ def c1_numbers():
 
 def test_c1_passes_on_textbook_numbers():
     steps, rises, flips, diverged = c1_numbers()
-    assert textbook.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == PASSED
+    assert quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == PASSED
 
 
 @pytest.mark.parametrize("broken", ["slow", "rises", "flips", "diverged"])
@@ -78,7 +81,7 @@ def test_c1_fails_when_one_seed_breaks_one_condition(broken):
         flips[0, 5] = 0.9
     else:
         diverged[0, 6] = True  # lr 1.8/L diverging
-    assert textbook.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == FAILED
+    assert quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == FAILED
 
 
 def tuned_numbers():
@@ -91,26 +94,26 @@ def tuned_numbers():
 
 def test_c2_and_c4_pass_at_the_theoretical_rates():
     rate, theory, steps, kappa = tuned_numbers()
-    assert textbook.judge_c2(rate, theory, steps, kappa, CFG).status == PASSED
-    assert textbook.judge_c4(rate, theory, CFG).status == PASSED
+    assert quadratic_checks.judge_c2(rate, theory, steps, kappa, CFG).status == PASSED
+    assert quadratic_checks.judge_c4(rate, theory, CFG).status == PASSED
 
 
 def test_c2_fails_when_a_rate_is_off_by_ten_percent_in_one_seed():
     rate, theory, steps, kappa = tuned_numbers()
     rate[2, 2] = np.exp(1.1 * np.log(theory[2, 2]))
-    assert textbook.judge_c2(rate, theory, steps, kappa, CFG).status == FAILED
+    assert quadratic_checks.judge_c2(rate, theory, steps, kappa, CFG).status == FAILED
 
 
 def test_c2_fails_without_the_heavy_ball_speedup():
     rate, theory, steps, kappa = tuned_numbers()
     steps[:, 1] = steps[:, 0] / 2
-    assert textbook.judge_c2(rate, theory, steps, kappa, CFG).status == FAILED
+    assert quadratic_checks.judge_c2(rate, theory, steps, kappa, CFG).status == FAILED
 
 
 def test_c4_fails_when_nesterov_is_measured_faster():
     rate, theory, _, _ = tuned_numbers()
     rate[:, 1], rate[:, 2] = theory[:, 2], theory[:, 1]
-    assert textbook.judge_c4(rate, theory, CFG).status == FAILED
+    assert quadratic_checks.judge_c4(rate, theory, CFG).status == FAILED
 
 
 def c3_numbers():
@@ -123,30 +126,30 @@ def c3_numbers():
 
 def test_c3_passes_when_the_best_rate_is_sqrt_beta_beyond_polyak():
     betas, rate = c3_numbers()
-    assert textbook.judge_c3(betas, rate, CFG).status == PASSED
+    assert quadratic_checks.judge_c3(betas, rate, CFG).status == PASSED
 
 
 def test_c3_fails_when_a_large_beta_beats_polyak():
     betas, rate = c3_numbers()
     rate[1, 5, 0] = 0.85  # beta 0.975 faster than sqrt(0.975)
-    assert textbook.judge_c3(betas, rate, CFG).status == FAILED
+    assert quadratic_checks.judge_c3(betas, rate, CFG).status == FAILED
 
 
 def test_c12_passes_and_fails_on_the_coherence_medians():
     coherence = np.stack([np.full((3, 50), 0.1), np.full((3, 50), 0.9)], 1)
-    assert textbook.judge_c12(coherence).status == PASSED
+    assert quadratic_checks.judge_c12(coherence).status == PASSED
     coherence[2, 1] = 0.4  # the shallow components of one seed cancel
-    assert textbook.judge_c12(coherence).status == FAILED
+    assert quadratic_checks.judge_c12(coherence).status == FAILED
 
 
 def test_c7_needs_agreement_and_a_control_that_disagrees():
     differences = np.stack([np.full((3, 3), 1e-7), np.full((3, 3), 1.0),
                             np.full((3, 3), 1e-2)], -1)  # free-running: reported, not judged
-    assert textbook.judge_c7(differences, CFG).status == PASSED
+    assert ema_check.judge_c7(differences, CFG).status == PASSED
     differences[1, 1, 0] = 1e-3
-    assert textbook.judge_c7(differences, CFG).status == FAILED
+    assert ema_check.judge_c7(differences, CFG).status == FAILED
     differences[1, 1, 0], differences[0, 0, 1] = 1e-7, 1e-6  # the control agrees too
-    assert textbook.judge_c7(differences, CFG).status == FAILED
+    assert ema_check.judge_c7(differences, CFG).status == FAILED
 
 
 # ------------------------------------------------------------------------ C13: the judge

@@ -25,7 +25,7 @@ from experiments import measures
 from experiments import plotting
 from experiments import report
 from experiments import tasks
-from experiments.claims import textbook
+from experiments.claims import ravines
 from experiments.protocol import stats
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -80,13 +80,13 @@ def grid(cfg: Config) -> np.ndarray:
 
 def measure_ravines(cfg: Config, key: jax.Array) -> dict:
     """Every seed x method x learning rate on the ravines (one compile); per-seed numbers."""
-    draw = textbook.ravines(key, cfg.seeds, cfg.kappa)
+    draw = ravines.ravines(key, cfg.seeds, cfg.kappa)
     m = grid(cfg)
-    rows = textbook.block(draw, lambda k: [(x / k, b, 0) for b in cfg.momenta for x in m])
-    run = textbook.run_blocks({"C13": rows}, cfg.steps, cfg.seeds)["C13"]
+    rows = ravines.block(draw, lambda k: [(x / k, b, 0) for b in cfg.momenta for x in m])
+    run = ravines.run_blocks({"C13": rows}, cfg.steps, cfg.seeds)["C13"]
     shape = (cfg.seeds, len(cfg.momenta), cfg.lrs)
     steep = np.asarray(run.z[:, :, :cfg.window + 1, 0]).reshape(*shape, -1)
-    dist = textbook.distance(run).reshape(*shape, -1)
+    dist = ravines.distance(run).reshape(*shape, -1)
     flips = measures.sign_changes(steep, cfg.floor)
     diverged = measures.diverged(dist)
     first = np.where(diverged.any(-1), diverged.argmax(-1), cfg.lrs)  # first diverging lr

@@ -1,0 +1,254 @@
+"""C14's two arms: SGD and heavy ball tuned per batch size, on MNIST-1D and on the NQM.
+
+Per batch size (``Arm``: its own ``loop.Schedule`` and learning-rate range), SGD and heavy
+ball run in ONE compile (``comparison.heavy_ball``: the momentum is a traced column, 0 for
+SGD), each with the same number of trials on a log grid that is the same in the effective
+step size ``lr / (1 - beta)`` (heavy ball's learning rates are SGD's times ``1 - beta``).
+Every trial is scored by its steps to a fixed validation-accuracy target (AlgoPerf's
+time-to-result; Shallue et al. 2019's steps to a fixed goal across batch sizes), linearly
+interpolated between evaluations, a run that never arrives counted as one evaluation past
+its end; each method's trial with the fewest mean steps is selected. The NQM arm
+(``measure_nqm``) does the same on the noisy quadratic model's exact expected loss. Also:
+the panels and report pieces C14 draws for both arms, and the MNIST-1D arm's cost in units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from experiments import comparison
+from experiments import loop
+from experiments import noisy_quadratic as nqm
+from experiments import plotting
+from experiments import report
+from experiments import sweeps
+from experiments import tasks
+from experiments.protocol import stats
+from experiments.protocol import tuning
+
+METHODS = ("SGD", "heavy ball")
+EVAL_UNITS = 250  # the brief's cost of one evaluation pass, in batch-32 MNIST-1D steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One batch size: its schedule and SGD's learning-rate range (= heavy ball's range of
+    ``lr / (1 - beta)``)."""
+
+    schedule: loop.Schedule
+    lr: tuple[float, float]
+
+    @property
+    def batch(self) -> int:
+        return self.schedule.batch_size
+
+
+def methods(arm: Arm, momentum: float) -> list[comparison.Method]:
+    """SGD and heavy ball over the same log grid of effective step sizes."""
+    low, high = arm.lr
+    return [comparison.Method("SGD", comparison.heavy_ball,
+                              tuning.Space(lr=(low, high), momentum=0.0)),
+            comparison.Method("heavy ball", comparison.heavy_ball,
+                              tuning.Space(lr=(low * (1 - momentum), high * (1 - momentum)),
+                                           momentum=momentum))]
+
+
+def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray) -> np.ndarray:
+    """Steps until ``curve`` (an accuracy; last axis: evaluations at ``eval_steps``) first
+    reaches ``target``, linearly interpolated between the evaluation before and the one at
+    which it arrives (``inf`` if never; non-finite values never arrive)."""
+    curve = np.asarray(curve, np.float64)
+    curve = np.where(np.isfinite(curve), curve, -np.inf)
+    steps = np.asarray(eval_steps, np.float64)
+    reached = curve >= target
+    k = reached.argmax(-1)
+    prev = np.maximum(k - 1, 0)
+    after = np.take_along_axis(curve, k[..., None], -1)[..., 0]
+    before = np.take_along_axis(curve, prev[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip((target - before) / (after - before), 0.0, 1.0)
+    frac = np.where(np.isfinite(frac) & (k > 0), frac, 1.0)
+    interpolated = steps[k] + 0 * frac
+    return np.where(reached.any(-1), interpolated, np.inf)
+
+
+def censored(steps: np.ndarray, schedule: loop.Schedule) -> np.ndarray:
+    """Steps to target with "never" counted as one evaluation past the end of the run."""
+    return np.where(np.isfinite(steps), steps, schedule.steps + schedule.eval_every)
+
+
+def select(trials: comparison.Trials, target: float) -> tuple[comparison.Selected, np.ndarray]:
+    """The trial with the fewest mean (censored) steps to ``target`` in validation accuracy
+    (ties: the higher mean final validation accuracy), and its per-seed steps."""
+    acc = trials.curves.val_accuracy
+    steps = censored(steps_to(acc, target, trials.schedule.eval_steps), trials.schedule)
+    last = np.nan_to_num(np.asarray(acc, np.float64)[..., -1], nan=0.0).mean(-1)
+    i = int(np.lexsort((-last, steps.mean(-1)))[0])
+    return trials.pick(i), steps[i]
+
+
+def measure(arms: tuple[Arm, ...], *, trials: int, seeds: int, momentum: float, target: float,
+            key: jax.Array, status=lambda _: None) -> dict:
+    """Per batch size and method: the selected trial, its per-seed steps to ``target`` and
+    the fraction of its seeds that arrived. One compile per batch size."""
+    task = tasks.mnist1d_mlp()
+    selected = {}
+    for arm in arms:
+        status(f"C14 MNIST-1D, batch {arm.batch}: {2 * trials} trials x {seeds} seeds")
+        runs = comparison.run(methods(arm, momentum), task, trials=trials, seeds=seeds,
+                              key=key, schedule=arm.schedule)
+        for method, trial in zip(METHODS, runs):
+            sel, steps = select(trial, target)
+            selected[method, arm.batch] = {
+                "lr": sel.setting["lr"], "steps": steps, "edge": bool(sel.edge),
+                "arrived": float(np.mean(steps <= arm.schedule.steps)),
+                "curve": np.asarray(sel.curves.val_accuracy),
+                "test": np.asarray(sel.curves.test_accuracy)}
+    return {"selected": selected, "eval_steps": {a.batch: a.schedule.eval_steps for a in arms}}
+
+
+def units(arms: tuple[Arm, ...], *, trials: int, seeds: int) -> int:
+    """The arm's cost in the brief's units (batch-32 MNIST-1D MLP steps, evaluations
+    included): both methods, every trial and seed."""
+    per_run = [a.schedule.steps * step_units(a.batch) + len(a.schedule.eval_steps) * EVAL_UNITS
+               for a in arms]
+    return int(round(2 * trials * seeds * sum(per_run)))
+
+
+def step_units(batch: int) -> float:
+    """One step's cost in units: the brief's 1 / 3 / 20 at batch 32 / 256 / 2048,
+    interpolated log-log between them."""
+    return float(np.exp(np.interp(np.log(batch), np.log([32, 256, 2048]), np.log([1, 3, 20]))))
+
+
+# ------------------------------------------------------------------------- the NQM arm
+
+def nqm_table(cfg) -> dict[str, np.ndarray]:
+    """C14's table: each method's ``trials`` learning rates x batch sizes, ``method`` 0/1."""
+    lrs = tuning.trials(tuning.Space(lr=cfg.lr), cfg.trials)["lr"]
+    table = sweeps.grid(method=[0, 1], batch=cfg.batch_sizes, lr=lrs)
+    table["momentum"] = table["method"] * np.float32(cfg.momentum)
+    return table
+
+
+def measure_nqm(cfg, key: jax.Array) -> dict:
+    """C14 on the NQM (``cfg``: ``noise.Config``): expected-loss curves of every (method,
+    batch, lr, seed) in one compile; per (method, batch) the lr reaching the target soonest
+    on average over seeds and its per-seed steps."""
+    h = nqm.curvatures(cfg.dim)
+    table = nqm_table(cfg)
+
+    def one(row, key_data):
+        x0 = nqm.start(jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"]),
+                       cfg.dim)
+        return nqm.expected_loss(row["lr"], row["momentum"], h, x0, row["batch"], cfg.steps,
+                                 noise=cfg.noise, every=cfg.every)
+
+    curves = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), jax.random.key_data(key))
+    shape = (2, len(cfg.batch_sizes), cfg.trials, cfg.seeds)
+    curves = curves.reshape(*shape, -1)
+    steps = nqm_censored(nqm.steps_to(curves, cfg.target, cfg.every), cfg)
+    final = np.where(np.isfinite(curves[..., -1]), curves[..., -1], np.inf)
+    lrs = table["lr"].reshape(shape[:3])
+    selected = {}
+    for m, method in enumerate(METHODS):
+        for b, batch in enumerate(cfg.batch_sizes):
+            i = int(np.lexsort((final[m, b].mean(-1), steps[m, b].mean(-1)))[0])
+            selected[method, batch] = {"lr": float(lrs[m, b, i]), "steps": steps[m, b, i],
+                                       "curve": curves[m, b, i], "edge": i in (0, cfg.trials - 1)}
+    return {"selected": selected, "eval_steps": np.arange(0, cfg.steps + 1, cfg.every)}
+
+
+def nqm_censored(steps: np.ndarray, cfg) -> np.ndarray:
+    """Steps to target with "never" counted as one record past the end."""
+    return np.where(np.isfinite(steps), steps, cfg.steps + cfg.every)
+
+
+# -------------------------------------------------------------------------------- panels
+
+def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str,
+                title: str) -> None:
+    """Tuned steps to target against batch size, both methods, with 95% intervals over
+    seeds, on log-log axes."""
+    sizes = np.asarray(batches)
+    for method in METHODS:
+        ints = [stats.mean(selected[method, b]["steps"]) for b in batches]
+        mean = np.array([i.mean for i in ints])
+        err = np.abs(np.array([[i.low, i.high] for i in ints]).T - mean)
+        ax.errorbar(sizes, mean, yerr=err, marker="o", capsize=3, label=method,
+                    color=plotting.COLORS["GD" if method == "SGD" else method])
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel=ylabel, title=title)
+    ax.set_xticks(sizes, [str(b) for b in batches])
+    ax.minorticks_off()
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def curves_panel(ax, selected: dict, eval_steps: dict, *, ylabel: str, title: str,
+                 target: float, logy: bool) -> None:
+    """The tuned runs' curves (mean and 95% band over seeds) per batch size (color) and
+    method (dashed: SGD), against step + 1 on a log axis; the target dotted."""
+    batches = sorted({b for _, b in selected})
+    for b, color in zip(batches, plotting.ordered_colors(np.log(batches))):
+        for method, ls in zip(METHODS, ("--", "-")):
+            mean, low, high = stats.band(selected[method, b]["curve"])
+            x = np.asarray(eval_steps[b]) + 1
+            ax.plot(x, mean, ls, color=color, label=f"{method}, batch {b}")
+            ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
+    ax.axhline(target, color="k", lw=0.8, ls=":")
+    ax.set(xscale="log", yscale="log" if logy else "linear", xlabel="step + 1",
+           ylabel=ylabel, title=title)
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+
+
+# ------------------------------------------------------------------------ report pieces
+
+def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
+    """Table rows per batch size and method: tuned lr, steps to target (and, where
+    measured, the fraction of seeds arriving and the test accuracy)."""
+    out = []
+    for b in batches:
+        for m in METHODS:
+            s = selected[m, b]
+            row = {"problem": problem, "batch": b, "method": m, "lr": s["lr"],
+                   "steps to target": stats.mean(s["steps"])}
+            if "test" in s:
+                row.update({"seeds arriving": s["arrived"], "test accuracy": stats.mean(s["test"])})
+            out.append(row)
+    return out
+
+
+def ratios(selected: dict, batches: tuple[int, ...]) -> dict[int, stats.Interval]:
+    """Per batch size, the paired ratio of steps to target, heavy ball / SGD."""
+    return {b: stats.paired_ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
+            for b in batches}
+
+
+def edges(problem: str, selected: dict) -> list[str]:
+    """The selections on the edge of their learning-rate grid."""
+    return [f"{problem}, {m}, batch {b}" for (m, b), s in selected.items() if s["edge"]]
+
+
+def setup(arms: tuple[Arm, ...], *, momentum: float, seeds: int, accuracy: float) -> str:
+    """The arm's setup sentence for the report."""
+    runs = "; ".join(f"batch {a.batch}: {a.schedule.steps} steps, evaluated every "
+                     f"{a.schedule.eval_every}" for a in arms)
+    full = max(a.batch for a in arms) >= 2048
+    return (f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP; "
+            f"{runs}; heavy ball momentum {momentum:g}; {seeds} seeds (same initialisation "
+            f"and batches for both methods). Steps to validation accuracy {accuracy:g} (the "
+            "same target at every batch size, below what tuned SGD reaches at each within "
+            "its steps), linearly interpolated between evaluations; a run that never arrives "
+            "counts as one evaluation past its end."
+            + ("" if full else " This is the quick run's smaller arm (no batch 2048, fewer "
+               "trials, a lower target): the full run tests batch 2048."))
+
+
+def budget(arms: tuple[Arm, ...], trials: int) -> str:
+    return (f"MNIST-1D: {trials} log-spaced learning rates per method and batch size over "
+            "the same range of the effective step lr / (1 - beta) (SGD's lr: "
+            + ", ".join(f"batch {a.batch} {report.listing(a.lr)}" for a in arms) + ")")
