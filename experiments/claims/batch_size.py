@@ -71,7 +71,7 @@ def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray) -> np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.clip((target - before) / (after - before), 0.0, 1.0)
     frac = np.where(np.isfinite(frac) & (k > 0), frac, 1.0)
-    interpolated = steps[k] + 0 * frac
+    interpolated = steps[prev] + frac * (steps[k] - steps[prev])
     return np.where(reached.any(-1), interpolated, np.inf)
 
 

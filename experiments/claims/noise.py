@@ -66,7 +66,7 @@ class Config:
 
 QUICK = Config(seeds=3, trials=12, steps=1500, every=10, ema_steps=600, arm_trials=3,
                arms=(bs.Arm(loop.Schedule(600, 32, 200), (0.12, 0.75)),
-                     bs.Arm(loop.Schedule(150, 256, 50), (0.4, 3.6))), accuracy=0.5)
+                     bs.Arm(loop.Schedule(180, 256, 60), (0.4, 3.6))), accuracy=0.5)
 FULL = Config()
 
 PRIMARY_C14 = ("On MNIST-1D, at the smallest and at the largest batch size run ({ends}; the "
@@ -107,7 +107,7 @@ def judge_c14(sgd: dict[int, np.ndarray], heavy: dict[int, np.ndarray],
                                                   verdicts.BELOW)
     ends = (min(sgd), max(sgd))
     secondary = [ratio(f"MNIST-1D, batch {b}", heavy[b], sgd[b]) for b in sgd if b not in ends]
-    secondary += []; sgd = {**sgd, 2048: nqm_sgd[2048]} if 2048 in nqm_sgd else sgd; heavy = {**heavy, 2048: nqm_heavy[2048]} if 2048 in nqm_heavy else heavy
+    secondary += [ratio(f"NQM, batch {b}", nqm_heavy[b], nqm_sgd[b]) for b in nqm_sgd]
     return verdicts.judge_depends({f"MNIST-1D, batch {b}": ratio("", heavy[b], sgd[b])
                                    for b in ends}, secondary)
 
@@ -241,6 +241,7 @@ def describe_c14(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
         metrics={"accuracy target": cfg.accuracy, "loss target": cfg.target,
                  "units (MNIST-1D arm)": bs.units(cfg.arms, trials=cfg.arm_trials,
                                                   seeds=cfg.seeds),
+                 "compiles": {"MNIST-1D": len(cfg.arms), "NQM": 2},
                  "selected": {f"{p}, {m}, batch {b}": {"lr": s["lr"], "steps": s["steps"]}
                               for p, sel in (("MNIST-1D", mnist), ("NQM", nqm_))
                               for (m, b), s in sel.items()}},
