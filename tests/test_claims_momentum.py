@@ -76,6 +76,18 @@ def test_c4_judge_on_the_steps_ratio(nag, status):
     assert [c.status for c in verdict.secondary] == [S, S]
 
 
+def test_c4_cnn_steps_are_reported_as_secondary_and_do_not_vote():
+    steps = {"heavy ball": np.array([500.0, 600.0, 500.0]),
+             "Nesterov": np.array([300.0, 300.0, 350.0])}
+    slower_on_cnn = {"heavy ball": np.array([300.0, 300.0, 300.0]),
+                     "Nesterov": np.array([600.0, 650.0, 600.0])}
+    same = {m: np.zeros(SEEDS) for m in steps}
+    verdict = c4.judge_c4(steps, same, same, c4.FULL, slower_on_cnn)
+    assert verdict.status == S
+    cnn, = [c for c in verdict.secondary if "CNN" in c.text]
+    assert cnn.status == N and cnn.estimate.mean == pytest.approx(1850 / 900)
+
+
 def test_c4_robustness_is_the_share_near_each_seeds_best():
     val = np.array([[1.0, 2.0], [1.05, 2.5], [1.5, np.nan], [np.inf, 2.1]])  # (trials, seeds)
     np.testing.assert_allclose(c4.robustness(val, 0.1), [0.5, 0.5])
@@ -83,7 +95,7 @@ def test_c4_robustness_is_the_share_near_each_seeds_best():
 
 def test_c4_censored_counts_never_as_one_evaluation_past_the_end():
     cfg = c4.QUICK
-    np.testing.assert_array_equal(c4.censored(np.array([100.0, np.inf]), cfg),
+    np.testing.assert_array_equal(c4.censored(np.array([100.0, np.inf]), cfg.schedule),
                                   [100.0, cfg.schedule.steps + cfg.schedule.eval_every])
 
 

@@ -35,8 +35,8 @@ FAMILIES = ("RMSprop", "Adam")
 @dataclasses.dataclass(frozen=True)
 class Config:
     seeds: int = 5
-    trials: int = 16  # per arm, over log lr x log eps
-    schedule: loop.Schedule = loop.Schedule(steps=3000, batch_size=32, eval_every=100)
+    trials: int = 12  # per arm, over log lr x log eps
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=100)
     lr: tuple[float, float] = (1e-4, 3e-1)
     eps: tuple[float, float] = (1e-8, 1e-1)
     momentum: float = 0.9  # the "with momentum" arms: RMSprop's momentum, Adam's b1

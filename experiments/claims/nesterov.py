@@ -5,7 +5,8 @@ log(1 - beta)), the same number of trials each, every trial on every seed, in on
 compiled function (the three share one state structure; SGD is traced momentum 0).
 C4 judges Nesterov against heavy ball: steps to a validation-accuracy target set by
 tuned heavy ball (AlgoPerf's time-to-result), each method at its own fastest trial,
-with robustness (the share of trials near the best) and diverged trials beside it.
+with robustness (the share of trials near the best) and diverged trials beside it, and
+(where the configuration asks for it) the same comparison on the 1-D CNN as a secondary.
 C15 judges the cost of the free momentum factor: Dodge et al.'s expected best
 validation accuracy against the number of trials, per seed, and the trials each
 method needs to come within a tolerance of its own best.
@@ -48,10 +49,14 @@ class Config:
     tolerance: float = 0.02  # C15: expected best within 2 points of accuracy of the best
     extra: float = 1.0  # C15 primary: heavy ball needs more than this many extra trials
     budgets: int = 400  # C15: resolution of the real-valued budget k
+    # C4 on the 1-D CNN (secondary; 0 trials: not run): heavy ball and Nesterov only
+    cnn_trials: int = 4
+    cnn_seeds: int = 3
+    cnn_schedule: loop.Schedule = loop.Schedule(steps=600, batch_size=32, eval_every=100)
 
 
 QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=500, batch_size=32,
-                                                         eval_every=100))
+                                                         eval_every=100), cnn_trials=0)
 FULL = Config()
 
 PRIMARY_C4 = ("Nesterov, at its own fastest trial, reaches the validation-accuracy target "
@@ -100,9 +105,9 @@ def units(cfg: Config) -> int:
                    + len(s.eval_steps) * EVAL_UNITS)
 
 
-def censored(steps: np.ndarray, cfg: Config) -> np.ndarray:
+def censored(steps: np.ndarray, schedule: loop.Schedule) -> np.ndarray:
     """Steps to target with "never" counted as one evaluation past the end."""
-    return np.where(np.isfinite(steps), steps, cfg.schedule.steps + cfg.schedule.eval_every)
+    return np.where(np.isfinite(steps), steps, schedule.steps + schedule.eval_every)
 
 
 def robustness(val: np.ndarray, near: float) -> np.ndarray:
@@ -142,18 +147,18 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     status(f"{len(METHODS)} methods x {cfg.trials} trials x {cfg.seeds} seeds")
     runs = dict(zip(METHODS, comparison.run(methods(cfg), tasks.mnist1d_mlp(), trials=cfg.trials,
                                             seeds=cfg.seeds, key=key, schedule=cfg.schedule)))
-    tuned = comparison.select_by_validation_loss(runs["heavy ball"])
-    at = int(np.argmin(np.abs(cfg.schedule.eval_steps - cfg.target_at * cfg.schedule.steps)))
-    target = float(np.mean(tuned.curves.val_accuracy[:, at]))
-    fastest, steps = {}, {}
-    for name in ("heavy ball", "Nesterov"):
-        fastest[name] = comparison.select_by_steps_to(runs[name], target)
-        steps[name] = censored(comparison.steps_to(fastest[name].curves.val_accuracy, target,
-                                                   cfg.schedule.eval_steps,
-                                                   higher_is_better=True), cfg)
+    target, fastest, steps = time_to_result(runs, cfg.schedule, cfg)
+    cnn = {}
+    if cfg.cnn_trials:
+        status(f"CNN: heavy ball and Nesterov x {cfg.cnn_trials} trials x {cfg.cnn_seeds} seeds")
+        cnn_runs = dict(zip(METHODS[1:], comparison.run(
+            methods(cfg)[1:], tasks.mnist1d_cnn(), trials=cfg.cnn_trials, seeds=cfg.cnn_seeds,
+            key=key, schedule=cfg.cnn_schedule)))
+        cnn = dict(zip(("target", "fastest", "steps"),
+                       time_to_result(cnn_runs, cfg.cnn_schedule, cfg)))
     accuracy = {m: np.asarray(r.curves.val_accuracy[..., -1], np.float64)
                 for m, r in runs.items()}
-    return {"runs": runs, "target": target, "fastest": fastest, "steps": steps,
+    return {"runs": runs, "target": target, "fastest": fastest, "steps": steps, "cnn": cnn,
             "robust": {m: robustness(comparison.final(r.curves.val_loss), cfg.near)
                        for m, r in runs.items()},
             "diverged": {m: diverged(r) for m, r in runs.items()},
@@ -161,10 +166,27 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
             "expected": {m: expected_curves(a, cfg.trials) for m, a in accuracy.items()}}
 
 
+def time_to_result(runs: dict[str, comparison.Trials], schedule: loop.Schedule,
+                   cfg: Config) -> tuple[float, dict, dict]:
+    """The target (tuned heavy ball's mean validation accuracy at ``cfg.target_at`` of the
+    run), and heavy ball's and Nesterov's fastest trials with their censored steps to it."""
+    tuned = comparison.select_by_validation_loss(runs["heavy ball"])
+    at = int(np.argmin(np.abs(schedule.eval_steps - cfg.target_at * schedule.steps)))
+    target = float(np.mean(tuned.curves.val_accuracy[:, at]))
+    fastest, steps = {}, {}
+    for name in ("heavy ball", "Nesterov"):
+        fastest[name] = comparison.select_by_steps_to(runs[name], target)
+        reached = comparison.steps_to(fastest[name].curves.val_accuracy, target,
+                                      schedule.eval_steps, higher_is_better=True)
+        steps[name] = censored(reached, schedule)
+    return target, fastest, steps
+
+
 def judge_c4(steps: dict[str, np.ndarray], robust: dict[str, np.ndarray],
-             diverged_: dict[str, np.ndarray], cfg: Config) -> verdicts.Verdict:
+             diverged_: dict[str, np.ndarray], cfg: Config,
+             cnn_steps: dict[str, np.ndarray] | None = None) -> verdicts.Verdict:
     """C4's verdict from per-seed (censored) steps to target, robustness and diverged counts
-    of "heavy ball" and "Nesterov"."""
+    of "heavy ball" and "Nesterov" (and, where run, their steps on the CNN: secondary)."""
     hb, nag = "heavy ball", "Nesterov"
     primary = verdicts.Condition("steps to target, Nesterov / heavy ball",
                                  stats.paired_ratio(steps[nag], steps[hb]), cfg.speedup,
@@ -176,6 +198,10 @@ def judge_c4(steps: dict[str, np.ndarray], robust: dict[str, np.ndarray],
         verdicts.Condition("diverged trials, heavy ball - Nesterov",
                            stats.paired_difference(diverged_[hb], diverged_[nag]), 0.0,
                            verdicts.ABOVE)]
+    if cnn_steps:
+        secondary.append(verdicts.Condition(
+            "1-D CNN: steps to target, Nesterov / heavy ball",
+            stats.paired_ratio(cnn_steps[nag], cnn_steps[hb]), cfg.speedup, verdicts.BELOW))
     return verdicts.judge(primary, secondary)
 
 
@@ -244,6 +270,19 @@ def describe(numbers: dict, v4: verdicts.Verdict, v15: verdicts.Verdict, plots: 
                       "diverged trials": stats.mean(numbers["diverged"][m]),
                       "test accuracy": stats.mean(sel.curves.test_accuracy)})
         edges += [f"{m}: {', '.join(sel.edge)}"] if sel.edge else []
+    for m, sel in numbers["cnn"].get("fastest", {}).items():
+        rows4.append({"method": f"{m} (1-D CNN)", "lr": sel.setting["lr"],
+                      "beta": sel.setting["momentum"],
+                      "steps to target": stats.mean(numbers["cnn"]["steps"][m]),
+                      "test accuracy": stats.mean(sel.curves.test_accuracy)})
+        edges += [f"{m} (CNN): {', '.join(sel.edge)}"] if sel.edge else []
+    if numbers["cnn"]:
+        c = cfg.cnn_schedule
+        setup += (f" Secondary: heavy ball and Nesterov on MNIST-1D's 1-D CNN (three "
+                  f"convolutions of 16 channels, width 5, stride 2), {cfg.cnn_trials} trials "
+                  f"each over the same space, {c.steps} steps of batch {c.batch_size}, "
+                  f"{cfg.cnn_seeds} seeds, target {numbers['cnn']['target']:.3f} set the same "
+                  "way.")
     rows15 = [{"method": m, "expected best, k = 1": stats.mean(numbers["expected"][m][:, 0]),
                f"k = {cfg.trials}": stats.mean(numbers["expected"][m][:, -1]),
                "trials needed": stats.mean(numbers["needed"][m])} for m in METHODS]
@@ -271,7 +310,8 @@ def describe(numbers: dict, v4: verdicts.Verdict, v15: verdicts.Verdict, plots: 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
         ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    v4 = judge_c4(numbers["steps"], numbers["robust"], numbers["diverged"], cfg)
+    v4 = judge_c4(numbers["steps"], numbers["robust"], numbers["diverged"], cfg,
+                  numbers["cnn"].get("steps"))
     v15 = judge_c15(numbers["needed"], {m: e[:, 0] for m, e in numbers["expected"].items()},
                     cfg)
     return describe(numbers, v4, v15, figure(numbers, cfg, out), cfg)
