@@ -108,7 +108,8 @@ def judge_c14(sgd: dict[int, np.ndarray], heavy: dict[int, np.ndarray],
     ends = (min(sgd), max(sgd))
     secondary = [ratio(f"MNIST-1D, batch {b}", heavy[b], sgd[b]) for b in sgd if b not in ends]
     secondary += [ratio(f"NQM, batch {b}", nqm_heavy[b], nqm_sgd[b]) for b in nqm_sgd]
-    return verdicts.judge_depends({f"MNIST-1D, batch {b}": ratio("", heavy[b], sgd[b])
+    return verdicts.judge_depends({f"MNIST-1D, batch {b}": ratio(f"MNIST-1D, batch {b}",
+                                                                   heavy[b], sgd[b])
                                    for b in ends}, secondary)
 
 

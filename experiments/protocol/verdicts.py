@@ -97,7 +97,8 @@ def judge_depends(named: dict[str, Condition], secondary: Sequence[Condition] = 
         status = DEPENDS
     else:
         status = INCONCLUSIVE
-    parts = [f"{name}: {c.sentence()} -> {statuses[name]}" for name, c in named.items()]
+    parts = [(c.sentence() if c.text.startswith(name) else f"{name}: {c.sentence()}")
+             + f" -> {statuses[name]}" for name, c in named.items()]
     holds = [name for name, s in statuses.items() if s == SUPPORTED]
     where = f" Holds for {', '.join(holds)} only." if status == DEPENDS else ""
     return Verdict(status, "Primary, per condition named by the claim: " + "; ".join(parts)
