@@ -1,12 +1,18 @@
 """The benchmark's bookkeeping (its timings are measured by `python -m experiments bench`,
-never asserted here): state memory per parameter byte, and the tables it writes."""
+never asserted here): state memory per parameter byte, the tables it writes, and that the
+bare scan it times the training loop against computes what the loop computes."""
 
+import jax
+import numpy as np
 import pytest
 
 from experiments.bench import memory
 from experiments.bench import tables
 from experiments.bench import timing
+from experiments import loop
+from experiments import tasks
 from experiments.bench import torch_peers
+from experiments.bench import training_speed
 from experiments.bench import update_step
 
 
@@ -34,7 +40,7 @@ def test_update_step_rows_and_markdown():
     for row in rows:
         assert row["seconds"]["min"] <= row["seconds"]["median"] <= row["seconds"]["max"]
     results = {"machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
-               "quick": True, "update_step": rows, "mlp_throughput": [],
+               "quick": True, "update_step": rows, "training_loop": [],
                "momentum_sweep": [{"method": "one vmap compile, all values at once",
                                    "compile_seconds": 1.0, "run_seconds": 1.0,
                                    "total_seconds": 2.0}],
@@ -74,3 +80,44 @@ def test_row_arithmetic_on_stub_times():
     update_step._add_torch_ratios(rows)
     # through optax.sgd, timed alongside both: (6/6) / (4/6)
     assert rows[0]["vs_torch_fused"] == pytest.approx(1.5)
+
+
+def test_the_floor_computes_the_library_loops_curves():
+    # the same batches (drawn as loop.train draws them), the same optimizer (optax.sgd is
+    # bit for bit mo.sgd), the same evaluations: the timed ratio compares equal work. At
+    # batch 2048 loop.train gathers 3 steps' batches at once, so each evaluation interval
+    # of 6 steps holds two blocks: every level of its loop is exercised.
+    schedule = loop.Schedule(12, 2048, 6)
+    task = tasks.digits_mlp(hidden=16)
+    key = jax.random.key(0)
+    params = task.init(jax.random.split(key)[0])
+    batches = training_speed.chunked(task, training_speed.batch_indices(task, key, schedule),
+                                     schedule)
+    floor = training_speed.bare_scan(task, schedule)(params, *batches)
+    library = training_speed.library(task, schedule)(key)
+    assert floor.train_loss.shape == (len(schedule.eval_steps),)
+    assert float(floor.train_loss[-1]) < float(floor.train_loss[0])
+    for name, a, b in zip(loop.Curves._fields, floor, library):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_training_loop_rows_in_markdown_and_summary():
+    row = lambda loop_name, batch, median: {
+        "batch_size": batch, "steps": 1000, "evaluation": "every 100 steps", "loop": loop_name,
+        "seconds": {"median": 0.1, "min": 0.09, "max": 0.2}, "samples_per_s": 320_000.0,
+        "vs_floor": {"median": median, "min": median - 0.05, "max": 1.0}}
+    rows = [row(training_speed.LIBRARY, 32, 0.93), row(training_speed.FLOOR, 32, 1.0),
+            row(training_speed.LIBRARY, 256, 0.97), row(training_speed.PYTHON, 256, 0.5)]
+    assert tables.loop_summary(rows) == (
+        "The library's loop runs at 0.93-0.97 of the bare scan's speed over 2 settings "
+        "(median of paired ratios; target: at least 0.90).")
+    results = {"machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
+               "quick": True, "update_step": [], "training_loop": rows,
+               "momentum_sweep": [{"method": "one vmap compile, all values at once",
+                                   "compile_seconds": 1.0, "run_seconds": 1.0,
+                                   "total_seconds": 2.0}], "state_memory": []}
+    text = tables.markdown(results)
+    assert (f"| 32 | every 100 steps | {training_speed.LIBRARY} | 100.0 (90.0-200.0) | "
+            "320,000 | 0.93 (0.88-1.00) |") in text
+    assert "MNIST-1D MLP 40-100-100-10, 1000 steps" in text
+    assert tables.loop_summary(rows) in text

@@ -181,7 +181,8 @@ def test_run_writes_both_findings_with_finite_intervals(tmp_path):
         assert finding.verdict.status in verdicts.EMPIRICAL
         for cond in finding.verdict.primary + finding.verdict.secondary:
             assert np.isfinite([cond.estimate.low, cond.estimate.high]).all()
-    assert [c.text for c in c14.verdict.primary] == ["steps to target, heavy ball / SGD"] * 2
+    assert [c.text for c in c14.verdict.primary] == [
+        f"MNIST-1D, batch {b}: steps to target, heavy ball / SGD" for b in (32, 256)]
     assert len(c14.verdict.secondary) == len(TINY.batch_sizes)  # the NQM's sizes
     arms = {a.batch: a for a in TINY.arms}
     for row in c14.table:

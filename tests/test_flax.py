@@ -1,4 +1,5 @@
-"""momentum_optax inside Flax: nnx.Optimizer and the experiments' compiled loop."""
+"""momentum_optax inside Flax: nnx.Optimizer and the experiments' compiled loop
+(``experiments.loop``) against the same steps taken one by one in Python."""
 
 import jax
 import numpy as np
@@ -8,9 +9,10 @@ from flax import nnx
 
 import momentum_optax as mo
 from experiments import data as data_lib
+from experiments import loop
 from experiments import models
 from experiments import quickstart
-from experiments import training
+from experiments import tasks
 
 
 @pytest.mark.parametrize("opt", [mo.sgd(0.05, 0.9), mo.sgd(0.05, 0.9, nesterov=True),
@@ -41,27 +43,48 @@ def test_nnx_optimizer_trains_an_mlp_on_iris(opt):
 
 
 def test_compiled_loop_matches_a_python_loop_of_steps():
-    split = data_lib.load("iris", seed=1)
-    graphdef, params = training.init_mlp(split, jax.random.key(1), hidden=8)
-    opt = mo.sgd(0.05, 0.9, nesterov=True)
-    train = training.make_train(opt, graphdef, epochs=2, batch_size=16)
-    result = train(params, split, jax.random.key(2))
-    # the same steps, one by one in Python
+    # the loss-reading restart checks that each step's loss reaches opt.update as value=
+    task = tasks.digits_mlp(hidden=16)
+    opt = mo.adaptive_restart(mo.sgd(0.05, 0.9, nesterov=True), scheme="function")
+    schedule = loop.Schedule(steps=30, batch_size=16, eval_every=10)
+    key = jax.random.key(2)
+    curves = jax.jit(lambda k: loop.train(opt, task, k, schedule))(key)
+    # the same steps, one jitted step at a time from Python: batches of uniform indices
+    # drawn from the batch key, one draw per step
+    ds = task.data
+
+    @jax.jit
+    def step(params, state, idx):
+        value, grads = jax.value_and_grad(lambda p: tasks.loss(task, p, ds.x_train[idx],
+                                                               ds.y_train[idx]))(params)
+        updates, state = opt.update(grads, state, params, value=value)
+        return optax.apply_updates(params, updates), state
+
+    full_loss = jax.jit(lambda p: tasks.loss(task, p, ds.x_train, ds.y_train))
+    init_key, batch_key = jax.random.split(key)
+    draw = jax.jit(lambda t: jax.random.randint(jax.random.fold_in(batch_key, t), (16,), 0,
+                                                len(ds.y_train)))
+    params = task.init(init_key)
     state = opt.init(params)
-    n = split.x_train.shape[0] // 16
-    for epoch_key in jax.random.split(jax.random.key(2), 2):
-        order = np.asarray(jax.random.permutation(epoch_key, split.x_train.shape[0]))[: n * 16]
-        for idx in order.reshape(n, 16):
-            grads = jax.grad(training.classifier_loss, argnums=1)(
-                graphdef, params, split.x_train[idx], split.y_train[idx])
-            updates, state = opt.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                 result.params, params)
+    train_loss = [full_loss(params)]
+    for t in range(schedule.steps):
+        params, state = step(params, state, draw(t))
+        if (t + 1) % schedule.eval_every == 0:
+            train_loss.append(full_loss(params))
+    val_loss, val_acc = tasks.loss_and_accuracy(task, params, ds.x_val, ds.y_val)
+    test_loss, test_acc = tasks.loss_and_accuracy(task, params, ds.x_test, ds.y_test)
+    np.testing.assert_allclose(curves.train_loss, train_loss, rtol=1e-4)
+    np.testing.assert_allclose([curves.val_loss[-1], curves.val_accuracy[-1], curves.test_loss,
+                                curves.test_accuracy], [val_loss, val_acc, test_loss, test_acc],
+                               rtol=1e-4)
+    assert int(state.restarts) > 0  # restarts fired: without value= the runs would differ
 
 
+@pytest.mark.slow
 def test_quickstart_momentum_beats_plain_sgd_and_ema_equals_heavy_ball():
-    rows = {r["optimizer"]: r for r in quickstart.run(epochs=6, seed=0)}
+    names = ("plain SGD", "heavy ball 0.9", "EMA 0.9, lr / (1 - b)")
+    rows = {r["optimizer"]: r for r in quickstart.run(steps=200, seed=0, names=names)}
+    assert list(rows) == list(names)
     plain, heavy = rows["plain SGD"], rows["heavy ball 0.9"]
     assert heavy["final train loss"] < 0.5 * plain["final train loss"]
     assert heavy["test accuracy"] > 0.9

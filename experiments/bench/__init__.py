@@ -47,9 +47,10 @@ def run(*, quick: bool, out: pathlib.Path, seed: int = 0, progress=print) -> dic
         "machine": machine(),
         "quick": quick,
         "update_step": update_step.run(sizes, repeats=7 if quick else 15, progress=progress),
-        "mlp_throughput": training_speed.throughput([1, 32], repeats=9 if quick else 15,
-                                                    seed=seed, progress=progress),
-        "momentum_sweep": training_speed.momentum_sweep(32, seed=seed, progress=progress),
+        "training_loop": training_speed.throughput([1, 32, 256], repeats=9 if quick else 15,
+                                                   seed=seed, progress=progress),
+        "momentum_sweep": training_speed.momentum_sweep(8 if quick else 32, seed=seed,
+                                                        progress=progress),
         "state_memory": memory.state_bytes(),
     }
     folder = out / "bench"

@@ -66,27 +66,45 @@ def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Cal
     return {FOREACH: factory(foreach=True), FUSED: factory(fused=True), LIMIT: in_place_add}
 
 
-def mlp_epoch(x, y, batch_size: int, lr: float, momentum: float, seed: int = 0) -> Callable[[], int]:
-    """A function training a fresh 64-64-10 MLP for one epoch in eager PyTorch; returns samples."""
+def mlp_training(data, idx, eval_every: int, lr: float, momentum: float, *, hidden: int,
+                 seed: int = 0) -> Callable[..., None]:
+    """A function training a fresh ``in-hidden-hidden-10`` ReLU MLP in eager PyTorch on the
+    batches ``idx`` (``(steps, batch)`` indices into the training set), evaluating the loss
+    on the full training set and the validation loss and accuracy every ``eval_every``
+    steps and at step 0, and the test split at the end: what ``experiments.loop.train``
+    computes. Its argument is the momentum (default ``momentum``)."""
+    import numpy as np
     import torch
 
     torch.manual_seed(seed)
-    x_t = torch.tensor(x)  # a copy: JAX's host arrays are read-only
-    y_t = torch.tensor(y).long()
-    batches = [(x_t[i:i + batch_size], y_t[i:i + batch_size])
-               for i in range(0, len(x_t) - batch_size + 1, batch_size)]
+    as_x = lambda a: torch.tensor(np.asarray(a))  # a copy: JAX's host arrays are read-only
+    as_y = lambda a: torch.tensor(np.asarray(a)).long()
+    x_train, y_train = as_x(data.x_train), as_y(data.y_train)
+    splits = [(x_train, y_train), (as_x(data.x_val), as_y(data.y_val))]
+    test = (as_x(data.x_test), as_y(data.y_test))
+    batches = [(x_train[i], y_train[i]) for i in torch.tensor(np.asarray(idx)).long()]
+    loss_fn = torch.nn.CrossEntropyLoss()
 
-    def run(momentum_value: float = momentum) -> int:
-        model = torch.nn.Sequential(torch.nn.Linear(x_t.shape[1], 64), torch.nn.ReLU(),
-                                    torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                                    torch.nn.Linear(64, 10))
+    def evaluate(model, parts):
+        with torch.no_grad():
+            for x, y in parts:
+                logits = model(x)
+                loss_fn(logits, y).item()  # the numbers, as loop.train returns them
+                (logits.argmax(-1) == y).float().mean().item()
+
+    def run(momentum_value: float = momentum) -> None:
+        model = torch.nn.Sequential(torch.nn.Linear(x_train.shape[1], hidden), torch.nn.ReLU(),
+                                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                    torch.nn.Linear(hidden, 10))
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum_value)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        for xb, yb in batches:
+        evaluate(model, splits)
+        for step, (xb, yb) in enumerate(batches, 1):
             opt.zero_grad()
             loss_fn(model(xb), yb).backward()
             opt.step()
-        return len(batches) * batch_size
+            if step % eval_every == 0:
+                evaluate(model, splits)
+        evaluate(model, [test])
 
     return run
 

@@ -1,5 +1,15 @@
-"""MLP training throughput and a 32-value momentum sweep: the library's compiled loop against
-a Python loop of jitted steps and against eager PyTorch."""
+"""Training speed: the experiments' loop (``experiments.loop.train``) against a bare
+``lax.scan`` of the same steps, a Python loop of jitted steps and eager PyTorch; and a
+32-value momentum sweep, one ``vmap`` compile against the alternatives.
+
+Every loop trains the MNIST-1D MLP (40-100-100-10) from the same initialisation on the
+same batches (the ones ``loop.train`` draws from its key) with heavy ball, and evaluates
+what ``loop.train`` evaluates: the loss on the full training set and the loss and
+accuracy on the validation set every ``eval_every`` steps and at step 0, the test split
+at the end. The bare scan (the floor) is what a user would write by hand: the batches
+gathered beforehand and scanned over, ``optax.sgd``, ``jax.grad`` of the plain loss,
+nothing of the library; it computes the same curves (a test checks it).
+"""
 
 from __future__ import annotations
 
@@ -12,92 +22,143 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import data as data_lib
-from experiments import training
+from experiments import loop
+from experiments import tasks
 from experiments.bench import timing
 from experiments.bench import torch_peers
 
 LR, MOMENTUM = 0.01, 0.9
+FLOOR = "bare lax.scan, same batches and evaluations (the floor)"
+LIBRARY = "library's loop (experiments.loop.train)"
+PYTHON = "Python loop of jitted mo.train_step"
+TORCH = "PyTorch eager"
 
 
-def _setup(seed: int):
-    split = data_lib.load("digits", seed=seed)
-    graphdef, params = training.init_mlp(split, jax.random.key(seed))
-    return split, graphdef, params
+def batch_indices(task: tasks.Task, key: jax.Array, schedule: loop.Schedule) -> np.ndarray:
+    """The training examples of every step, ``(steps, batch_size)``, as ``loop.train``
+    draws them with ``key`` (uniform with replacement from the batch-order key)."""
+    _, batch_key = jax.random.split(key)
+    n = task.data.x_train.shape[0]
+    draw = lambda t: jax.random.randint(jax.random.fold_in(batch_key, t),
+                                        (schedule.batch_size,), 0, n)
+    return np.asarray(jax.vmap(draw)(jnp.arange(schedule.steps)))
+
+
+def _cross_entropy(logits, y):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def evaluator(task: tasks.Task) -> Callable:
+    """``params -> (train loss, validation loss, validation accuracy)`` on the full splits."""
+    ds = task.data
+
+    def evaluate(params):
+        val_logits = task.apply(params, ds.x_val)
+        return (_cross_entropy(task.apply(params, ds.x_train), ds.y_train),
+                _cross_entropy(val_logits, ds.y_val),
+                jnp.mean(jnp.argmax(val_logits, -1) == ds.y_val))
+    return evaluate
+
+
+def bare_scan(task: tasks.Task, schedule: loop.Schedule) -> Callable:
+    """The floor, jitted: ``(params, xb, yb) -> loop.Curves`` with the batches ``xb``,
+    ``yb`` shaped ``(evaluations, eval_every, batch_size, ...)``."""
+    opt = optax.sgd(LR, MOMENTUM)
+    evaluate = evaluator(task)
+    grad = jax.grad(lambda p, x, y: _cross_entropy(task.apply(p, x), y))
+    ds = task.data
+
+    def run(params, xb, yb):
+        def step(carry, batch):
+            p, s = carry
+            updates, s = opt.update(grad(p, *batch), s, p)
+            return (optax.apply_updates(p, updates), s), None
+
+        def chunk(carry, batches):
+            carry, _ = jax.lax.scan(step, carry, batches)
+            return carry, evaluate(carry[0])
+
+        first = evaluate(params)
+        (params, _), evals = jax.lax.scan(chunk, (params, opt.init(params)), (xb, yb))
+        curves = [jnp.concatenate([a[None], b]) for a, b in zip(first, evals)]
+        test_logits = task.apply(params, ds.x_test)
+        return loop.Curves(*curves, _cross_entropy(test_logits, ds.y_test),
+                           jnp.mean(jnp.argmax(test_logits, -1) == ds.y_test))
+    return jax.jit(run)
+
+
+def library(task: tasks.Task, schedule: loop.Schedule) -> Callable:
+    """``loop.train`` with ``mo.sgd``, jitted: ``key -> loop.Curves``."""
+    return jax.jit(lambda key: loop.train(mo.sgd(LR, MOMENTUM), task, key, schedule))
+
+
+def chunked(task: tasks.Task, idx: np.ndarray, schedule: loop.Schedule):
+    """The batches of ``idx`` as arrays ``(evaluations, eval_every, batch_size, ...)``."""
+    shape = (schedule.steps // schedule.eval_every, schedule.eval_every, schedule.batch_size)
+    return (task.data.x_train[idx].reshape(*shape, -1), task.data.y_train[idx].reshape(shape))
+
+
+def python_loop(task: tasks.Task, params, idx: np.ndarray, schedule: loop.Schedule) -> Callable:
+    """A Python loop of jitted ``mo.train_step`` calls over the same batches, with a jitted
+    evaluation every ``eval_every`` steps."""
+    opt = mo.sgd(LR, MOMENTUM)
+    step = mo.train_step(lambda p, x, y: _cross_entropy(task.apply(p, x), y), opt)
+    evaluate = jax.jit(evaluator(task))
+    xs, ys = (np.asarray(a) for a in chunked(task, idx, schedule))
+
+    def run():
+        p = jax.tree.map(jnp.copy, params)  # train_step donates its arguments
+        s = opt.init(p)
+        evals = [evaluate(p)]
+        for xc, yc in zip(xs, ys):
+            for x, y in zip(xc, yc):
+                p, s, _ = step(p, s, x, y)
+            evals.append(evaluate(p))
+        jax.block_until_ready((p, evals))
+    return run
 
 
 def throughput(batch_sizes: list[int], repeats: int, seed: int,
-               progress: Callable[[str], None]) -> list[dict]:
-    """Samples per second for one epoch of the digits MLP (64-64-10), per batch size.
+               progress: Callable[[str], None], *, steps: int = 1000,
+               eval_every: int = 100) -> list[dict]:
+    """Samples per second of every loop on the MNIST-1D MLP, per batch size, timed
+    interleaved with the floor; each row's ``vs_floor`` is the paired per-repeat ratio
+    floor time / its time (1: as fast as the bare scan).
 
-    Every loop visits the batches in the stored order (PyTorch's loop too), except the
-    row that reshuffles each epoch, which shows what the shuffle costs."""
-    split, graphdef, params = _setup(seed)
-    key = jax.random.key(seed + 1)
+    Two evaluation settings: every ``eval_every`` steps (the experiments'), where every
+    loop is timed, and only at the start and the end (``eval_every = steps``, the training
+    steps alone), where the library's loop is timed against the floor.
+    """
+    task = tasks.mnist1d_mlp()
+    key = jax.random.key(seed)
+    params = task.init(jax.random.split(key)[0])
     rows = []
     for batch in batch_sizes:
-        progress(f"MLP throughput, batch {batch}")
-        n_batches = split.x_train.shape[0] // batch
-        samples = n_batches * batch
-        opt = mo.sgd(LR, MOMENTUM)
-        in_order = training.make_train(opt, graphdef, epochs=1, batch_size=batch, shuffle=False)
-        shuffled = training.make_train(opt, graphdef, epochs=1, batch_size=batch)
-        loss = lambda p, x, y: training.classifier_loss(graphdef, p, x, y)
-        step = mo.train_step(loss, opt)
-        xs = [split.x_train[i * batch:(i + 1) * batch] for i in range(n_batches)]
-        ys = [split.y_train[i * batch:(i + 1) * batch] for i in range(n_batches)]
-
-        def library_epoch():
-            jax.block_until_ready(in_order(params, split, key))
-
-        def library_shuffled_epoch():
-            jax.block_until_ready(shuffled(params, split, key))
-
-        def python_loop():
-            p = jax.tree.map(jnp.copy, params)
-            s = opt.init(p)
-            for x, y in zip(xs, ys):
-                p, s, _ = step(p, s, x, y)
-            jax.block_until_ready(p)
-
-        raw = _raw_scan(graphdef, batch)
-        xb = split.x_train[:samples].reshape(n_batches, batch, -1)
-        yb = split.y_train[:samples].reshape(n_batches, batch)
-
-        def raw_epoch():
-            jax.block_until_ready(raw(params, xb, yb))
-
-        candidates = {"library's compiled loop (lax.scan), in order": library_epoch,
-                      "library's compiled loop, reshuffled each epoch": library_shuffled_epoch,
-                      "raw lax.scan, in order, optax.sgd (the floor)": raw_epoch,
-                      "Python loop of jitted mo.train_step": python_loop}
-        if torch_peers.available():
-            candidates["PyTorch eager"] = torch_peers.mlp_epoch(
-                np.asarray(split.x_train), np.asarray(split.y_train), batch, LR, MOMENTUM)
-        times = timing.interleaved(candidates, repeats)
-        for name, values in times.items():
-            rows.append({"batch_size": batch, "loop": name, "seconds": timing.summary(values),
-                         "samples_per_s": samples / float(np.median(values))})
-        best = rows[-len(times)]["samples_per_s"]
-        for row in rows[-len(times):]:
-            row["library_speedup"] = best / row["samples_per_s"]
+        for every in (eval_every, steps):
+            schedule = loop.Schedule(steps, batch, every)
+            label = f"every {every} steps" if every < steps else "at start and end only"
+            progress(f"training loop, batch {batch}, evaluation {label}")
+            idx = batch_indices(task, key, schedule)
+            lib, floor, batches = library(task, schedule), bare_scan(task, schedule), \
+                chunked(task, idx, schedule)
+            run_floor = lambda: jax.block_until_ready(floor(params, *batches))
+            # the library and the floor timed as a pair, alone: the peers (PyTorch's threads
+            # above all) would slow whatever is timed after them
+            groups = [{LIBRARY: lambda: jax.block_until_ready(lib(key)), FLOOR: run_floor}]
+            if every < steps:
+                peers = {FLOOR: run_floor, PYTHON: python_loop(task, params, idx, schedule)}
+                if torch_peers.available():
+                    peers[TORCH] = torch_peers.mlp_training(task.data, idx, every, LR,
+                                                            MOMENTUM, hidden=100, seed=seed)
+                groups.append(peers)
+            for i, group in enumerate(groups):
+                times = timing.interleaved(group, repeats)
+                rows += [{"batch_size": batch, "steps": steps, "evaluation": label,
+                          "loop": name, "seconds": timing.summary(values),
+                          "samples_per_s": steps * batch / float(np.median(values)),
+                          "vs_floor": timing.ratio(times[FLOOR], values)}
+                         for name, values in times.items() if not (i and name == FLOOR)]
     return rows
-
-
-def _raw_scan(graphdef, batch: int) -> Callable:
-    """The floor the library's loop is held to: a bare scan over batches in order, with
-    optax.sgd (no permutation, no probes, nothing of the library)."""
-    opt = optax.sgd(LR, MOMENTUM)
-    grad = jax.grad(lambda p, x, y: training.classifier_loss(graphdef, p, x, y))
-
-    def run(params, xb, yb):
-        def step(carry, b):
-            p, s = carry
-            updates, s = opt.update(grad(p, *b), s, p)
-            return (optax.apply_updates(p, updates), s), None
-        return jax.lax.scan(step, (params, opt.init(params)), (xb, yb))[0][0]
-
-    return jax.jit(run)
 
 
 def _compile(jitted, *args, repeats: int = 3):
@@ -117,18 +178,21 @@ def _median_run(fn, repeats: int = 3) -> float:
     return float(np.median([timing.timed(fn) for _ in range(repeats)]))
 
 
+SWEEP_SCHEDULE = loop.Schedule(steps=100, batch_size=32, eval_every=100)
+
+
 def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> list[dict]:
-    """``values`` momentum values x 1 epoch at batch 32, four ways; compile time apart."""
-    split, graphdef, params = _setup(seed)
-    key = jax.random.key(seed + 1)
+    """``values`` momentum values x 100 steps of ``loop.train`` at batch 32 on the digits
+    MLP (evaluated at the start and the end), four ways; compile time apart."""
+    task = tasks.digits_mlp()
+    key = jax.random.key(seed)
     momenta = np.linspace(0.0, 0.99, values).astype(np.float32)
-    train = lambda m: training.mlp_train_fn(mo.sgd(LR, m), graphdef, epochs=1, batch_size=32)(
-        params, split, key).test_accuracy
+    train = lambda m: loop.train(mo.sgd(LR, m), task, key, SWEEP_SCHEDULE).test_accuracy
     rows = []
 
     def record(name, compile_s, run_s):
-        rows.append({"method": name, "compile_seconds": compile_s, "run_seconds": run_s,
-                     "total_seconds": compile_s + run_s})
+        rows.append({"method": name, "values": values, "compile_seconds": compile_s,
+                     "run_seconds": run_s, "total_seconds": compile_s + run_s})
 
     progress(f"sweep of {values} momenta: one vmap compile")
     momenta_device = jnp.asarray(momenta)
@@ -158,8 +222,9 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
 
     if torch_peers.available():
         progress(f"sweep of {values} momenta: PyTorch eager")
-        epoch = torch_peers.mlp_epoch(np.asarray(split.x_train), np.asarray(split.y_train), 32,
-                                      LR, MOMENTUM)
+        run = torch_peers.mlp_training(task.data, batch_indices(task, key, SWEEP_SCHEDULE),
+                                       SWEEP_SCHEDULE.eval_every, LR, MOMENTUM, hidden=64,
+                                       seed=seed)
         record("PyTorch eager, sequentially", 0.0,
-               sum(timing.timed(lambda: epoch(float(m))) for m in momenta.tolist()))
+               sum(timing.timed(lambda: run(float(m))) for m in momenta.tolist()))
     return rows
