@@ -14,25 +14,20 @@ optimizer) and ``results.json`` (the numbers).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
-import importlib
-import inspect
 import json
 import pathlib
 import sys
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import momentum_optax as mo
 from experiments import comparison
 from experiments import loop
 from experiments import noisy_quadratic as nqm
+from experiments import optimizers
 from experiments import plotting
 from experiments import report
 from experiments import runner
@@ -41,87 +36,19 @@ from experiments import tasks
 from experiments.protocol import stats
 from experiments.protocol import tuning
 
-ONE_MINUS_BETA = (1e-3, 0.5)  # --tune-momentum: beta from 0.5 to 0.999
-EPS = (1e-8, 1e-2)
 NQM_DIM = 100  # the noisy quadratic: h_i = 1 / i, i = 1..100, gradient noise C = H / B
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    """An optimizer: ``make(row)`` (traced ``lr``, ``momentum``, ``eps``), its default
-    learning-rate range, its momentum (None: it reads none), whether ``--tune-momentum``
-    tunes that momentum and whether eps is tuned."""
-
-    make: Callable[[dict], optax.GradientTransformation]
-    lr: tuple[float, float]
-    momentum: float | None
-    about: str
-    eps: bool = False
-    tunable: bool = True
-
-
-OPTIMIZERS = {
-    "sgd": Choice(comparison.heavy_ball, (1e-3, 3.0), 0.0, "mo.sgd(lr), no momentum",
-                  tunable=False),
-    "heavy-ball": Choice(comparison.heavy_ball, (1e-4, 1.0), 0.9, "mo.sgd(lr, beta)"),
-    "nesterov": Choice(comparison.nesterov, (1e-4, 1.0), 0.9,
-                       "mo.sgd(lr, beta, nesterov=True)"),
-    "ema": Choice(lambda r: mo.sgd(r["lr"], r["momentum"], ema=True), (1e-3, 3.0), 0.9,
-                  "mo.sgd(lr, beta, ema=True): the velocity an average of gradients"),
-    "qhm": Choice(lambda r: optax.chain(mo.qhm(0.7, r["momentum"]),
-                                        optax.scale_by_learning_rate(r["lr"])),
-                  (1e-3, 3.0), 0.999, "mo.qhm(nu=0.7, beta) and the learning rate"),
-    "aggmo": Choice(lambda r: optax.chain(mo.aggmo((0.0, 0.9, 0.99)),
-                                          optax.scale_by_learning_rate(r["lr"])),
-                    (1e-5, 0.3), None, "mo.aggmo((0, 0.9, 0.99)) and the learning rate"),
-    "adam": Choice(lambda r: optax.adam(r["lr"], b1=r["momentum"], b2=0.999, eps=r["eps"]),
-                   (1e-5, 0.3), 0.9, "optax.adam(lr, b1=beta, b2=0.999, eps)", eps=True),
-    "rmsprop": Choice(lambda r: optax.chain(optax.scale_by_rms(0.9, eps=r["eps"]),
-                                            optax.scale_by_learning_rate(r["lr"]),
-                                            mo.trace(r["momentum"])),
-                      (1e-5, 0.3), 0.0, "RMSprop (decay 0.9, eps), heavy-ball momentum beta "
-                      "on the scaled step (0 unless tuned)", eps=True),
-}
 PROBLEMS = (*tasks.TASKS, "noisy-quadratic")
-
-
-class OptionError(ValueError):
-    """A command-line value that cannot be used: the message names the option and value."""
-
-
-@functools.lru_cache(maxsize=None)
-def choice(name: str) -> Choice:
-    """The optimizer ``name``: one of ``OPTIMIZERS`` or an import path (``imported``)."""
-    return OPTIMIZERS[name] if name in OPTIMIZERS else imported(name)
-
-
-def imported(path: str) -> Choice:
-    """``package.module:factory`` as a ``Choice``: a factory whose first parameter is
-    ``row`` gets the row (traced ``lr``, ``momentum`` (0.9 unless tuned), ``eps`` 1e-8);
-    one with a ``learning_rate`` parameter gets ``learning_rate=row["lr"]`` only."""
-    module, _, name = path.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise OptionError(f"--optimizer {path!r}: cannot import {name!r} from module "
-                          f"{module!r} ({type(error).__name__}: {error})") from None
-    names = list(inspect.signature(factory).parameters) if callable(factory) else []
-    if names[:1] == ["row"]:
-        return Choice(lambda r: factory({"eps": jnp.float32(1e-8), **r}), (1e-4, 1.0), 0.9, path)
-    if "learning_rate" in names:
-        return Choice(lambda r: factory(learning_rate=r["lr"]), (1e-4, 1.0), None, path)
-    raise OptionError(f"--optimizer {path!r}: expected a callable whose first parameter is "
-                      f"`row` or that has a `learning_rate` parameter; got parameters {names}")
 
 
 def methods(args: argparse.Namespace) -> list[comparison.Method]:
     out = []
     for name in args.optimizer:
-        c = choice(name)
+        c = optimizers.choice(name)
         tuned = args.tune_momentum and c.tunable and c.momentum is not None
         out.append(comparison.Method(name, c.make, tuning.Space(
             lr=tuple(args.lr_range or c.lr), momentum=c.momentum or 0.0,
-            one_minus_beta=ONE_MINUS_BETA if tuned else None, eps=EPS if c.eps else None)))
+            one_minus_beta=optimizers.ONE_MINUS_BETA if tuned else None,
+            eps=optimizers.EPS if c.eps else None)))
     return out
 
 
@@ -140,8 +67,8 @@ def structure(method: comparison.Method, params) -> tuple:
     try:
         shape = jax.eval_shape(state, row, params)
     except Exception as error:  # noqa: BLE001 - reported with the optimizer's name
-        raise OptionError(f"--optimizer {method.name!r}: building or updating it failed "
-                          f"({type(error).__name__}: {error})") from None
+        raise optimizers.OptionError(f"--optimizer {method.name!r}: building or updating it "
+                                     f"failed ({type(error).__name__}: {error})") from None
     leaves, treedef = jax.tree.flatten(shape)
     return columns, str(treedef), tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
 
@@ -233,8 +160,9 @@ def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> dict:
                 head(f, name): stats.paired_difference(last(sel, f), last(chosen[0], f))
                 for f, name in fields(args.problem).items()},
                 "steps to target, ratio": stats.paired_ratio(n, censored[0])})
-    settings = [{"optimizer": s.method, "lr": s.setting["lr"], "momentum": "-" if choice(
-                     s.method).momentum is None else s.setting["momentum"],
+    settings = [{"optimizer": s.method, "lr": s.setting["lr"],
+                 "momentum": "-" if optimizers.choice(s.method).momentum is None
+                 else s.setting["momentum"],
                  "eps": s.setting.get("eps", "-"), "trial": s.index,
                  "on the edge of the space": ", ".join(s.edge) or "no"} for s in chosen]
     return {"selected": chosen, "objective": objective, "target": target, "rows": rows,
@@ -268,9 +196,10 @@ def figures(args: argparse.Namespace, runs: list[comparison.Trials], numbers: di
 
 
 def space_text(name: str, space: tuning.Space) -> str:
-    about = OPTIMIZERS[name].about if name in OPTIMIZERS else "an imported factory"
+    about = (optimizers.OPTIMIZERS[name].about if name in optimizers.OPTIMIZERS
+             else "an imported factory")
     dims = ", ".join(f"log {k} in {report.listing(v)}" for k, v in space.dims.items())
-    fixed = ("" if space.one_minus_beta or choice(name).momentum is None
+    fixed = ("" if space.one_minus_beta or optimizers.choice(name).momentum is None
              else f", momentum {space.momentum:g}")
     return f"{name} ({about}): {dims}{fixed}"
 
@@ -337,8 +266,8 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<11} {c.about}; lr in {report.listing(c.lr)}"
                         + (f", beta {c.momentum:g}" if c.momentum is not None else "")
-                        + (f", eps in {report.listing(EPS)}" if c.eps else "")
-                        for name, c in OPTIMIZERS.items())
+                        + (f", eps in {report.listing(optimizers.EPS)}" if c.eps else "")
+                        for name, c in optimizers.OPTIMIZERS.items())
     p = argparse.ArgumentParser(
         prog="python -m experiments compare",
         description=__doc__.split("\n\n")[1].replace("``", ""),
@@ -367,8 +296,8 @@ def parser() -> argparse.ArgumentParser:
         "evaluate the full training and validation losses every this many steps; must "
         "divide --steps (default 100)"))
     p.add_argument("--tune-momentum", action="store_true", help=(
-        f"also tune log(1 - beta) in {report.listing(ONE_MINUS_BETA)} for the optimizers "
-        "that have a momentum (not sgd, aggmo or a learning_rate factory)"))
+        f"also tune log(1 - beta) in {report.listing(optimizers.ONE_MINUS_BETA)} for the "
+        "optimizers that have a momentum (not sgd, aggmo or a learning_rate factory)"))
     p.add_argument("--lr-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help="the learning-rate range of every optimizer (default: each its own)")
     p.add_argument("--select", choices=("validation", "training"), default="validation",
@@ -386,9 +315,10 @@ def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Errors naming the option, the value and what was expected (argparse exits with 2)."""
     args.optimizer = args.optimizer or ["sgd", "heavy-ball"]
     for name in args.optimizer:
-        if name not in OPTIMIZERS and ":" not in name:
+        if name not in optimizers.OPTIMIZERS and ":" not in name:
             p.error(f"--optimizer {name!r}: not a known optimizer; expected one of "
-                    f"{', '.join(OPTIMIZERS)} or an import path package.module:factory")
+                    f"{', '.join(optimizers.OPTIMIZERS)} or an import path "
+                    "package.module:factory")
     twice = sorted({n for n in args.optimizer if args.optimizer.count(n) > 1})
     if twice:
         p.error(f"--optimizer {', '.join(twice)}: given more than once; expected each once")
@@ -410,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     writer = jax.process_index() == 0
     try:
         runs = measure(args, methods(args), status=print if writer else lambda _: None)
-    except OptionError as error:
+    except optimizers.OptionError as error:
         p.error(str(error))
     numbers = summarise(args, runs)
     if writer:

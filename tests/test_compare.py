@@ -14,6 +14,7 @@ import momentum_optax as mo
 from experiments import compare
 from experiments import comparison
 from experiments import noisy_quadratic as nqm
+from experiments import optimizers
 from experiments.protocol import stats
 
 
@@ -54,7 +55,7 @@ def test_help_documents_every_option_and_optimizer(capsys):
     for action in options:
         assert len(action.help) > 20, action.dest
         assert action.option_strings[0] in text
-    for name in compare.OPTIMIZERS:
+    for name in optimizers.OPTIMIZERS:
         assert f"\n  {name} " in text
     assert "package.module:factory" in text and "learning_rate" in text
 
@@ -101,9 +102,9 @@ def test_spaces_follow_the_options():
                  "--tune-momentum", "--lr-range", "0.01", "0.1")
     spaces = {m.name: m.space for m in compare.methods(args)}
     assert all(s.lr == (0.01, 0.1) for s in spaces.values())
-    assert spaces["heavy-ball"].one_minus_beta == compare.ONE_MINUS_BETA
-    assert spaces["adam"].one_minus_beta == compare.ONE_MINUS_BETA
-    assert spaces["adam"].eps == compare.EPS and spaces["heavy-ball"].eps is None
+    assert spaces["heavy-ball"].one_minus_beta == optimizers.ONE_MINUS_BETA
+    assert spaces["adam"].one_minus_beta == optimizers.ONE_MINUS_BETA
+    assert spaces["adam"].eps == optimizers.EPS and spaces["heavy-ball"].eps is None
     for fixed in ("sgd", "aggmo", "tests.test_compare:adam_of_learning_rate"):
         assert spaces[fixed].one_minus_beta is None, fixed
     assert spaces["sgd"].momentum == 0.0
