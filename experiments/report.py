@@ -89,6 +89,11 @@ def listing(values) -> str:
     return "(" + ", ".join(fmt(v) for v in values) + ")"
 
 
+def edge_note(edges: Sequence[str]) -> str:
+    """The report's note on choices at the edge of their search space ("" when none)."""
+    return ("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else ""
+
+
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return ""

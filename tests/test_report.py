@@ -88,3 +88,9 @@ def test_help_lists_every_experiment_and_compare(capsys):
     for name in registry.experiments():
         assert name in out
     assert "compare" in out and "bench" in out
+
+
+def test_edge_note_names_each_choice_or_says_nothing():
+    assert report.edge_note([]) == ""
+    assert report.edge_note(["SGD: lr", "Adam: eps"]) == (
+        "Selections on the edge of the space: SGD: lr; Adam: eps.")

@@ -250,7 +250,7 @@ def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
                      "summary": numbers[n]["summary"]} for n in METHODS},
         notes=NOISE.format(white_delta=np.sqrt(1 + cfg.delta_momentum ** 2),
                            white_hb=1 / np.sqrt(1 - cfg.heavy_ball ** 2))
-        + (" Selections on the edge of the space: " + "; ".join(edges) + "." if edges else ""))
+        + (" " + report.edge_note(edges) if edges else ""))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None

@@ -162,7 +162,7 @@ def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
                            for f, r in ratios.items()),
         table=rows, plots=plots, verdict=verdict,
         metrics={f: {"target": n["target"], "steps": n["steps"]} for f, n in numbers.items()},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else "")
+        notes=report.edge_note(edges))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None

@@ -219,7 +219,7 @@ def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
         metrics={"amplitudes": numbers["amplitudes"],
                  **{m: {k: numbers[m][k] for k in ("setting", "in_basin", "rolled_past",
                                                    "evaluation")} for m in METHODS}},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else "")
+        notes=report.edge_note(edges))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None

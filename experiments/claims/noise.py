@@ -246,8 +246,7 @@ def describe_c14(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
                  "selected": {f"{p}, {m}, batch {b}": {"lr": s["lr"], "steps": s["steps"]}
                               for p, sel in (("MNIST-1D", mnist), ("NQM", nqm_))
                               for (m, b), s in sel.items()}},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges
-        else "")
+        notes=report.edge_note(edges))
 
 
 def describe_c11(numbers: dict, verdict: verdicts.Verdict, plots: list[str],

@@ -226,7 +226,7 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
                  + "; ".join(f"{c.text}: {c.estimate}" for c in verdict.secondary[1:3]),
         table=rows, plots=plots, verdict=verdict,
         metrics={k: n[k] for k in ("kappa", "same_lr", "stable", "tuned_steps", "chosen")},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else "")
+        notes=report.edge_note(edges))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None

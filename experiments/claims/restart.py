@@ -166,7 +166,7 @@ def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
                  f"{verdict.primary[0].estimate}",
         table=rows, plots=plots, verdict=verdict,
         metrics={"selected": {sel.method: sel.setting for sel in numbers["selected"]}},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else "")
+        notes=report.edge_note(edges))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None

@@ -192,7 +192,7 @@ def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
         table=rows, plots=plots, verdict=verdict,
         metrics={"target": numbers["target"], "steps": numbers["steps"],
                  "settings": {n: s.setting for n, s in numbers["selected"].items()}},
-        notes=("Selections on the edge of the space: " + "; ".join(edges) + ".") if edges else "")
+        notes=report.edge_note(edges))
 
 
 def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
