@@ -86,7 +86,11 @@ class NumpyLoopTest(chex.TestCase):
         chex.assert_trees_all_close(got, want, rtol=2e-5, atol=2e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.product(decay=(0.9, SCHEDULE), debias=(False, True), nesterov=(False, True))
+    @parameterized.named_parameters(
+        (f"{name}{'_debias' if debias else ''}{'_nesterov' if nesterov else ''}", decay, debias,
+         nesterov)
+        for name, decay in (("constant", 0.9), ("scheduled", SCHEDULE))
+        for debias in (False, True) for nesterov in (False, True))
     def test_ema_matches_numpy_loop(self, decay, debias, nesterov):
         grads = helpers.random_steps(1, STEPS, (7,))
         got, _ = _run_variant(self.variant, mo.ema(decay, debias=debias, nesterov=nesterov),
