@@ -7,6 +7,8 @@ import jax
 import numpy as np
 import pytest
 
+from tests import helpers
+
 from experiments import loop
 from experiments.claims import schedules as c8
 from experiments.protocol import verdicts
@@ -84,5 +86,6 @@ def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
     assert not np.allclose(runs[c8.ANNEAL].curves.train_loss, runs[c8.LINEAR].curves.train_loss)
     for sel in numbers_["selected"]:
         assert cfg.lr[0] * 0.999 <= sel.setting["lr"] <= cfg.lr[1] * 1.001
-    beta = numbers_["selected"][0].setting["momentum"]
-    assert 1 - cfg.one_minus_beta[1] - 1e-6 <= beta <= 1 - cfg.one_minus_beta[0] + 1e-6
+    constant = numbers_["selected"][0].setting
+    assert helpers.is_drawn_trial(constant["lr"], constant["momentum"], cfg.lr,
+                                  cfg.one_minus_beta, cfg.trials), constant

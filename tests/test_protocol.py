@@ -22,8 +22,10 @@ def test_bootstrap_interval_is_reproducible_and_the_percentiles_of_resampled_mea
     values = np.array([1.0, 2.0, 4.0])
     first, second = stats.mean(values), stats.mean(values)
     assert first == second
-    # all 27 resamples of 3 seeds are equally likely: their means span [1, 4]
-    assert 1.0 <= first.low < 2.0 and 3.0 < first.high <= 4.0
+    # all 27 resamples of 3 seeds are equally likely; the extreme means 1 and 4 each have
+    # probability 1/27 > 2.5%, so the empirical 2.5% and 97.5% quantiles are exactly 1 and 4
+    assert (first.low, first.high) == (1.0, 4.0)
+    assert stats.mean(np.array([1.0, 2.0, 4.0, 8.0, 16.0])).high < 16.0  # 1/3125 < 2.5%
 
 
 def test_paired_difference_removes_the_shared_seed_effect():
