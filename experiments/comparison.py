@@ -14,13 +14,13 @@ per seed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
+import momentum_optax as mo
 from experiments import loop
 from experiments import sweeps
 from experiments import tasks as tasks_lib
@@ -162,17 +162,10 @@ def select_by_steps_to(trials: Trials, target: float, *, metric: str = "val_accu
 
 def heavy_ball(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(lr, momentum)`` with both traced (momentum 0: plain SGD)."""
-    import momentum_optax as mo
-
     return mo.sgd(row["lr"], row["momentum"])
 
 
 def nesterov(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(lr, momentum, nesterov=True)`` with both traced."""
-    import momentum_optax as mo
-
     return mo.sgd(row["lr"], row["momentum"], nesterov=True)
 
-
-def tree_size(tree: Any) -> int:
-    return sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree.leaves(tree))
