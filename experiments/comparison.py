@@ -14,7 +14,9 @@ per seed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -53,11 +55,15 @@ class Trials(NamedTuple):
     def seeds(self) -> int:
         return self.curves.test_accuracy.shape[1]
 
-    def pick(self, index: int) -> "Selected":
+    def pick(self, index: int) -> Selected:
         """Trial ``index``'s curves over the seeds, with its settings and edge flags."""
-        return Selected(self.method, index, {k: float(v[index]) for k, v in self.table.items()},
-                        jax.tree.map(lambda a: a[index], self.curves),
-                        tuning.on_edge(self.space, self.table, index))
+        return Selected(
+            self.method,
+            index,
+            {k: float(v[index]) for k, v in self.table.items()},
+            jax.tree.map(lambda a: a[index], self.curves),
+            tuning.on_edge(self.space, self.table, index),
+        )
 
 
 class Selected(NamedTuple):
@@ -75,9 +81,16 @@ def seed_key(key: jax.Array, seed: jax.Array) -> jax.Array:
     return jax.random.fold_in(key, seed)
 
 
-def run(methods: Method | Sequence[Method], task: tasks_lib.Task, *, trials: int, seeds: int,
-        key: jax.Array, schedule: loop.Schedule,
-        table: dict[str, np.ndarray] | None = None) -> Trials | list[Trials]:
+def run(
+    methods: Method | Sequence[Method],
+    task: tasks_lib.Task,
+    *,
+    trials: int,
+    seeds: int,
+    key: jax.Array,
+    schedule: loop.Schedule,
+    table: dict[str, np.ndarray] | None = None,
+) -> Trials | list[Trials]:
     """Runs ``trials`` settings of each method on ``seeds`` seeds, all in one compiled function.
 
     Several methods run in the same compile when their states share one structure (heavy
@@ -90,13 +103,19 @@ def run(methods: Method | Sequence[Method], task: tasks_lib.Task, *, trials: int
     """
     single = isinstance(methods, Method)
     methods = [methods] if single else list(methods)
-    tables = [tuning.trials(m.space, trials) if table is None else
-              {k: np.asarray(v, np.float32) for k, v in table.items()} for m in methods]
+    tables = [
+        tuning.trials(m.space, trials)
+        if table is None
+        else {k: np.asarray(v, np.float32) for k, v in table.items()}
+        for m in methods
+    ]
     columns = sorted(set().union(*tables))
     missing = [(m.name, c) for m, t in zip(methods, tables) for c in columns if c not in t]
     if missing:
-        raise ValueError(f"every method's trials need the same columns {columns}; missing "
-                         f"(method, column): {missing}.")
+        raise ValueError(
+            f"every method's trials need the same columns {columns}; missing "
+            f"(method, column): {missing}."
+        )
     n = sweeps.rows(tables[0])
     combined = {c: np.concatenate([t[c] for t in tables]) for c in columns}
     combined["method"] = np.repeat(np.arange(len(methods), dtype=np.int32), n)
@@ -105,14 +124,19 @@ def run(methods: Method | Sequence[Method], task: tasks_lib.Task, *, trials: int
 
     def one(row, key_data, data):
         row_key = seed_key(jax.random.wrap_key_data(key_data), row["seed"])
-        opt = makers[0](row) if len(makers) == 1 else sweeps.select(
-            [make(row) for make in makers], row["method"])
+        opt = (
+            makers[0](row)
+            if len(makers) == 1
+            else sweeps.select([make(row) for make in makers], row["method"])
+        )
         return loop.train(opt, task, row_key, schedule, data)
 
     curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), key_data, task.data)
     curves = jax.tree.map(lambda a: a.reshape(len(methods), n, seeds, *a.shape[1:]), curves)
-    out = [Trials(m.name, m.space, t, loop.Curves(*jax.tree.map(lambda a: a[i], curves)),
-                  schedule) for i, (m, t) in enumerate(zip(methods, tables))]
+    out = [
+        Trials(m.name, m.space, t, loop.Curves(*jax.tree.map(lambda a: a[i], curves)), schedule)
+        for i, (m, t) in enumerate(zip(methods, tables))
+    ]
     return out[0] if single else out
 
 
@@ -132,8 +156,9 @@ def select_by_train_loss(trials: Trials) -> Selected:
     return trials.pick(tuning.select(final(trials.curves.train_loss)))
 
 
-def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray, *,
-             higher_is_better: bool) -> np.ndarray:
+def steps_to(
+    curve: np.ndarray, target: float, eval_steps: np.ndarray, *, higher_is_better: bool
+) -> np.ndarray:
     """The first evaluated step at which ``curve`` reaches ``target`` (``inf`` if never);
     last axis: evaluations at ``eval_steps``. AlgoPerf's time-to-result, in steps."""
     curve = np.asarray(curve, np.float64)
@@ -143,22 +168,28 @@ def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray, *,
     return np.where(reached.any(-1), np.asarray(eval_steps, np.float64)[first], np.inf)
 
 
-def select_by_steps_to(trials: Trials, target: float, *, metric: str = "val_accuracy",
-                       higher_is_better: bool = True) -> Selected:
+def select_by_steps_to(
+    trials: Trials, target: float, *, metric: str = "val_accuracy", higher_is_better: bool = True
+) -> Selected:
     """The trial that reaches ``target`` in ``metric`` soonest on average over the seeds
     (runs that never reach it count as ``steps + eval_every``: censored, not ignored);
     ties go to the better final value of ``metric``."""
     curve = getattr(trials.curves, metric)
     steps = steps_to(curve, target, trials.schedule.eval_steps, higher_is_better=higher_is_better)
-    censored = np.where(np.isfinite(steps), steps,
-                        trials.schedule.steps + trials.schedule.eval_every).mean(-1)
-    last = final(curve) if not higher_is_better else -np.nan_to_num(
-        np.asarray(curve, np.float64)[..., -1], nan=-np.inf)
+    censored = np.where(
+        np.isfinite(steps), steps, trials.schedule.steps + trials.schedule.eval_every
+    ).mean(-1)
+    last = (
+        final(curve)
+        if not higher_is_better
+        else -np.nan_to_num(np.asarray(curve, np.float64)[..., -1], nan=-np.inf)
+    )
     order = np.lexsort((last.mean(-1), censored))
     return trials.pick(int(order[0]))
 
 
 # ----------------------------------------------------------------- the usual optimizer rows
+
 
 def heavy_ball(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(lr, momentum)`` with both traced (momentum 0: plain SGD)."""
@@ -168,4 +199,3 @@ def heavy_ball(row: dict) -> optax.GradientTransformation:
 def nesterov(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(lr, momentum, nesterov=True)`` with both traced."""
     return mo.sgd(row["lr"], row["momentum"], nesterov=True)
-

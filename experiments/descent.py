@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +24,12 @@ class Path(NamedTuple):
     state: Any = None  # the optimizer's state after the last step (e.g. its restart count)
 
 
-def descend(loss: Callable[[jax.Array], jax.Array], opt: optax.GradientTransformation,
-            x0: jax.Array, steps: int) -> Path:
+def descend(
+    loss: Callable[[jax.Array], jax.Array],
+    opt: optax.GradientTransformation,
+    x0: jax.Array,
+    steps: int,
+) -> Path:
     """Runs ``opt`` on ``loss`` from ``x0`` for ``steps`` steps (pure: jit and vmap it).
 
     The loss at the current point is passed to ``opt.update`` as ``value=`` (what
@@ -39,15 +45,24 @@ def descend(loss: Callable[[jax.Array], jax.Array], opt: optax.GradientTransform
         return (x + update, state), (x, value, grad, update)
 
     (last, state), (xs, losses, grads, updates) = jax.lax.scan(
-        step, (x0, opt.init(x0)), length=steps)
-    return Path(x=jnp.concatenate([xs, last[None]]),
-                loss=jnp.concatenate([losses, loss(last)[None]]),
-                grad=grads, update=updates, state=state)
+        step, (x0, opt.init(x0)), length=steps
+    )
+    return Path(
+        x=jnp.concatenate([xs, last[None]]),
+        loss=jnp.concatenate([losses, loss(last)[None]]),
+        grad=grads,
+        update=updates,
+        state=state,
+    )
 
 
-def sweep_paths(loss_of: Callable[[dict], Callable],
-                make_opt: Callable[[dict], optax.GradientTransformation], table: dict,
-                x0: jax.Array, steps: int) -> Path:
+def sweep_paths(
+    loss_of: Callable[[dict], Callable],
+    make_opt: Callable[[dict], optax.GradientTransformation],
+    table: dict,
+    x0: jax.Array,
+    steps: int,
+) -> Path:
     """One ``descend`` per row of ``table`` (``loss_of(row)``, ``make_opt(row)``), all in one
     compiled vmap; returns the paths as NumPy arrays with a leading row axis."""
     return sweeps.sweep(lambda row, x0: descend(loss_of(row), make_opt(row), x0, steps), table, x0)

@@ -42,8 +42,10 @@ class Schedule:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Schedule.{name} must be a positive integer; got {value!r}.")
         if self.steps % self.eval_every:
-            raise ValueError(f"Schedule.steps ({self.steps}) must be a multiple of eval_every "
-                             f"({self.eval_every}).")
+            raise ValueError(
+                f"Schedule.steps ({self.steps}) must be a multiple of eval_every "
+                f"({self.eval_every})."
+            )
 
     @property
     def eval_steps(self) -> np.ndarray:
@@ -51,15 +53,16 @@ class Schedule:
         return np.arange(0, self.steps + 1, self.eval_every)
 
 
-_BLOCK_BYTES = 2 ** 21  # the examples of the steps drawn and gathered at once, per run
+_BLOCK_BYTES = 2**21  # the examples of the steps drawn and gathered at once, per run
 
 
 def _block_steps(schedule: Schedule, example_bytes: int) -> int:
     """How many consecutive steps draw and gather their batches at once: the largest
     divisor of ``schedule.eval_every`` whose batches fit in ``_BLOCK_BYTES`` (at least 1)."""
     fit = max(1, _BLOCK_BYTES // (schedule.batch_size * example_bytes))
-    return max(k for k in range(1, min(fit, schedule.eval_every) + 1)
-               if schedule.eval_every % k == 0)
+    return max(
+        k for k in range(1, min(fit, schedule.eval_every) + 1) if schedule.eval_every % k == 0
+    )
 
 
 class Curves(NamedTuple):
@@ -72,8 +75,13 @@ class Curves(NamedTuple):
     test_accuracy: jax.Array
 
 
-def train(opt: optax.GradientTransformation, task: tasks_lib.Task, key: jax.Array,
-          schedule: Schedule, data=None) -> Curves:
+def train(
+    opt: optax.GradientTransformation,
+    task: tasks_lib.Task,
+    key: jax.Array,
+    schedule: Schedule,
+    data=None,
+) -> Curves:
     """Trains ``task``'s model with ``opt`` from ``init(key)``; returns its ``Curves``.
 
     ``data`` (default ``task.data``) lets a caller pass the dataset as an argument of a
@@ -101,8 +109,10 @@ def train(opt: optax.GradientTransformation, task: tasks_lib.Task, key: jax.Arra
         updates, state = opt.update(grads, state, params, value=value)
         return (optax.apply_updates(params, updates), state), None
 
-    k = _block_steps(schedule, sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize
-                                   for a in (ds.x_train, ds.y_train)))
+    k = _block_steps(
+        schedule,
+        sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize for a in (ds.x_train, ds.y_train)),
+    )
 
     def block(carry, first):  # k steps: their batches drawn and gathered at once
         idx = jax.vmap(draw)(first + jnp.arange(k))

@@ -25,8 +25,7 @@ class CNN1D(nnx.Module):
     convolutions (kernel 5, stride 2, ``channels`` each) and a linear read-out, the
     shape of Greydanus (2020)'s MNIST-1D CNN."""
 
-    def __init__(self, length: int, out_features: int, *, channels: int = 16,
-                 rngs: nnx.Rngs):
+    def __init__(self, length: int, out_features: int, *, channels: int = 16, rngs: nnx.Rngs):
         self.conv1 = nnx.Conv(1, channels, kernel_size=5, strides=2, rngs=rngs)
         self.conv2 = nnx.Conv(channels, channels, kernel_size=5, strides=2, rngs=rngs)
         self.conv3 = nnx.Conv(channels, channels, kernel_size=5, strides=2, rngs=rngs)

@@ -40,11 +40,12 @@ def curvatures(dim: int) -> jax.Array:
 
 def loss(h: jax.Array, x: jax.Array) -> jax.Array:
     r""":math:`\tfrac12 \sum_i h_i x_i^2`."""
-    return 0.5 * jnp.sum(h * x ** 2)
+    return 0.5 * jnp.sum(h * x**2)
 
 
-def gradient(h: jax.Array, x: jax.Array, batch_size: jax.Array, key: jax.Array,
-             noise: float = 1.0) -> jax.Array:
+def gradient(
+    h: jax.Array, x: jax.Array, batch_size: jax.Array, key: jax.Array, noise: float = 1.0
+) -> jax.Array:
     r"""A mini-batch gradient :math:`h \odot x + \sqrt{c h / B}\, \xi` (``c = noise``)."""
     xi = jax.random.normal(key, x.shape, x.dtype)
     return h * x + jnp.sqrt(noise * h / batch_size) * xi
@@ -55,9 +56,17 @@ def start(key: jax.Array, dim: int) -> jax.Array:
     return jax.random.normal(key, (dim,), jnp.float32)
 
 
-def sample(opt: optax.GradientTransformation, h: jax.Array, x0: jax.Array, key: jax.Array,
-           batch_size: jax.Array, steps: int, *, noise: float = 1.0,
-           every: int = 1) -> jax.Array:
+def sample(
+    opt: optax.GradientTransformation,
+    h: jax.Array,
+    x0: jax.Array,
+    key: jax.Array,
+    batch_size: jax.Array,
+    steps: int,
+    *,
+    noise: float = 1.0,
+    every: int = 1,
+) -> jax.Array:
     """Runs ``opt`` on sampled NQM gradients from ``x0``; returns the loss at steps
     ``0, every, 2 every, ..., steps`` (the actual, not the expected, loss of the run)."""
     if steps % every:
@@ -77,9 +86,17 @@ def sample(opt: optax.GradientTransformation, h: jax.Array, x0: jax.Array, key: 
     return jnp.concatenate([loss(h, x0)[None], losses])
 
 
-def expected_loss(lr: jax.Array, momentum: jax.Array, h: jax.Array, x0: jax.Array,
-                  batch_size: jax.Array, steps: int, *, noise: float = 1.0,
-                  every: int = 1) -> jax.Array:
+def expected_loss(
+    lr: jax.Array,
+    momentum: jax.Array,
+    h: jax.Array,
+    x0: jax.Array,
+    batch_size: jax.Array,
+    steps: int,
+    *,
+    noise: float = 1.0,
+    every: int = 1,
+) -> jax.Array:
     r"""The exact expected loss of heavy ball (``mo.sgd(lr, momentum)``; momentum 0: SGD)
     on the NQM from ``x0``, at steps ``0, every, ..., steps``.
 
@@ -97,10 +114,9 @@ def expected_loss(lr: jax.Array, momentum: jax.Array, h: jax.Array, x0: jax.Arra
 
     def step(s, _):
         xx, xv, vv = s
-        new_xx = a11 ** 2 * xx + 2 * a11 * a12 * xv + a12 ** 2 * vv + lr ** 2 * var
-        new_xv = (a11 * a21 * xx + (a11 * a22 + a12 * a21) * xv + a12 * a22 * vv
-                  - lr * var)
-        new_vv = a21 ** 2 * xx + 2 * a21 * a22 * xv + a22 ** 2 * vv + var
+        new_xx = a11**2 * xx + 2 * a11 * a12 * xv + a12**2 * vv + lr**2 * var
+        new_xv = a11 * a21 * xx + (a11 * a22 + a12 * a21) * xv + a12 * a22 * vv - lr * var
+        new_vv = a21**2 * xx + 2 * a21 * a22 * xv + a22**2 * vv + var
         return (new_xx, new_xv, new_vv), None
 
     def chunk(s, _):
@@ -108,7 +124,7 @@ def expected_loss(lr: jax.Array, momentum: jax.Array, h: jax.Array, x0: jax.Arra
         return s, 0.5 * jnp.sum(h * s[0])
 
     zeros = jnp.zeros_like(x0)
-    _, losses = jax.lax.scan(chunk, (x0 ** 2, zeros, zeros), None, length=steps // every)
+    _, losses = jax.lax.scan(chunk, (x0**2, zeros, zeros), None, length=steps // every)
     return jnp.concatenate([loss(h, x0)[None], losses])
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import optax
@@ -41,26 +41,47 @@ class Choice:
 
 
 OPTIMIZERS = {
-    "sgd": Choice(comparison.heavy_ball, (1e-3, 3.0), 0.0, "mo.sgd(lr), no momentum",
-                  tunable=False),
+    "sgd": Choice(
+        comparison.heavy_ball, (1e-3, 3.0), 0.0, "mo.sgd(lr), no momentum", tunable=False
+    ),
     "heavy-ball": Choice(comparison.heavy_ball, (1e-4, 1.0), 0.9, "mo.sgd(lr, beta)"),
-    "nesterov": Choice(comparison.nesterov, (1e-4, 1.0), 0.9,
-                       "mo.sgd(lr, beta, nesterov=True)"),
-    "ema": Choice(lambda r: mo.sgd(r["lr"], r["momentum"], ema=True), (1e-3, 3.0), 0.9,
-                  "mo.sgd(lr, beta, ema=True): the velocity an average of gradients"),
-    "qhm": Choice(lambda r: optax.chain(mo.qhm(0.7, r["momentum"]),
-                                        optax.scale_by_learning_rate(r["lr"])),
-                  (1e-3, 3.0), 0.999, "mo.qhm(nu=0.7, beta) and the learning rate"),
-    "aggmo": Choice(lambda r: optax.chain(mo.aggmo((0.0, 0.9, 0.99)),
-                                          optax.scale_by_learning_rate(r["lr"])),
-                    (1e-5, 0.3), None, "mo.aggmo((0, 0.9, 0.99)) and the learning rate"),
-    "adam": Choice(lambda r: optax.adam(r["lr"], b1=r["momentum"], b2=0.999, eps=r["eps"]),
-                   (1e-5, 0.3), 0.9, "optax.adam(lr, b1=beta, b2=0.999, eps)", eps=True),
-    "rmsprop": Choice(lambda r: optax.chain(optax.scale_by_rms(0.9, eps=r["eps"]),
-                                            optax.scale_by_learning_rate(r["lr"]),
-                                            mo.trace(r["momentum"])),
-                      (1e-5, 0.3), 0.0, "RMSprop (decay 0.9, eps), heavy-ball momentum beta "
-                      "on the scaled step (0 unless tuned)", eps=True),
+    "nesterov": Choice(comparison.nesterov, (1e-4, 1.0), 0.9, "mo.sgd(lr, beta, nesterov=True)"),
+    "ema": Choice(
+        lambda r: mo.sgd(r["lr"], r["momentum"], ema=True),
+        (1e-3, 3.0),
+        0.9,
+        "mo.sgd(lr, beta, ema=True): the velocity an average of gradients",
+    ),
+    "qhm": Choice(
+        lambda r: optax.chain(mo.qhm(0.7, r["momentum"]), optax.scale_by_learning_rate(r["lr"])),
+        (1e-3, 3.0),
+        0.999,
+        "mo.qhm(nu=0.7, beta) and the learning rate",
+    ),
+    "aggmo": Choice(
+        lambda r: optax.chain(mo.aggmo((0.0, 0.9, 0.99)), optax.scale_by_learning_rate(r["lr"])),
+        (1e-5, 0.3),
+        None,
+        "mo.aggmo((0, 0.9, 0.99)) and the learning rate",
+    ),
+    "adam": Choice(
+        lambda r: optax.adam(r["lr"], b1=r["momentum"], b2=0.999, eps=r["eps"]),
+        (1e-5, 0.3),
+        0.9,
+        "optax.adam(lr, b1=beta, b2=0.999, eps)",
+        eps=True,
+    ),
+    "rmsprop": Choice(
+        lambda r: optax.chain(
+            optax.scale_by_rms(0.9, eps=r["eps"]),
+            optax.scale_by_learning_rate(r["lr"]),
+            mo.trace(r["momentum"]),
+        ),
+        (1e-5, 0.3),
+        0.0,
+        "RMSprop (decay 0.9, eps), heavy-ball momentum beta on the scaled step (0 unless tuned)",
+        eps=True,
+    ),
 }
 
 
@@ -68,7 +89,7 @@ class OptionError(ValueError):
     """A command-line value that cannot be used: the message names the option and value."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def choice(name: str) -> Choice:
     """The optimizer ``name``: one of ``OPTIMIZERS`` or an import path (``imported``)."""
     return OPTIMIZERS[name] if name in OPTIMIZERS else imported(name)
@@ -82,12 +103,16 @@ def imported(path: str) -> Choice:
     try:
         factory = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as error:
-        raise OptionError(f"--optimizer {path!r}: cannot import {name!r} from module "
-                          f"{module!r} ({type(error).__name__}: {error})") from None
+        raise OptionError(
+            f"--optimizer {path!r}: cannot import {name!r} from module "
+            f"{module!r} ({type(error).__name__}: {error})"
+        ) from None
     names = list(inspect.signature(factory).parameters) if callable(factory) else []
     if names[:1] == ["row"]:
         return Choice(lambda r: factory({"eps": jnp.float32(1e-8), **r}), (1e-4, 1.0), 0.9, path)
     if "learning_rate" in names:
         return Choice(lambda r: factory(learning_rate=r["lr"]), (1e-4, 1.0), None, path)
-    raise OptionError(f"--optimizer {path!r}: expected a callable whose first parameter is "
-                      f"`row` or that has a `learning_rate` parameter; got parameters {names}")
+    raise OptionError(
+        f"--optimizer {path!r}: expected a callable whose first parameter is "
+        f"`row` or that has a `learning_rate` parameter; got parameters {names}"
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +13,27 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-COLORS = {"GD": "tab:gray", "heavy ball": "tab:blue", "Nesterov": "tab:orange",
-          "delta momentum": "tab:green", "RMSprop": "tab:purple", "Adam": "tab:red",
-          "QHM": "tab:brown", "AggMo": "tab:pink", "Demon": "tab:olive"}
+COLORS = {
+    "GD": "tab:gray",
+    "heavy ball": "tab:blue",
+    "Nesterov": "tab:orange",
+    "delta momentum": "tab:green",
+    "RMSprop": "tab:purple",
+    "Adam": "tab:red",
+    "QHM": "tab:brown",
+    "AggMo": "tab:pink",
+    "Demon": "tab:olive",
+}
 
 
-def figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.6,
-           height: float = 3.6, title: str | None = None) -> tuple[Figure, list]:
+def figure(
+    ncols: int = 1,
+    nrows: int = 1,
+    *,
+    width: float = 4.6,
+    height: float = 3.6,
+    title: str | None = None,
+) -> tuple[Figure, list]:
     """A new figure with a grid of axes (returned as a flat list)."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
@@ -34,8 +50,13 @@ def save(fig: Figure, directory: pathlib.Path, name: str) -> str:
     return name
 
 
-def landscape(ax, loss: Callable[[jax.Array], jax.Array], xlim: Sequence[float],
-              ylim: Sequence[float], levels: int = 25) -> None:
+def landscape(
+    ax,
+    loss: Callable[[jax.Array], jax.Array],
+    xlim: Sequence[float],
+    ylim: Sequence[float],
+    levels: int = 25,
+) -> None:
     """Log-spaced contour lines of a 2-D ``loss`` over the box ``xlim`` x ``ylim``."""
     xs, ys = np.linspace(*xlim, 200), np.linspace(*ylim, 200)
     grid = jnp.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
@@ -48,18 +69,29 @@ def landscape(ax, loss: Callable[[jax.Array], jax.Array], xlim: Sequence[float],
 def path(ax, xy: np.ndarray, label: str, **kwargs) -> None:
     """A 2-D trajectory with its start marked."""
     xy = np.asarray(xy)
-    line, = ax.plot(xy[:, 0], xy[:, 1], ".-", ms=2.5, lw=0.9, label=label,
-                    color=COLORS.get(label), **kwargs)
+    (line,) = ax.plot(
+        xy[:, 0], xy[:, 1], ".-", ms=2.5, lw=0.9, label=label, color=COLORS.get(label), **kwargs
+    )
     ax.plot(*xy[0], "o", color=line.get_color(), ms=5)
 
 
-def series(ax, ys: dict[str, np.ndarray], *, x: np.ndarray | None = None, logy: bool = False,
-           xlabel: str = "step", ylabel: str = "", title: str = "", **kwargs) -> None:
+def series(
+    ax,
+    ys: dict[str, np.ndarray],
+    *,
+    x: np.ndarray | None = None,
+    logy: bool = False,
+    xlabel: str = "step",
+    ylabel: str = "",
+    title: str = "",
+    **kwargs,
+) -> None:
     """Several labelled curves on one axis (colors from ``COLORS`` where the label has one)."""
     for label, y in ys.items():
         y = np.asarray(y)
-        ax.plot(np.arange(len(y)) if x is None else x, y, label=label,
-                color=COLORS.get(label), **kwargs)
+        ax.plot(
+            np.arange(len(y)) if x is None else x, y, label=label, color=COLORS.get(label), **kwargs
+        )
     if logy:
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -68,9 +100,17 @@ def series(ax, ys: dict[str, np.ndarray], *, x: np.ndarray | None = None, logy: 
     ax.grid(alpha=0.3)
 
 
-def bands(ax, ys: dict[str, np.ndarray], *, windows: int = 150, xlabel: str = "step + 1",
-          ylabel: str = "", title: str = "", floor: float = 1e-20,
-          dashed: Sequence[str] = ()) -> None:
+def bands(
+    ax,
+    ys: dict[str, np.ndarray],
+    *,
+    windows: int = 150,
+    xlabel: str = "step + 1",
+    ylabel: str = "",
+    title: str = "",
+    floor: float = 1e-20,
+    dashed: Sequence[str] = (),
+) -> None:
     """Series that oscillate from step to step, drawn as their range (min to max) over
     log-spaced windows of steps, on log-log axes: a thin band where a series is smooth, a
     wide one where it jumps (``floor`` stands in for values at or below it). The labels in
@@ -82,16 +122,31 @@ def bands(ax, ys: dict[str, np.ndarray], *, windows: int = 150, xlabel: str = "s
         x = np.append(starts, len(y)) + 1  # window edges, as step + 1
         color = COLORS.get(label, f"C{i}")
         ax.fill_between(x[:-1], low, high, step="post", color=color, alpha=0.3, lw=0)
-        ax.stairs(high, x, baseline=None, color=color, lw=0.8, label=label,
-                  ls="--" if label in dashed else "-")
+        ax.stairs(
+            high,
+            x,
+            baseline=None,
+            color=color,
+            lw=0.8,
+            label=label,
+            ls="--" if label in dashed else "-",
+        )
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
 
-def seed_bands(ax, steps: np.ndarray, curves: dict[str, np.ndarray], *, xlabel: str = "step",
-               ylabel: str = "", title: str = "", logy: bool = False,
-               colors: dict[str, Any] | None = None) -> None:
+def seed_bands(
+    ax,
+    steps: np.ndarray,
+    curves: dict[str, np.ndarray],
+    *,
+    xlabel: str = "step",
+    ylabel: str = "",
+    title: str = "",
+    logy: bool = False,
+    colors: dict[str, Any] | None = None,
+) -> None:
     """Mean over seeds with its 95% bootstrap band, one curve per label.
 
     ``curves[label]`` has shape ``(seeds, len(steps))``. A seed whose curve stops being
@@ -121,9 +176,20 @@ def seed_bands(ax, steps: np.ndarray, curves: dict[str, np.ndarray], *, xlabel: 
     ax.grid(alpha=0.3)
 
 
-def heatmap(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray, *, xlabel: str, ylabel: str,
-            label: str, title: str = "", log_color: bool = False, marks: np.ndarray | None = None,
-            cmap: str = "viridis_r"):
+def heatmap(
+    ax,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    *,
+    xlabel: str,
+    ylabel: str,
+    label: str,
+    title: str = "",
+    log_color: bool = False,
+    marks: np.ndarray | None = None,
+    cmap: str = "viridis_r",
+):
     """``z[i, j]`` at ``(x[j], y[i])`` on log axes, with a colorbar labelled ``label``;
     non-finite cells (diverged runs) hatched grey; ``marks`` (same shape, bool) ringed.
     Returns the image."""
@@ -133,11 +199,23 @@ def heatmap(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray, *, xlabel: str, yla
     masked = np.ma.masked_invalid(np.where(np.abs(z) < 1e30, z, np.nan))
     ax.set_facecolor("0.85")
     norm = mcolors.LogNorm() if log_color else None
-    edges = lambda v: np.exp(np.concatenate([[np.log(v[0]) - (np.log(v[1]) - np.log(v[0])) / 2],
-                                             (np.log(v[1:]) + np.log(v[:-1])) / 2,
-                                             [np.log(v[-1]) + (np.log(v[-1]) - np.log(v[-2])) / 2]]))
-    image = ax.pcolormesh(edges(np.asarray(x, np.float64)), edges(np.asarray(y, np.float64)),
-                          masked, cmap=cmap, norm=norm, shading="flat")
+    edges = lambda v: np.exp(
+        np.concatenate(
+            [
+                [np.log(v[0]) - (np.log(v[1]) - np.log(v[0])) / 2],
+                (np.log(v[1:]) + np.log(v[:-1])) / 2,
+                [np.log(v[-1]) + (np.log(v[-1]) - np.log(v[-2])) / 2],
+            ]
+        )
+    )
+    image = ax.pcolormesh(
+        edges(np.asarray(x, np.float64)),
+        edges(np.asarray(y, np.float64)),
+        masked,
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+    )
     bad = ~np.isfinite(masked.filled(np.nan))
     for i, j in zip(*np.nonzero(bad)):
         ax.plot(x[j], y[i], "x", color="0.4", ms=5)

@@ -41,7 +41,7 @@ def quadratic(curvatures: jax.Array):
     """``f(x) = sum_i c_i x_i^2 / 2`` (minimum 0 at the origin) for the given curvatures."""
 
     def loss(x: jax.Array) -> jax.Array:
-        return 0.5 * jnp.sum(curvatures * x ** 2)
+        return 0.5 * jnp.sum(curvatures * x**2)
 
     return loss
 
@@ -58,4 +58,4 @@ def dips(x: jax.Array) -> jax.Array:
     ripples' (0.1 pi) out to |x| ~ 3.1, so the integers there are local minima.
     """
     x = x[0]
-    return 0.5 * DIPS_BOWL * x ** 2 + DIPS_RIPPLE * (1.0 - jnp.cos(2.0 * jnp.pi * x))
+    return 0.5 * DIPS_BOWL * x**2 + DIPS_RIPPLE * (1.0 - jnp.cos(2.0 * jnp.pi * x))

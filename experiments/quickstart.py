@@ -34,8 +34,9 @@ def optimizers() -> dict:
     }
 
 
-def run(*, steps: int = 1000, batch_size: int = 32, seed: int = 0,
-        names: tuple[str, ...] | None = None) -> list[dict]:
+def run(
+    *, steps: int = 1000, batch_size: int = 32, seed: int = 0, names: tuple[str, ...] | None = None
+) -> list[dict]:
     """Trains the digits MLP once per optimizer (those in ``names``, default all) with
     ``jax.random.key(seed)`` (the same initialisation and batches for all); returns a row
     per optimizer."""
@@ -49,11 +50,15 @@ def run(*, steps: int = 1000, batch_size: int = 32, seed: int = 0,
         train = jax.jit(lambda key, opt=opt: loop.train(opt, task, key, schedule))
         start = time.perf_counter()
         curves = jax.block_until_ready(train(key))
-        rows.append({"optimizer": name,
-                     "final train loss": float(curves.train_loss[-1]),
-                     "validation accuracy": float(curves.val_accuracy[-1]),
-                     "test accuracy": float(curves.test_accuracy),
-                     "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "optimizer": name,
+                "final train loss": float(curves.train_loss[-1]),
+                "validation accuracy": float(curves.val_accuracy[-1]),
+                "test accuracy": float(curves.test_accuracy),
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
@@ -73,13 +78,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps per run")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the key of the initialisation and the batch order")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the key of the initialisation and the batch order"
+    )
     args = parser.parse_args(argv)
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
     rows = run(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    print_table(rows, f"digits MLP 64-64-64-10, {args.steps} steps of batch "
-                      f"{args.batch_size}, lr {LEARNING_RATE}")
+    print_table(
+        rows,
+        f"digits MLP 64-64-64-10, {args.steps} steps of batch "
+        f"{args.batch_size}, lr {LEARNING_RATE}",
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 import momentum_optax as mo
 
-
 # --- precision: bfloat16 parameters, momentum buffers of several dtypes ---
+
 
 def _final_buffer(opt: optax.GradientTransformation, grads: jax.Array, buffer: str) -> np.ndarray:
     """The momentum buffer after feeding ``grads`` (steps x n) through ``opt`` in one scan."""
@@ -42,8 +44,9 @@ def _reference(grads: np.ndarray, decay: float, kind: str) -> np.ndarray:
     return m
 
 
-def precision_errors(*, n: int = 1000, seed: int = 0, ema_steps: int = 5000,
-                     trace_steps: int = 1000) -> dict[str, float]:
+def precision_errors(
+    *, n: int = 1000, seed: int = 0, ema_steps: int = 5000, trace_steps: int = 1000
+) -> dict[str, float]:
     """Relative error ||m - m_64|| / ||m_64|| of the final momentum buffer, bfloat16 params.
 
     Gradients are N(1, 1) in bfloat16. Cases: EMA(0.999) after ``ema_steps`` and
@@ -52,8 +55,10 @@ def precision_errors(*, n: int = 1000, seed: int = 0, ema_steps: int = 5000,
     """
     rng = np.random.default_rng(seed)
     errors = {}
-    cases = [("ema", 0.999, ema_steps, mo.ema, lambda d, **kw: optax.ema(d, debias=False, **kw)),
-             ("trace", 0.99, trace_steps, mo.trace, optax.trace)]
+    cases = [
+        ("ema", 0.999, ema_steps, mo.ema, lambda d, **kw: optax.ema(d, debias=False, **kw)),
+        ("trace", 0.99, trace_steps, mo.trace, optax.trace),
+    ]
     for kind, decay, steps, ours, theirs in cases:
         grads = jnp.asarray(rng.normal(1.0, 1.0, (steps, n)), jnp.bfloat16)
         want = _reference(np.asarray(grads, np.float64), decay, kind)
@@ -67,23 +72,29 @@ def precision_errors(*, n: int = 1000, seed: int = 0, ema_steps: int = 5000,
 
 # --- sharding: the same run on a mesh of all devices and on one device ---
 
+
 def _problem(seed: int):
     keys = jax.random.split(jax.random.key(seed), 3)
-    params = {"kernel": jax.random.normal(keys[0], (64, 16)),
-              "bias": jax.random.normal(keys[1], (16,)), "scale": jnp.ones(())}
+    params = {
+        "kernel": jax.random.normal(keys[0], (64, 16)),
+        "bias": jax.random.normal(keys[1], (16,)),
+        "scale": jnp.ones(()),
+    }
     target = jax.random.normal(keys[2], (64, 16))
     loss = lambda p: jnp.sum((p["kernel"] * p["scale"] + p["bias"] - target) ** 2) / 64
     return params, loss
 
 
 OPTIMIZERS = {
-    "trace nesterov": lambda: optax.chain(mo.trace(0.9, nesterov=True),
-                                          optax.scale_by_learning_rate(0.01)),
-    "ema debias, scheduled": lambda: optax.chain(mo.ema(mo.schedules.anneal(0.5, 0.9, 5),
-                                                        debias=True),
-                                                 optax.scale_by_learning_rate(0.01)),
-    "delta_momentum": lambda: optax.chain(optax.scale_by_learning_rate(0.01),
-                                          mo.delta_momentum(0.5)),
+    "trace nesterov": lambda: optax.chain(
+        mo.trace(0.9, nesterov=True), optax.scale_by_learning_rate(0.01)
+    ),
+    "ema debias, scheduled": lambda: optax.chain(
+        mo.ema(mo.schedules.anneal(0.5, 0.9, 5), debias=True), optax.scale_by_learning_rate(0.01)
+    ),
+    "delta_momentum": lambda: optax.chain(
+        optax.scale_by_learning_rate(0.01), mo.delta_momentum(0.5)
+    ),
     "sgd reset": lambda: mo.sgd(0.01, 0.9, reset_every=3),
 }
 
@@ -121,24 +132,36 @@ def sharded_agreement(*, steps: int = 10, seed: int = 0) -> dict[str, dict]:
         single, _ = _run(opt, single_params, loss, steps)
         buffers = [leaf for leaf in jax.tree.leaves(state) if leaf.shape == (64, 16)]
         report[name] = {
-            "max_abs_difference": float(max(jax.tree.leaves(jax.tree.map(
-                lambda a, b: jnp.max(jnp.abs(np.asarray(a) - np.asarray(b))), sharded, single)))),
-            "state_follows_params": bool(buffers) and all(
-                leaf.sharding.is_equivalent_to(shardings["kernel"], 2) for leaf in buffers),
+            "max_abs_difference": float(
+                max(
+                    jax.tree.leaves(
+                        jax.tree.map(
+                            lambda a, b: jnp.max(jnp.abs(np.asarray(a) - np.asarray(b))),
+                            sharded,
+                            single,
+                        )
+                    )
+                )
+            ),
+            "state_follows_params": bool(buffers)
+            and all(leaf.sharding.is_equivalent_to(shardings["kernel"], 2) for leaf in buffers),
             "params_stay_sharded": sharded["kernel"].sharding.is_equivalent_to(
-                shardings["kernel"], 2),
+                shardings["kernel"], 2
+            ),
             "loss_ratio": float(loss(single) / loss(params)),
         }
-    return {"devices": len(devices), "optimizers": report,
-            "pmap_vs_vmap_max_abs_difference": _pmap_vs_vmap(len(devices), steps, seed)}
+    return {
+        "devices": len(devices),
+        "optimizers": report,
+        "pmap_vs_vmap_max_abs_difference": _pmap_vs_vmap(len(devices), steps, seed),
+    }
 
 
 def _pmap_vs_vmap(replicas: int, steps: int, seed: int) -> float:
     """One replica per device under ``pmap`` against the same batch under ``vmap``."""
     opt = mo.sgd(0.01, 0.9, nesterov=True, reset_every=4)
     params, loss = _problem(seed)
-    batch = jax.tree.map(lambda x: jnp.stack([x * (1 + 0.1 * i) for i in range(replicas)]),
-                         params)
+    batch = jax.tree.map(lambda x: jnp.stack([x * (1 + 0.1 * i) for i in range(replicas)]), params)
 
     def step(carry, _):
         params, state = carry
@@ -150,8 +173,12 @@ def _pmap_vs_vmap(replicas: int, steps: int, seed: int) -> float:
 
     mapped = jax.pmap(run)(batch)
     vectorised = jax.jit(jax.vmap(run))(batch)
-    return float(max(jnp.max(jnp.abs(np.asarray(a) - np.asarray(b)))
-                     for a, b in zip(jax.tree.leaves(mapped), jax.tree.leaves(vectorised))))
+    return float(
+        max(
+            jnp.max(jnp.abs(np.asarray(a) - np.asarray(b)))
+            for a, b in zip(jax.tree.leaves(mapped), jax.tree.leaves(vectorised))
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,8 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,12 @@ class Finding:
 def jsonable(value: Any) -> Any:
     """NumPy/JAX values as JSON: arrays to lists, non-finite floats to None."""
     if isinstance(value, Interval):
-        return {"mean": jsonable(value.mean), "low": jsonable(value.low),
-                "high": jsonable(value.high), "n": value.n}
+        return {
+            "mean": jsonable(value.mean),
+            "low": jsonable(value.low),
+            "high": jsonable(value.high),
+            "n": value.n,
+        }
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -103,18 +108,39 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_metrics(directory: pathlib.Path, name: str, config: Any, findings: list[Finding],
-                  *, seconds: float, environment: dict) -> None:
+def write_metrics(
+    directory: pathlib.Path,
+    name: str,
+    config: Any,
+    findings: list[Finding],
+    *,
+    seconds: float,
+    environment: dict,
+) -> None:
     """``directory/metrics.json``: environment, wall time, configuration, every finding."""
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {"experiment": name, "seconds": seconds, "environment": environment,
-               "config": jsonable(config),
-               "claims": {f.id: jsonable({"status": f.verdict.status, "check": f.check,
-                                          "reason": f.verdict.reason, "primary": f.primary,
-                                          "conditions": f.verdict.primary,
-                                          "secondary": f.verdict.secondary,
-                                          "headline": f.headline, "table": f.table,
-                                          "metrics": f.metrics}) for f in findings}}
+    payload = {
+        "experiment": name,
+        "seconds": seconds,
+        "environment": environment,
+        "config": jsonable(config),
+        "claims": {
+            f.id: jsonable(
+                {
+                    "status": f.verdict.status,
+                    "check": f.check,
+                    "reason": f.verdict.reason,
+                    "primary": f.primary,
+                    "conditions": f.verdict.primary,
+                    "secondary": f.verdict.secondary,
+                    "headline": f.headline,
+                    "table": f.table,
+                    "metrics": f.metrics,
+                }
+            )
+            for f in findings
+        },
+    }
     (directory / "metrics.json").write_text(json.dumps(payload, indent=1) + "\n")
 
 
@@ -128,42 +154,64 @@ def section(finding: Finding, statement: Any, folder: str) -> str:
     plots = "\n".join(f"![{finding.id}]({folder}{p})" for p in finding.plots)
     secondary = ""
     if finding.verdict.secondary:
-        secondary = "**Secondary (reported, not voting).** " + "; ".join(
-            f"{c.sentence()} -> {c.status}" for c in finding.verdict.secondary) + "\n\n"
+        secondary = (
+            "**Secondary (reported, not voting).** "
+            + "; ".join(f"{c.sentence()} -> {c.status}" for c in finding.verdict.secondary)
+            + "\n\n"
+        )
     budget = f"**Search space and budget.** {finding.budget}\n\n" if finding.budget else ""
     notes = f"**Notes.** {finding.notes}\n\n" if finding.notes else ""
     label = "Check" if finding.check else "Verdict"
-    return (f"## {finding.id}. {statement.title}\n\n"
-            f"> {statement.quote}\n>\n> — {statement.cited}\n\n"
-            f"**Reading tested.** {finding.reading}\n\n"
-            f"**Setup.** {finding.setup}\n\n{budget}"
-            f"**Primary condition (pre-registered).** {finding.primary}\n\n"
-            f"**Numbers.** {finding.headline}\n\n{markdown_table(finding.table)}\n\n"
-            f"{plots}\n\n{secondary}{notes}"
-            f"**{label}: {finding.verdict.status}.** {finding.verdict.reason}\n")
+    return (
+        f"## {finding.id}. {statement.title}\n\n"
+        f"> {statement.quote}\n>\n> — {statement.cited}\n\n"
+        f"**Reading tested.** {finding.reading}\n\n"
+        f"**Setup.** {finding.setup}\n\n{budget}"
+        f"**Primary condition (pre-registered).** {finding.primary}\n\n"
+        f"**Numbers.** {finding.headline}\n\n{markdown_table(finding.table)}\n\n"
+        f"{plots}\n\n{secondary}{notes}"
+        f"**{label}: {finding.verdict.status}.** {finding.verdict.reason}\n"
+    )
 
 
 def summary_rows(entries: Sequence[tuple[str, Finding]], statements: dict) -> list[dict]:
-    return [{"claim": f"{f.id}. {statements[f.id].title}", "source": statements[f.id].short,
-             "measurement": f.headline, "status": f.verdict.status} for _, f in entries]
+    return [
+        {
+            "claim": f"{f.id}. {statements[f.id].title}",
+            "source": statements[f.id].short,
+            "measurement": f.headline,
+            "status": f.verdict.status,
+        }
+        for _, f in entries
+    ]
 
 
 PARTS = (
-    ("Claims of the source documents", lambda f: not f.check and not f.id.startswith("E"),
-     "Each claim below is judged on its primary condition, written before the run, with "
-     "95% bootstrap intervals over seeds and equal tuning budgets for the methods compared."),
-    ("Beyond the source documents", lambda f: not f.check and f.id.startswith("E"),
-     "Claims of the papers behind methods the library adds beyond the three sources, "
-     "paraphrased, measured under the same protocol."),
-    ("Textbook checks of the implementation", lambda f: f.check,
-     "These statements are theorems on quadratics or algebraic identities: they cannot fail "
-     "unless the code is wrong, so they test the implementation and are not counted as "
-     "evidence for the claims."),
+    (
+        "Claims of the source documents",
+        lambda f: not f.check and not f.id.startswith("E"),
+        "Each claim below is judged on its primary condition, written before the run, with "
+        "95% bootstrap intervals over seeds and equal tuning budgets for the methods compared.",
+    ),
+    (
+        "Beyond the source documents",
+        lambda f: not f.check and f.id.startswith("E"),
+        "Claims of the papers behind methods the library adds beyond the three sources, "
+        "paraphrased, measured under the same protocol.",
+    ),
+    (
+        "Textbook checks of the implementation",
+        lambda f: f.check,
+        "These statements are theorems on quadratics or algebraic identities: they cannot fail "
+        "unless the code is wrong, so they test the implementation and are not counted as "
+        "evidence for the claims.",
+    ),
 )
 
 
-def write_report(path: pathlib.Path, entries: list[tuple[str, Finding]], header: str,
-                 statements: dict) -> None:
+def write_report(
+    path: pathlib.Path, entries: list[tuple[str, Finding]], header: str, statements: dict
+) -> None:
     """``REPORT.md``: a summary table per part (claims, beyond, checks), then one section
     per finding (``(folder, finding)`` pairs, folder prefixing its plots)."""
     ordered = sorted(entries, key=lambda e: order(e[1].id))
@@ -171,8 +219,9 @@ def write_report(path: pathlib.Path, entries: list[tuple[str, Finding]], header:
     for title, belongs, intro in PARTS:
         chosen = [e for e in ordered if belongs(e[1])]
         if chosen:
-            parts.append(f"**{title}.**\n\n" + markdown_table(summary_rows(chosen, statements))
-                         + "\n")
+            parts.append(
+                f"**{title}.**\n\n" + markdown_table(summary_rows(chosen, statements)) + "\n"
+            )
     for title, belongs, intro in PARTS:
         chosen = [e for e in ordered if belongs(e[1])]
         if chosen:

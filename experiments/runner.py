@@ -7,7 +7,7 @@ import pathlib
 import platform
 import time
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 from rich.console import Console
@@ -23,9 +23,14 @@ from experiments import registry
 from experiments import report
 from experiments.protocol import verdicts
 
-STYLE = {verdicts.SUPPORTED: "green", verdicts.NOT_SUPPORTED: "red",
-         verdicts.INCONCLUSIVE: "yellow", verdicts.DEPENDS: "yellow",
-         verdicts.CHECK_PASSED: "green", verdicts.CHECK_FAILED: "red"}
+STYLE = {
+    verdicts.SUPPORTED: "green",
+    verdicts.NOT_SUPPORTED: "red",
+    verdicts.INCONCLUSIVE: "yellow",
+    verdicts.DEPENDS: "yellow",
+    verdicts.CHECK_PASSED: "green",
+    verdicts.CHECK_FAILED: "red",
+}
 
 
 def experiment_key(seed: int, name: str) -> jax.Array:
@@ -36,14 +41,27 @@ def experiment_key(seed: int, name: str) -> jax.Array:
 def environment() -> dict:
     """What the numbers were measured on (the report header and every ``metrics.json``)."""
     devices = jax.devices()
-    return {"jax": jax.__version__, "backend": jax.default_backend(),
-            "device_kind": devices[0].device_kind, "devices": len(devices),
-            "processes": jax.process_count(), "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count()}
+    return {
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": devices[0].device_kind,
+        "devices": len(devices),
+        "processes": jax.process_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
-def run(names: Sequence[str], *, quick: bool, out: pathlib.Path, seed: int,
-        console: Console | None = None, modules: dict | None = None) -> list[report.Finding]:
+def run(
+    names: Sequence[str],
+    *,
+    quick: bool,
+    out: pathlib.Path,
+    seed: int,
+    console: Console | None = None,
+    modules: dict | None = None,
+) -> list[report.Finding]:
     """Runs the named experiments; writes ``out/NAME/{metrics.json, *.png, REPORT.md}`` and,
     for more than one experiment, ``out/REPORT.md`` with every claim. Returns the findings.
 
@@ -55,14 +73,21 @@ def run(names: Sequence[str], *, quick: bool, out: pathlib.Path, seed: int,
     writer = jax.process_index() == 0
     console = console or Console(quiet=not writer)
     env = environment()
-    console.print(f"JAX {env['jax']}, backend [bold]{env['backend']}[/], {env['devices']} "
-                  f"device(s) ({env['device_kind']}), {env['processes']} process(es)")
+    console.print(
+        f"JAX {env['jax']}, backend [bold]{env['backend']}[/], {env['devices']} "
+        f"device(s) ({env['device_kind']}), {env['processes']} process(es)"
+    )
     mode = "quick" if quick else "full"
     entries: list[tuple[str, report.Finding]] = []
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("starting", total=len(names))
         for name in names:
@@ -74,38 +99,68 @@ def run(names: Sequence[str], *, quick: bool, out: pathlib.Path, seed: int,
             findings = module.run(cfg, experiment_key(seed, name), folder, status)
             seconds[name] = time.perf_counter() - began
             if writer:
-                report.write_metrics(folder, name, cfg, findings, seconds=seconds[name],
-                                     environment=env)
-                report.write_report(folder / "REPORT.md", [("", f) for f in findings],
-                                    header(names=[name], mode=mode, seed=seed, env=env,
-                                           seconds={name: seconds[name]}, modules=modules),
-                                    registry.STATEMENTS)
+                report.write_metrics(
+                    folder, name, cfg, findings, seconds=seconds[name], environment=env
+                )
+                report.write_report(
+                    folder / "REPORT.md",
+                    [("", f) for f in findings],
+                    header(
+                        names=[name],
+                        mode=mode,
+                        seed=seed,
+                        env=env,
+                        seconds={name: seconds[name]},
+                        modules=modules,
+                    ),
+                    registry.STATEMENTS,
+                )
             entries += [(f"{name}/", f) for f in findings]
             progress.advance(task)
         progress.update(task, description="done")
     total = time.perf_counter() - start
     if len(names) > 1 and writer:
-        report.write_report(out / "REPORT.md", entries,
-                            header(names=names, mode=mode, seed=seed, env=env, seconds=seconds,
-                                   modules=modules, total=total), registry.STATEMENTS)
-    print_table(console, entries, f"{len(entries)} claims, {mode} run, seed {seed}, "
-                                  f"{total:.0f} s")
+        report.write_report(
+            out / "REPORT.md",
+            entries,
+            header(
+                names=names,
+                mode=mode,
+                seed=seed,
+                env=env,
+                seconds=seconds,
+                modules=modules,
+                total=total,
+            ),
+            registry.STATEMENTS,
+        )
+    print_table(console, entries, f"{len(entries)} claims, {mode} run, seed {seed}, {total:.0f} s")
     console.print(f"results in {out}/")
     return [f for _, f in entries]
 
 
-def header(*, names: Sequence[str], mode: str, seed: int, env: dict, seconds: dict,
-           modules: dict, total: float | None = None) -> str:
+def header(
+    *,
+    names: Sequence[str],
+    mode: str,
+    seed: int,
+    env: dict,
+    seconds: dict,
+    modules: dict,
+    total: float | None = None,
+) -> str:
     flag = " --quick" if mode == "quick" else ""
     which = "all" if len(names) == len(modules) else " ".join(names)
     took = f" in {total:.0f} s" if total is not None else ""
     times = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
-    return (f"Written by `python -m experiments {which}{flag} --seed {seed}` ({mode} "
-            f"configuration{took}) with JAX {env['jax']} on {env['backend']} "
-            f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
-            f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "
-            "Every status follows from the numbers below by the judge function of the claim's "
-            "module in `experiments/claims/`; intervals are 95% bootstrap intervals over seeds.")
+    return (
+        f"Written by `python -m experiments {which}{flag} --seed {seed}` ({mode} "
+        f"configuration{took}) with JAX {env['jax']} on {env['backend']} "
+        f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
+        f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "
+        "Every status follows from the numbers below by the judge function of the claim's "
+        "module in `experiments/claims/`; intervals are 95% bootstrap intervals over seeds."
+    )
 
 
 def print_table(console: Console, entries: list[tuple[str, report.Finding]], title: str) -> None:
@@ -115,6 +170,10 @@ def print_table(console: Console, entries: list[tuple[str, report.Finding]], tit
     for folder, finding in sorted(entries, key=lambda e: report.order(e[1].id)):
         statement = registry.STATEMENTS[finding.id]
         style = STYLE[finding.verdict.status]
-        table.add_row(f"{finding.id}. {statement.title}", folder.rstrip("/"), finding.headline,
-                      f"[{style}]{finding.verdict.status}[/]")
+        table.add_row(
+            f"{finding.id}. {statement.title}",
+            folder.rstrip("/"),
+            finding.headline,
+            f"[{style}]{finding.verdict.status}[/]",
+        )
     console.print(table)

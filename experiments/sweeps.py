@@ -11,7 +11,9 @@ a no-op, with several each device runs its share of the rows.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +35,7 @@ def grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
     varying slowest.
     """
     rows = list(itertools.product(*axes.values()))
-    return {name: np.asarray([row[i] for row in rows], np.float32)
-            for i, name in enumerate(axes)}
+    return {name: np.asarray([row[i] for row in rows], np.float32) for i, name in enumerate(axes)}
 
 
 def rows(table: dict[str, np.ndarray]) -> int:
@@ -62,8 +63,12 @@ def place(table: dict[str, Any]) -> dict[str, jax.Array]:
     devices = mesh()
     pad = (-rows(table)) % devices.size
     sharding = NamedSharding(devices, PartitionSpec(AXIS))
-    return {k: _global(np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, axis=0)]),
-                       sharding) for k, v in table.items()}
+    return {
+        k: _global(
+            np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, axis=0)]), sharding
+        )
+        for k, v in table.items()
+    }
 
 
 def replicate(tree: Any) -> Any:
@@ -110,8 +115,9 @@ def with_seeds(table: dict[str, np.ndarray], seeds: int) -> dict[str, np.ndarray
     return out
 
 
-def select(options: Sequence[optax.GradientTransformation],
-           index: jax.Array) -> optax.GradientTransformationExtraArgs:
+def select(
+    options: Sequence[optax.GradientTransformation], index: jax.Array
+) -> optax.GradientTransformationExtraArgs:
     """The transformation ``options[index]``, with ``index`` a traced integer.
 
     All options must keep states of one structure (e.g. the same optimizer
@@ -132,14 +138,14 @@ def select(options: Sequence[optax.GradientTransformation],
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def periodic(make_opt: Callable[[dict], optax.GradientTransformation], periods: Sequence[int],
-             total: int) -> Callable[[dict], optax.GradientTransformation]:
+def periodic(
+    make_opt: Callable[[dict], optax.GradientTransformation], periods: Sequence[int], total: int
+) -> Callable[[dict], optax.GradientTransformation]:
     """``row -> mo.periodic_reset(make_opt(row), k)`` with ``k = periods[row["period"]]``
     chosen by a traced index; the last option, ``total + 1``, never restarts (a run of
     ``total`` steps), so one table holds "no restart" beside the periods."""
     every = [*periods, total + 1]
-    return lambda row: select([mo.periodic_reset(make_opt(row), k) for k in every],
-                              row["period"])
+    return lambda row: select([mo.periodic_reset(make_opt(row), k) for k in every], row["period"])
 
 
 def momentum_sgd(row: dict) -> optax.GradientTransformation:
@@ -148,6 +154,7 @@ def momentum_sgd(row: dict) -> optax.GradientTransformation:
     Every value is traced; a row without ``"nesterov"`` is heavy ball (or plain
     gradient descent where its momentum is 0).
     """
-    return select([mo.sgd(row["lr"], row["momentum"]),
-                   mo.sgd(row["lr"], row["momentum"], nesterov=True)],
-                  row.get("nesterov", jnp.zeros([], jnp.int32)))
+    return select(
+        [mo.sgd(row["lr"], row["momentum"]), mo.sgd(row["lr"], row["momentum"], nesterov=True)],
+        row.get("nesterov", jnp.zeros([], jnp.int32)),
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,21 +51,27 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
             parts.append(f"unexpected {_listing(extra)}")
         if not parts:
             parts.append(f"same leaf paths in other containers: {updates_def} vs {reference_def}")
-        raise ValueError(f"the structure of {name} differs from {what}: {'; '.join(parts)}. "
-                         "Was the state initialised from other parameters?")
+        raise ValueError(
+            f"the structure of {name} differs from {what}: {'; '.join(parts)}. "
+            "Was the state initialised from other parameters?"
+        )
     flat_updates = jax.tree_util.tree_flatten_with_path(updates)[0]
     for (path, update), ref in zip(flat_updates, jax.tree_util.tree_leaves(reference)):
         if _shape(update) != _shape(ref):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {_shape(update)} but "
-                             f"{what} has shape {_shape(ref)} there; refusing to broadcast.")
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} has shape {_shape(update)} but "
+                f"{what} has shape {_shape(ref)} there; refusing to broadcast."
+            )
 
 
 def check_state(state: Any, expected: type, owner: str) -> None:
     """Raises ``TypeError`` unless ``state`` is the ``expected`` NamedTuple made by ``owner``'s init."""
     if not isinstance(state, expected):
-        raise TypeError(f"state must be the {expected.__name__} returned by {owner}(...).init; "
-                        f"got a {type(state).__name__}. Was it made by another transformation, "
-                        "or restored from a checkpoint without a target?")
+        raise TypeError(
+            f"state must be the {expected.__name__} returned by {owner}(...).init; "
+            f"got a {type(state).__name__}. Was it made by another transformation, "
+            "or restored from a checkpoint without a target?"
+        )
 
 
 def compute_dtype(*arrays: Any) -> Any:
@@ -93,7 +100,9 @@ def cast_like(tree: Any, reference: Any) -> Any:
 
 def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
     """Real inner product of two trees, accumulated in float32 (or wider)."""
+
     def leaf(a, b):
         dtype = compute_dtype(a, b)
         return jnp.real(jnp.vdot(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
+
     return sum(jax.tree.leaves(jax.tree.map(leaf, tree_a, tree_b)), jnp.zeros([], jnp.float32))

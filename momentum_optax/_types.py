@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Union
+from typing import Any
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -65,8 +66,9 @@ def as_real_scalar(name: str, value: Any, expected: str) -> float:
         return float(value)
     if isinstance(value, (np.ndarray, np.generic, jax.Array)):
         array = np.asarray(value)
-        if array.shape == () and (np.issubdtype(array.dtype, np.floating)
-                                  or np.issubdtype(array.dtype, np.integer)):
+        if array.shape == () and (
+            np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+        ):
             return float(array)
     raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
 
@@ -86,8 +88,9 @@ def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> flo
     return as_real_scalar(name, value, expected)
 
 
-def check_coefficient(name: str, value: Any, *, allow_one: bool = True,
-                      allow_schedule: bool = True) -> None:
+def check_coefficient(
+    name: str, value: Any, *, allow_one: bool = True, allow_schedule: bool = True
+) -> None:
     """Validates a momentum/decay coefficient at construction time.
 
     Args:
@@ -119,14 +122,16 @@ def check_learning_rate(name: str, value: Any, *, allow_schedule: bool = True) -
         raise ValueError(f"{name} must be a finite float >= 0; got {value!r}.")
 
 
-INT32_MAX = 2 ** 31 - 1
+INT32_MAX = 2**31 - 1
 
 
 def check_positive_int(name: str, value: Any, *, maximum: int = INT32_MAX) -> int:
     """Validates a period or a step total: a Python or NumPy integer in [1, maximum]
     (by default the int32 range its counter lives in)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}.")
+        raise TypeError(
+            f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}."
+        )
     if not 1 <= value <= maximum:
         raise ValueError(f"{name} must be an integer >= 1 and <= {maximum}; got {value!r}.")
     return int(value)
@@ -148,7 +153,9 @@ def is_constant_zero(value: Any) -> bool:
 def check_bool(name: str, value: Any) -> None:
     """Validates a flag: only ``True`` or ``False`` (a typo'd string must not read as True)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}.")
+        raise TypeError(
+            f"{name} must be True or False; got {value!r} of type {type(value).__name__}."
+        )
 
 
 def check_accumulator_dtype(name: str, value: Any) -> Any:
@@ -160,6 +167,8 @@ def check_accumulator_dtype(name: str, value: Any) -> Any:
     except TypeError as error:
         raise TypeError(f"{name} must be None or a floating-point dtype; got {value!r}.") from error
     if not jnp.issubdtype(dtype, jnp.inexact):
-        raise TypeError(f"{name} must be None or a floating-point dtype such as jnp.float32; "
-                        f"got {value!r} ({dtype}), which cannot hold a momentum buffer.")
+        raise TypeError(
+            f"{name} must be None or a floating-point dtype such as jnp.float32; "
+            f"got {value!r} ({dtype}), which cannot hold a momentum buffer."
+        )
     return jax.dtypes.canonicalize_dtype(dtype)

@@ -13,7 +13,8 @@ updates come out in the promotion of the gradient's dtype and the buffer's.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +32,9 @@ class TraceState(NamedTuple):
     count: jax.Array | None  # int32 scalar; None when the decay is a constant
 
 
-def trace(decay: ScalarOrSchedule, *, nesterov: bool = False,
-          accumulator_dtype: Any = None) -> optax.GradientTransformation:
+def trace(
+    decay: ScalarOrSchedule, *, nesterov: bool = False, accumulator_dtype: Any = None
+) -> optax.GradientTransformation:
     r"""Heavy-ball momentum (Polyak, 1964): a decaying sum of past updates.
 
     .. math::
@@ -81,8 +83,10 @@ def trace(decay: ScalarOrSchedule, *, nesterov: bool = False,
     accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return TraceState(trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
-                          count=_types.init_count(decay))
+        return TraceState(
+            trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+            count=_types.init_count(decay),
+        )
 
     def update_fn(updates, state, params=None):
         del params
@@ -112,8 +116,13 @@ class EmaState(NamedTuple):
     bias_correction: jax.Array | None  # float32 1 - prod_{i<=t} b_i; None without debias
 
 
-def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False,
-        accumulator_dtype: Any = None) -> optax.GradientTransformation:
+def ema(
+    decay: ScalarOrSchedule,
+    *,
+    debias: bool = False,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformation:
     r"""Momentum as an exponential moving average of the updates (seed 002).
 
     .. math::
@@ -162,9 +171,11 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
     accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return EmaState(ema=optax.tree.zeros_like(params, dtype=accumulator_dtype),
-                        count=_types.init_count(decay),
-                        bias_correction=jnp.zeros([], jnp.float32) if debias else None)
+        return EmaState(
+            ema=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+            count=_types.init_count(decay),
+            bias_correction=jnp.zeros([], jnp.float32) if debias else None,
+        )
 
     def update_fn(updates, state, params=None):
         del params
@@ -189,8 +200,9 @@ def ema(decay: ScalarOrSchedule, *, debias: bool = False, nesterov: bool = False
             return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
 
         updates, new_ema = _tree.map_split(leaf, updates, state.ema)
-        return updates, EmaState(ema=new_ema, count=_types.next_count(state.count),
-                                 bias_correction=correction)
+        return updates, EmaState(
+            ema=new_ema, count=_types.next_count(state.count), bias_correction=correction
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -242,14 +254,18 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
     _types.check_coefficient("momentum", momentum)
 
     def init_fn(params):
-        return DeltaMomentumState(previous_delta=optax.tree.zeros_like(params),
-                                  count=_types.init_count(momentum))
+        return DeltaMomentumState(
+            previous_delta=optax.tree.zeros_like(params), count=_types.init_count(momentum)
+        )
 
     def update_fn(updates, state, params=None):
         del params
         _tree.check_state(state, DeltaMomentumState, "delta_momentum")
-        _tree.check_tree_match(updates, state.previous_delta,
-                               what="the previous delta DeltaMomentumState.previous_delta")
+        _tree.check_tree_match(
+            updates,
+            state.previous_delta,
+            what="the previous delta DeltaMomentumState.previous_delta",
+        )
         mu = _types.value_at(momentum, state.count)
 
         def leaf(d, prev):
@@ -259,7 +275,8 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
             return out.astype(jnp.result_type(d, prev)), d_c.astype(prev.dtype)
 
         updates, new_delta = _tree.map_split(leaf, updates, state.previous_delta)
-        return updates, DeltaMomentumState(previous_delta=new_delta,
-                                           count=_types.next_count(state.count))
+        return updates, DeltaMomentumState(
+            previous_delta=new_delta, count=_types.next_count(state.count)
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,21 +55,25 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
         passive damping*, ICLR 2019.
     """
     if isinstance(decays, (str, bytes)) or not isinstance(decays, Sequence) or not decays:
-        raise TypeError(f"decays must be a non-empty sequence of floats in [0, 1] or schedules; "
-                        f"got {decays!r}.")
+        raise TypeError(
+            f"decays must be a non-empty sequence of floats in [0, 1] or schedules; got {decays!r}."
+        )
     decays = tuple(decays)
     for i, decay in enumerate(decays):
         _types.check_coefficient(f"decays[{i}]", decay)
 
     def init_fn(params):
-        return AggMoState(velocities=tuple(optax.tree.zeros_like(params) for _ in decays),
-                          count=_types.init_count(*decays))
+        return AggMoState(
+            velocities=tuple(optax.tree.zeros_like(params) for _ in decays),
+            count=_types.init_count(*decays),
+        )
 
     def update_fn(updates, state, params=None):
         del params
         _tree.check_state(state, AggMoState, "aggmo")
-        _tree.check_tree_match(updates, state.velocities[0],
-                               what="the velocities AggMoState.velocities[0]")
+        _tree.check_tree_match(
+            updates, state.velocities[0], what="the velocities AggMoState.velocities[0]"
+        )
         betas = [_types.value_at(decay, state.count) for decay in decays]
 
         def leaf(g, *velocities):
@@ -76,12 +81,14 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
             g_c = jnp.asarray(g, dtype)
             new = [g_c + b * v.astype(dtype) for b, v in zip(betas, velocities)]
             out = sum(new) / len(new)
-            return (out.astype(jnp.result_type(g, *velocities)),
-                    *(n.astype(v.dtype) for n, v in zip(new, velocities)))
+            return (
+                out.astype(jnp.result_type(g, *velocities)),
+                *(n.astype(v.dtype) for n, v in zip(new, velocities)),
+            )
 
-        updates, *velocities = _tree.map_split(leaf, updates, *state.velocities,
-                                               n=1 + len(decays))
-        return updates, AggMoState(velocities=tuple(velocities),
-                                   count=_types.next_count(state.count))
+        updates, *velocities = _tree.map_split(leaf, updates, *state.velocities, n=1 + len(decays))
+        return updates, AggMoState(
+            velocities=tuple(velocities), count=_types.next_count(state.count)
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -11,9 +11,14 @@ from momentum_optax import restarts
 from momentum_optax._types import ScalarOrSchedule
 
 
-def sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
-        nesterov: bool = False, ema: bool = False,
-        reset_every: int | None = None) -> optax.GradientTransformationExtraArgs:
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule = 0.0,
+    *,
+    nesterov: bool = False,
+    ema: bool = False,
+    reset_every: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
     r"""Stochastic gradient descent with heavy-ball, Nesterov or EMA momentum.
 
     .. math::
@@ -74,4 +79,3 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
     if reset_every is not None:
         velocity = restarts.periodic_reset(velocity, reset_every)
     return optax.chain(velocity, _scaling.scale_by_learning_rate(learning_rate))
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,9 @@ def check_restored(restored: State, target: Any) -> State:
         got = (jnp.shape(leaf), jnp.result_type(leaf))
         want = (jnp.shape(ref), jnp.result_type(ref))
         if got != want:
-            raise ValueError(f"restored state{jax.tree_util.keystr(path)} has shape {got[0]} and "
-                             f"dtype {got[1]}, but the target has shape {want[0]} and dtype "
-                             f"{want[1]}.")
+            raise ValueError(
+                f"restored state{jax.tree_util.keystr(path)} has shape {got[0]} and "
+                f"dtype {got[1]}, but the target has shape {want[0]} and dtype "
+                f"{want[1]}."
+            )
     return restored

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from momentum_optax import _tree
 from momentum_optax import _scaling
+from momentum_optax import _tree
 from momentum_optax import _types
 from momentum_optax import accumulators
 from momentum_optax import aliases
@@ -30,8 +32,16 @@ class FusedSGD(NamedTuple):
     apply: Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
-def _one_pass(p: jax.Array, m: jax.Array, g: jax.Array, neg_lr: Any, beta: Any, beta_next: Any,
-              nesterov: bool, chunk: int) -> tuple[jax.Array, jax.Array]:
+def _one_pass(
+    p: jax.Array,
+    m: jax.Array,
+    g: jax.Array,
+    neg_lr: Any,
+    beta: Any,
+    beta_next: Any,
+    nesterov: bool,
+    chunk: int,
+) -> tuple[jax.Array, jax.Array]:
     """``m' = g + b m``; ``p' = p - lr m'`` (or ``- lr (g + b' m')``), block by block, in place.
 
     Each block updates the momentum buffer first and then reads its new values
@@ -73,8 +83,13 @@ def _one_pass(p: jax.Array, m: jax.Array, g: jax.Array, neg_lr: Any, beta: Any, 
     return p.reshape(shape), m.reshape(shape)
 
 
-def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
-              nesterov: bool = False, chunk_size: int | None = None) -> FusedSGD:
+def fused_sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule,
+    *,
+    nesterov: bool = False,
+    chunk_size: int | None = None,
+) -> FusedSGD:
     r"""``mo.sgd(learning_rate, momentum, nesterov=nesterov)`` fused with ``optax.apply_updates``.
 
     .. math::  m_t = g_t + \mu_t m_{t-1}, \qquad
@@ -111,19 +126,22 @@ def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
     """
     plain = aliases.sgd(learning_rate, momentum, nesterov=nesterov)
     scale = _scaling.scale_by_learning_rate(learning_rate)  # the chain's last link, to read -lr_t
-    chunk = DEFAULT_CHUNK if chunk_size is None else _types.check_positive_int("chunk_size",
-                                                                                 chunk_size)
+    chunk = (
+        DEFAULT_CHUNK if chunk_size is None else _types.check_positive_int("chunk_size", chunk_size)
+    )
     if _types.is_constant_zero(momentum):
-        raise ValueError("momentum must be > 0 for fused_sgd (plain SGD is already one pass: "
-                         "use mo.sgd); got 0.")
+        raise ValueError(
+            "momentum must be > 0 for fused_sgd (plain SGD is already one pass: use mo.sgd); got 0."
+        )
 
     def apply(params, state, grads):
         _tree.check_state(state, tuple, "fused_sgd")
         velocity, lr_state = state
         _tree.check_state(velocity, accumulators.TraceState, "fused_sgd")
         _tree.check_tree_match(grads, velocity.trace, what="the momentum buffer TraceState.trace")
-        _tree.check_tree_match(params, velocity.trace, what="the momentum buffer TraceState.trace",
-                               name="params")
+        _tree.check_tree_match(
+            params, velocity.trace, what="the momentum buffer TraceState.trace", name="params"
+        )
         if jax.default_backend() != "cpu":
             updates, state = plain.update(grads, state, params)
             return optax.apply_updates(params, updates), state
@@ -134,9 +152,12 @@ def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
         empty = jax.tree.map(lambda x: x.reshape(-1)[:0], params)
         _, small = plain.update(empty, (velocity._replace(trace=empty), lr_state), empty)
         neg_lr, _ = scale.update(jnp.ones([], jnp.float32), lr_state)
-        new = jax.tree.map(lambda p, m, g: _one_pass(p, m, g, neg_lr, beta, beta_next, nesterov,
-                                                     chunk),
-                           params, velocity.trace, grads)
+        new = jax.tree.map(
+            lambda p, m, g: _one_pass(p, m, g, neg_lr, beta, beta_next, nesterov, chunk),
+            params,
+            velocity.trace,
+            grads,
+        )
         treedef = jax.tree.structure(params)
         new_params, new_trace = (treedef.unflatten(x) for x in zip(*treedef.flatten_up_to(new)))
         return new_params, (small[0]._replace(trace=new_trace), small[1])
@@ -144,8 +165,12 @@ def fused_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule, *,
     return FusedSGD(init=plain.init, apply=apply)
 
 
-def train_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformation | FusedSGD,
-               *, has_aux: bool = False) -> Callable[..., tuple]:
+def train_step(
+    loss_fn: Callable[..., Any],
+    optimizer: optax.GradientTransformation | FusedSGD,
+    *,
+    has_aux: bool = False,
+) -> Callable[..., tuple]:
     r"""A jitted training step that donates the parameters and the optimizer state.
 
     .. math::  (\theta, s, \ell) \mapsto (\theta', s', \ell), \quad
@@ -184,8 +209,10 @@ def train_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformat
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable; got {loss_fn!r}.")
     if not isinstance(optimizer, (optax.GradientTransformation, FusedSGD)):
-        raise TypeError("optimizer must be an optax.GradientTransformation or a FusedSGD; "
-                        f"got {optimizer!r} of type {type(optimizer).__name__}.")
+        raise TypeError(
+            "optimizer must be an optax.GradientTransformation or a FusedSGD; "
+            f"got {optimizer!r} of type {type(optimizer).__name__}."
+        )
     _types.check_bool("has_aux", has_aux)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
 
@@ -195,8 +222,11 @@ def train_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformat
             params, opt_state = optimizer.apply(params, opt_state, grads)
         else:
             loss = value[0] if has_aux else value
-            extra = {"value": loss} if isinstance(
-                optimizer, optax.GradientTransformationExtraArgs) else {}
+            extra = (
+                {"value": loss}
+                if isinstance(optimizer, optax.GradientTransformationExtraArgs)
+                else {}
+            )
             updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
             params = optax.apply_updates(params, updates)
         return params, opt_state, value

@@ -54,16 +54,19 @@ def sma(window: int) -> optax.GradientTransformation:
     window = _types.check_positive_int("window", window)
 
     def init_fn(params):
-        stacked = jax.tree.map(lambda p: jnp.zeros((window, *jnp.shape(p)), jnp.result_type(p)),
-                               params)
-        return SmaState(window=stacked, index=jnp.zeros([], jnp.int32),
-                        filled=jnp.zeros([], jnp.int32))
+        stacked = jax.tree.map(
+            lambda p: jnp.zeros((window, *jnp.shape(p)), jnp.result_type(p)), params
+        )
+        return SmaState(
+            window=stacked, index=jnp.zeros([], jnp.int32), filled=jnp.zeros([], jnp.int32)
+        )
 
     def update_fn(updates, state, params=None):
         del params
         _tree.check_state(state, SmaState, "sma")
-        slot_shapes = jax.tree.map(lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype),
-                                   state.window)
+        slot_shapes = jax.tree.map(
+            lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.window
+        )
         _tree.check_tree_match(updates, slot_shapes, what="a slot of the window SmaState.window")
         filled = jnp.minimum(state.filled + 1, window)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from momentum_optax import _tree
 from momentum_optax import _scaling
+from momentum_optax import _tree
 from momentum_optax import _types
 from momentum_optax._types import ScalarOrSchedule
 
@@ -84,8 +84,9 @@ class QhAdamState(NamedTuple):
     correction: jax.Array  # float32 (1 - b1^t, 1 - b2^t), shape (2,)
 
 
-def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2: float = 1.0,
-                    eps: float = 1e-8) -> optax.GradientTransformation:
+def scale_by_qhadam(
+    b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2: float = 1.0, eps: float = 1e-8
+) -> optax.GradientTransformation:
     r"""QHAdam's direction (Ma & Yarats, 2019), learning-rate free.
 
     .. math::
@@ -104,8 +105,11 @@ def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2:
     _types.check_learning_rate("eps", eps, allow_schedule=False)
 
     def init_fn(params):
-        return QhAdamState(mu=optax.tree.zeros_like(params), nu=optax.tree.zeros_like(params),
-                           correction=jnp.zeros([2], jnp.float32))
+        return QhAdamState(
+            mu=optax.tree.zeros_like(params),
+            nu=optax.tree.zeros_like(params),
+            correction=jnp.zeros([2], jnp.float32),
+        )
 
     def update_fn(updates, state, params=None):
         del params
@@ -122,8 +126,11 @@ def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2:
             new_v = (1 - b2) * g_c * g_c + b2 * v.astype(dtype)
             numerator = (1 - nu1) * g_c + nu1 * new_m / c1
             denominator = jnp.sqrt((1 - nu2) * g_c * g_c + nu2 * new_v / c2) + eps
-            return ((numerator / denominator).astype(jnp.result_type(g, m)),
-                    new_m.astype(m.dtype), new_v.astype(v.dtype))
+            return (
+                (numerator / denominator).astype(jnp.result_type(g, m)),
+                new_m.astype(m.dtype),
+                new_v.astype(v.dtype),
+            )
 
         updates, mu, nu = _tree.map_split(leaf, updates, state.mu, state.nu, n=3)
         return updates, QhAdamState(mu=mu, nu=nu, correction=jnp.stack([c1, c2]))
@@ -131,8 +138,14 @@ def scale_by_qhadam(b1: float = 0.995, b2: float = 0.999, nu1: float = 0.7, nu2:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def qhadam(learning_rate: ScalarOrSchedule, b1: float = 0.995, b2: float = 0.999,
-           nu1: float = 0.7, nu2: float = 1.0, eps: float = 1e-8) -> optax.GradientTransformation:
+def qhadam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.995,
+    b2: float = 0.999,
+    nu1: float = 0.7,
+    nu2: float = 1.0,
+    eps: float = 1e-8,
+) -> optax.GradientTransformation:
     r"""QHAdam as a ready optimizer: ``chain(scale_by_qhadam(...), scale_by_learning_rate(lr))``.
 
     .. math::  \theta_{t+1} = \theta_t - \eta_t\, u_t \quad (u_t \text{ of } :func:`scale\_by\_qhadam`)
@@ -163,5 +176,6 @@ def qhadam(learning_rate: ScalarOrSchedule, b1: float = 0.995, b2: float = 0.999
         Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
     """
     _types.check_learning_rate("learning_rate", learning_rate)
-    return optax.chain(scale_by_qhadam(b1, b2, nu1, nu2, eps),
-                       _scaling.scale_by_learning_rate(learning_rate))
+    return optax.chain(
+        scale_by_qhadam(b1, b2, nu1, nu2, eps), _scaling.scale_by_learning_rate(learning_rate)
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,9 @@ class PeriodicResetState(NamedTuple):
     phase: jax.Array  # int32 scalar in [0, every): updates since the last reset
 
 
-def periodic_reset(inner: optax.GradientTransformation,
-                   every: int) -> optax.GradientTransformationExtraArgs:
+def periodic_reset(
+    inner: optax.GradientTransformation, every: int
+) -> optax.GradientTransformationExtraArgs:
     r"""Momentum restart every ``every`` steps (seed 001): re-initialise ``inner``.
 
     .. math::
@@ -71,8 +73,10 @@ def periodic_reset(inner: optax.GradientTransformation,
         schemes*, 2015 (fixed-period restarts as the baseline).
     """
     if not isinstance(inner, optax.GradientTransformation):
-        raise TypeError(f"inner must be an optax.GradientTransformation; got {inner!r} "
-                        f"of type {type(inner).__name__}.")
+        raise TypeError(
+            f"inner must be an optax.GradientTransformation; got {inner!r} "
+            f"of type {type(inner).__name__}."
+        )
     every = _types.check_positive_int("every", every)
     inner = optax.with_extra_args_support(inner)
 
@@ -83,10 +87,12 @@ def periodic_reset(inner: optax.GradientTransformation,
         _tree.check_state(state, PeriodicResetState, "periodic_reset")
         # shapes only, at trace time: a mismatched gradient tree is reported by the
         # inner transformation in its own terms before the reset touches the state
-        jax.eval_shape(functools.partial(inner.update, **extra_args), updates,
-                       state.inner_state, params)
-        fresh = _tree.cast_like(inner.init(params if params is not None else updates),
-                                state.inner_state)
+        jax.eval_shape(
+            functools.partial(inner.update, **extra_args), updates, state.inner_state, params
+        )
+        fresh = _tree.cast_like(
+            inner.init(params if params is not None else updates), state.inner_state
+        )
         inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
         updates, inner_state = inner.update(updates, inner_state, params, **extra_args)
         phase = jnp.where(state.phase + 1 >= every, 0, state.phase + 1).astype(jnp.int32)
@@ -106,8 +112,9 @@ class AdaptiveRestartState(NamedTuple):
 _SCHEMES = ("gradient", "function")
 
 
-def adaptive_restart(inner: optax.GradientTransformation,
-                     scheme: str = "gradient") -> optax.GradientTransformationExtraArgs:
+def adaptive_restart(
+    inner: optax.GradientTransformation, scheme: str = "gradient"
+) -> optax.GradientTransformationExtraArgs:
     r"""Adaptive momentum restart (O'Donoghue & Candès, 2015): reset ``inner`` when it goes uphill.
 
     At each step the inner update is computed twice — from the carried state,
@@ -167,8 +174,10 @@ def adaptive_restart(inner: optax.GradientTransformation,
         schemes*, Foundations of Computational Mathematics, 2015.
     """
     if not isinstance(inner, optax.GradientTransformation):
-        raise TypeError(f"inner must be an optax.GradientTransformation; got {inner!r} "
-                        f"of type {type(inner).__name__}.")
+        raise TypeError(
+            f"inner must be an optax.GradientTransformation; got {inner!r} "
+            f"of type {type(inner).__name__}."
+        )
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {_SCHEMES}; got {scheme!r}.")
     inner = optax.with_extra_args_support(inner)
@@ -178,28 +187,35 @@ def adaptive_restart(inner: optax.GradientTransformation,
             previous = optax.tree.zeros_like(params)
         else:
             previous = jnp.full([], jnp.inf, jnp.float32)
-        return AdaptiveRestartState(inner_state=inner.init(params), previous=previous,
-                                    restarts=jnp.zeros([], jnp.int32))
+        return AdaptiveRestartState(
+            inner_state=inner.init(params), previous=previous, restarts=jnp.zeros([], jnp.int32)
+        )
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         _tree.check_state(state, AdaptiveRestartState, "adaptive_restart")
         if value is not None:
             extra_args["value"] = value
         carried, carried_state = inner.update(updates, state.inner_state, params, **extra_args)
-        fresh_state = _tree.cast_like(inner.init(params if params is not None else updates),
-                                      state.inner_state)
+        fresh_state = _tree.cast_like(
+            inner.init(params if params is not None else updates), state.inner_state
+        )
         fresh, fresh_next = inner.update(updates, fresh_state, params, **extra_args)
         if scheme == "gradient":
-            _tree.check_tree_match(fresh, state.previous,
-                                   what="the previous update AdaptiveRestartState.previous")
+            _tree.check_tree_match(
+                fresh, state.previous, what="the previous update AdaptiveRestartState.previous"
+            )
             restart = _tree.vdot(state.previous, fresh) < 0
         else:
             if value is None:
-                raise TypeError("adaptive_restart(scheme='function') needs the loss: call "
-                                "update(updates, state, params, value=loss).")
+                raise TypeError(
+                    "adaptive_restart(scheme='function') needs the loss: call "
+                    "update(updates, state, params, value=loss)."
+                )
             if jnp.shape(value) != ():
-                raise ValueError(f"value must be the scalar loss; got shape {jnp.shape(value)} "
-                                 "(average per-example losses first).")
+                raise ValueError(
+                    f"value must be the scalar loss; got shape {jnp.shape(value)} "
+                    "(average per-example losses first)."
+                )
             restart = jnp.asarray(value, jnp.float32) > state.previous
         new_updates = optax.tree.where(restart, fresh, carried)
         inner_state = optax.tree.where(restart, fresh_next, carried_state)

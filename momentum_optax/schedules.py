@@ -144,8 +144,14 @@ def demon(start: float, total_steps: int) -> optax.Schedule:
     return schedule
 
 
-def inverse_cycle(total_steps: int, *, base_momentum: float = 0.85, max_momentum: float = 0.95,
-                  pct_start: float = 0.3, anneal_strategy: str = "cos") -> optax.Schedule:
+def inverse_cycle(
+    total_steps: int,
+    *,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+) -> optax.Schedule:
     r"""Momentum cycled against a one-cycle learning rate, as PyTorch's ``OneCycleLR``.
 
     While the learning rate warms up (the first ``pct_start`` of the steps) the
@@ -190,8 +196,10 @@ def inverse_cycle(total_steps: int, *, base_momentum: float = 0.85, max_momentum
     warmup_end = float(pct_start * total_steps) - 1
     cycle_end = float(total_steps - 1)
     if not 0.0 < warmup_end < cycle_end:
-        raise ValueError(f"pct_start * total_steps must lie in (1, total_steps); got pct_start="
-                         f"{pct_start!r} with total_steps={total_steps!r}.")
+        raise ValueError(
+            f"pct_start * total_steps must lie in (1, total_steps); got pct_start="
+            f"{pct_start!r} with total_steps={total_steps!r}."
+        )
 
     def anneal(start, end, pct):
         if anneal_strategy == "cos":

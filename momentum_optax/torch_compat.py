@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from momentum_optax import _tree
 from momentum_optax import _scaling
+from momentum_optax import _tree
 from momentum_optax import _types
 from momentum_optax._types import ScalarOrSchedule
 
@@ -21,19 +22,24 @@ class TorchMomentumState(NamedTuple):
     count: jax.Array  # int32 scalar (saturating); 0 is torch's "buffer is None"
 
 
-def _torch_momentum(momentum: ScalarOrSchedule, dampening: Any,
-                    nesterov: bool) -> optax.GradientTransformation:
+def _torch_momentum(
+    momentum: ScalarOrSchedule, dampening: Any, nesterov: bool
+) -> optax.GradientTransformation:
     """torch's buffer: ``b_0 = d_0``, then ``b_t = mu b_{t-1} + (1 - dampening) d_t``."""
 
     def init_fn(params):
-        return TorchMomentumState(momentum_buffer=optax.tree.zeros_like(params),
-                                  count=jnp.zeros([], jnp.int32))
+        return TorchMomentumState(
+            momentum_buffer=optax.tree.zeros_like(params), count=jnp.zeros([], jnp.int32)
+        )
 
     def update_fn(updates, state, params=None):
         del params
         _tree.check_state(state, TorchMomentumState, "torch_sgd")
-        _tree.check_tree_match(updates, state.momentum_buffer,
-                               what="the momentum buffer TorchMomentumState.momentum_buffer")
+        _tree.check_tree_match(
+            updates,
+            state.momentum_buffer,
+            what="the momentum buffer TorchMomentumState.momentum_buffer",
+        )
         mu = _types.value_at(momentum, state.count)
         first = state.count == 0
 
@@ -50,9 +56,15 @@ def _torch_momentum(momentum: ScalarOrSchedule, dampening: Any,
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def torch_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0, *,
-              dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-              maximize: bool = False) -> optax.GradientTransformation:
+def torch_sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule = 0.0,
+    *,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> optax.GradientTransformation:
     r"""``torch.optim.SGD``, step for step.
 
     .. math::
@@ -105,8 +117,10 @@ def torch_sgd(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.0,
     no_momentum = _types.is_constant_zero(momentum)
     dampened = _types.known_value(dampening) not in (None, 0.0)
     if nesterov and (no_momentum or dampened):
-        raise ValueError("nesterov must be False unless momentum > 0 and dampening == 0 (as in "
-                         f"torch.optim.SGD); got momentum={momentum!r}, dampening={dampening!r}.")
+        raise ValueError(
+            "nesterov must be False unless momentum > 0 and dampening == 0 (as in "
+            f"torch.optim.SGD); got momentum={momentum!r}, dampening={dampening!r}."
+        )
     parts = []
     if maximize:
         parts.append(optax.scale(-1.0))

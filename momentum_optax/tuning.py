@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 from momentum_optax import _types
 
@@ -92,7 +93,7 @@ def heavy_ball(L: float, mu: float) -> Tuning:
     L, mu = _check_curvature(L, mu)
     root_l, root_mu = math.sqrt(L), math.sqrt(mu)
     rate = (root_l - root_mu) / (root_l + root_mu)
-    return Tuning(4 / (root_l + root_mu) ** 2, rate ** 2, rate)
+    return Tuning(4 / (root_l + root_mu) ** 2, rate**2, rate)
 
 
 def nesterov(L: float, mu: float) -> Tuning:

@@ -5,8 +5,9 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-hypothesis.settings.register_profile("ci", max_examples=25, deadline=None,
-                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
 hypothesis.settings.load_profile("ci")
 
 # the fixture generator needs PyTorch, which the tests do not depend on

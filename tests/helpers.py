@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ def schedule_values(schedule: Any, n: int) -> np.ndarray:
 
 # --- NumPy oracles: the formulas of the docstrings, written out independently ---
 
+
 def np_trace(grads: np.ndarray, betas: np.ndarray, nesterov: bool = False) -> np.ndarray:
     """m_t = g_t + b_t m_{t-1}; out = m_t or g_t + b_{t+1} m_t."""
     m = np.zeros_like(grads[0])
@@ -37,8 +39,9 @@ def np_trace(grads: np.ndarray, betas: np.ndarray, nesterov: bool = False) -> np
     return np.stack(outs)
 
 
-def np_ema(grads: np.ndarray, betas: np.ndarray, debias: bool = False,
-           nesterov: bool = False) -> np.ndarray:
+def np_ema(
+    grads: np.ndarray, betas: np.ndarray, debias: bool = False, nesterov: bool = False
+) -> np.ndarray:
     """m_t = b_t m_{t-1} + (1-b_t) g_t, debiased by 1 - prod_{i<=t} b_i."""
     m = np.zeros_like(grads[0])
     product = 1.0
@@ -71,8 +74,10 @@ def np_delta_momentum(deltas: np.ndarray, mus: np.ndarray) -> np.ndarray:
 
 # --- running a transformation ---
 
-def run_updates(opt: optax.GradientTransformation, grads: Any, params: Any,
-                jit: bool = False) -> tuple[list[Any], Any]:
+
+def run_updates(
+    opt: optax.GradientTransformation, grads: Any, params: Any, jit: bool = False
+) -> tuple[list[Any], Any]:
     """Feeds ``grads`` (a list of trees) through ``opt``; returns all updates and the final state."""
     update = jax.jit(opt.update) if jit else opt.update
     state = opt.init(params)
@@ -89,6 +94,7 @@ def random_steps(seed: int, steps: int, shape: tuple[int, ...] = (5,)) -> np.nda
 
 
 # --- the table of every public transformation (one row per configuration) ---
+
 
 @dataclasses.dataclass(frozen=True)
 class Row:
@@ -110,53 +116,86 @@ class Row:
 ALL_TRANSFORMS = [
     Row("trace", lambda **kw: mo.trace(0.9, **kw), buffer=True),
     Row("trace_nesterov", lambda **kw: mo.trace(0.9, nesterov=True, **kw), buffer=True),
-    Row("trace_scheduled", lambda **kw: mo.trace(ramp(0.5, 0.99, 20), **kw), scheduled=True,
-        buffer=True),
-    Row("trace_scheduled_nesterov",
-        lambda **kw: mo.trace(ramp(0.5, 0.99, 20), nesterov=True, **kw), scheduled=True,
-        buffer=True),
+    Row(
+        "trace_scheduled",
+        lambda **kw: mo.trace(ramp(0.5, 0.99, 20), **kw),
+        scheduled=True,
+        buffer=True,
+    ),
+    Row(
+        "trace_scheduled_nesterov",
+        lambda **kw: mo.trace(ramp(0.5, 0.99, 20), nesterov=True, **kw),
+        scheduled=True,
+        buffer=True,
+    ),
     Row("ema", lambda **kw: mo.ema(0.9, **kw), buffer=True),
     Row("ema_debias", lambda **kw: mo.ema(0.999, debias=True, **kw), buffer=True),
-    Row("ema_scheduled_debias_nesterov",
+    Row(
+        "ema_scheduled_debias_nesterov",
         lambda **kw: mo.ema(ramp(0.5, 0.95, 20), debias=True, nesterov=True, **kw),
-        scheduled=True, buffer=True),
+        scheduled=True,
+        buffer=True,
+    ),
     Row("delta_momentum", lambda: mo.delta_momentum(0.5)),
-    Row("delta_momentum_scheduled", lambda: mo.delta_momentum(ramp(0.0, 0.9, 20)),
-        scheduled=True),
-    Row("periodic_reset_trace",
-        lambda **kw: mo.periodic_reset(mo.trace(0.9, **kw), every=3), buffer=True),
-    Row("periodic_reset_scheduled_ema",
+    Row("delta_momentum_scheduled", lambda: mo.delta_momentum(ramp(0.0, 0.9, 20)), scheduled=True),
+    Row(
+        "periodic_reset_trace",
+        lambda **kw: mo.periodic_reset(mo.trace(0.9, **kw), every=3),
+        buffer=True,
+    ),
+    Row(
+        "periodic_reset_scheduled_ema",
         lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, 10), debias=True), 4),
-        scheduled=True),
+        scheduled=True,
+    ),
     Row("sgd", lambda: mo.sgd(0.1), optimizer=True),
     Row("sgd_momentum", lambda: mo.sgd(0.1, 0.9), optimizer=True),
-    Row("sgd_nesterov_linear_to_one",
-        lambda: mo.sgd(optax.cosine_decay_schedule(0.1, 50),
-                       mo.schedules.linear_to_one(0.5, 30), nesterov=True),
-        scheduled=True, optimizer=True),
+    Row(
+        "sgd_nesterov_linear_to_one",
+        lambda: mo.sgd(
+            optax.cosine_decay_schedule(0.1, 50), mo.schedules.linear_to_one(0.5, 30), nesterov=True
+        ),
+        scheduled=True,
+        optimizer=True,
+    ),
     Row("sgd_ema_reset", lambda: mo.sgd(0.1, 0.9, ema=True, reset_every=5), optimizer=True),
-    Row("adaptive_restart_nesterov",
-        lambda **kw: mo.adaptive_restart(mo.trace(0.95, nesterov=True, **kw)), buffer=True),
+    Row(
+        "adaptive_restart_nesterov",
+        lambda **kw: mo.adaptive_restart(mo.trace(0.95, nesterov=True, **kw)),
+        buffer=True,
+    ),
     Row("adaptive_restart_sgd", lambda: mo.adaptive_restart(mo.sgd(0.1, 0.99)), optimizer=True),
     Row("qhm", lambda: mo.qhm(0.7, 0.999)),
-    Row("qhm_scheduled", lambda: mo.qhm(ramp(0.0, 1.0, 10), mo.schedules.demon(0.9, 30)),
-        scheduled=True),
+    Row(
+        "qhm_scheduled",
+        lambda: mo.qhm(ramp(0.0, 1.0, 10), mo.schedules.demon(0.9, 30)),
+        scheduled=True,
+    ),
     Row("qhadam", lambda: mo.qhadam(0.05), optimizer=True),
     Row("aggmo", lambda: mo.aggmo((0.0, 0.9, 0.99))),
-    Row("aggmo_scheduled", lambda: mo.aggmo((0.5, mo.schedules.sutskever(0.99, period=5))),
-        scheduled=True),
+    Row(
+        "aggmo_scheduled",
+        lambda: mo.aggmo((0.5, mo.schedules.sutskever(0.99, period=5))),
+        scheduled=True,
+    ),
     Row("sma", lambda: mo.sma(4)),
     Row("torch_sgd_dampened", lambda: mo.torch_sgd(0.1, 0.9, dampening=0.3), optimizer=True),
-    Row("torch_sgd_nesterov_cycle",
-        lambda: mo.torch_sgd(optax.cosine_onecycle_schedule(40, 0.1),
-                             mo.schedules.inverse_cycle(40), nesterov=True),
-        scheduled=True, optimizer=True),
+    Row(
+        "torch_sgd_nesterov_cycle",
+        lambda: mo.torch_sgd(
+            optax.cosine_onecycle_schedule(40, 0.1), mo.schedules.inverse_cycle(40), nesterov=True
+        ),
+        scheduled=True,
+        optimizer=True,
+    ),
 ]
 
 
 def build(row: Row, accumulator_dtype: Any = None) -> optax.GradientTransformation:
     """``row``'s transformation, with its buffer in ``accumulator_dtype`` when given."""
-    return row.make() if accumulator_dtype is None else row.make(accumulator_dtype=accumulator_dtype)
+    return (
+        row.make() if accumulator_dtype is None else row.make(accumulator_dtype=accumulator_dtype)
+    )
 
 
 def is_drawn_trial(lr: float, beta: float, lr_range, one_minus_beta, trials: int) -> bool:
@@ -166,5 +205,8 @@ def is_drawn_trial(lr: float, beta: float, lr_range, one_minus_beta, trials: int
     from experiments.protocol import tuning
 
     table = tuning.trials(tuning.Space(lr=lr_range, one_minus_beta=one_minus_beta), trials)
-    return bool(np.any(np.isclose(table["lr"], lr, rtol=1e-5)
-                       & np.isclose(table["momentum"], beta, rtol=1e-5)))
+    return bool(
+        np.any(
+            np.isclose(table["lr"], lr, rtol=1e-5) & np.isclose(table["momentum"], beta, rtol=1e-5)
+        )
+    )

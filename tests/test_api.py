@@ -11,8 +11,11 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 def test_all_lists_exactly_the_public_names():
     # implementation modules are not public: their names are re-exported one by one
-    public = {name for name, value in vars(mo).items()
-              if not name.startswith("_") and not inspect.ismodule(value)}
+    public = {
+        name
+        for name, value in vars(mo).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
     assert set(mo.__all__) - {"schedules", "tuning"} == public
 
 
@@ -21,8 +24,11 @@ def test_every_public_name_has_a_docstring():
         assert inspect.getdoc(getattr(mo, name)), name
     for module in (mo.schedules, mo.tuning):
         for name, value in vars(module).items():
-            if (inspect.isfunction(value) and value.__module__ == module.__name__
-                    and not name.startswith("_")):
+            if (
+                inspect.isfunction(value)
+                and value.__module__ == module.__name__
+                and not name.startswith("_")
+            ):
                 assert inspect.getdoc(value), f"{module.__name__}.{name}"
 
 
@@ -35,16 +41,26 @@ def test_signatures_follow_the_design_contract():
     assert params(mo.sgd) == ["learning_rate", "momentum", "nesterov", "ema", "reset_every"]
     assert params(mo.schedules.linear_to_one) == ["start", "total_steps"]
     assert params(mo.schedules.anneal) == ["start", "end", "steps"]
-    assert params(mo.torch_sgd) == ["learning_rate", "momentum", "dampening", "nesterov",
-                                    "weight_decay", "maximize"]
+    assert params(mo.torch_sgd) == [
+        "learning_rate",
+        "momentum",
+        "dampening",
+        "nesterov",
+        "weight_decay",
+        "maximize",
+    ]
     assert params(mo.adaptive_restart) == ["inner", "scheme"]
     assert params(mo.qhm) == ["nu", "decay"]
     assert params(mo.aggmo) == ["decays"]
     assert params(mo.sma) == ["window"]
     assert params(mo.schedules.sutskever) == ["max_momentum", "period"]
     assert params(mo.schedules.demon) == ["start", "total_steps"]
-    assert (params(mo.tuning.gradient_descent) == params(mo.tuning.heavy_ball)
-            == params(mo.tuning.nesterov) == ["L", "mu"])
+    assert (
+        params(mo.tuning.gradient_descent)
+        == params(mo.tuning.heavy_ball)
+        == params(mo.tuning.nesterov)
+        == ["L", "mu"]
+    )
 
 
 def _readme_python_blocks():
@@ -59,8 +75,24 @@ def test_readme_usage_example_runs_and_converges():
 
 def test_readme_table_lists_every_transformation():
     text = README.read_text(encoding="utf-8")
-    for name in ("trace", "ema", "delta_momentum", "periodic_reset", "sgd",
-                 "schedules.linear_to_one", "schedules.anneal", "torch_sgd", "adaptive_restart",
-                 "qhm", "qhadam", "aggmo", "sma", "schedules.sutskever", "schedules.demon",
-                 "schedules.inverse_cycle", "tuning.heavy_ball", "tuning.nesterov"):
+    for name in (
+        "trace",
+        "ema",
+        "delta_momentum",
+        "periodic_reset",
+        "sgd",
+        "schedules.linear_to_one",
+        "schedules.anneal",
+        "torch_sgd",
+        "adaptive_restart",
+        "qhm",
+        "qhadam",
+        "aggmo",
+        "sma",
+        "schedules.sutskever",
+        "schedules.demon",
+        "schedules.inverse_cycle",
+        "tuning.heavy_ball",
+        "tuning.nesterov",
+    ):
         assert f"`mo.{name}(" in text, name

@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import loop
+from experiments import tasks
 from experiments.bench import memory
 from experiments.bench import tables
 from experiments.bench import timing
-from experiments import loop
-from experiments import tasks
 from experiments.bench import torch_peers
 from experiments.bench import training_speed
 from experiments.bench import update_step
@@ -18,11 +18,21 @@ from experiments.bench import update_step
 
 def test_state_memory_per_parameter_byte():
     rows = {r["transformation"]: r for r in memory.state_bytes(size=10_000)}
-    expected = {"trace": 1.0, "trace, scheduled": 1.0, "ema": 1.0, "delta_momentum": 1.0,
-                "periodic_reset(trace)": 1.0, "adaptive_restart(trace)": 2.0, "qhm": 1.0,
-                "aggmo (3 decays)": 3.0, "sma (window 4)": 4.0, "sgd, momentum 0": 0.0,
-                "sgd, momentum 0.9": 1.0, "fused_sgd": 1.0,
-                "optax.sgd, momentum 0.9 (reference)": 1.0}
+    expected = {
+        "trace": 1.0,
+        "trace, scheduled": 1.0,
+        "ema": 1.0,
+        "delta_momentum": 1.0,
+        "periodic_reset(trace)": 1.0,
+        "adaptive_restart(trace)": 2.0,
+        "qhm": 1.0,
+        "aggmo (3 decays)": 3.0,
+        "sma (window 4)": 4.0,
+        "sgd, momentum 0": 0.0,
+        "sgd, momentum 0.9": 1.0,
+        "fused_sgd": 1.0,
+        "optax.sgd, momentum 0.9 (reference)": 1.0,
+    }
     for name, ratio in expected.items():
         assert rows[name]["state_per_param_byte"] == pytest.approx(ratio, abs=1e-3), name
     # constants keep no count; a schedule adds one int32, periodic_reset one phase
@@ -39,12 +49,21 @@ def test_update_step_rows_and_markdown():
     assert len(messages) == len(rows)
     for row in rows:
         assert row["seconds"]["min"] <= row["seconds"]["median"] <= row["seconds"]["max"]
-    results = {"machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
-               "quick": True, "update_step": rows, "training_loop": [],
-               "momentum_sweep": [{"method": "one vmap compile, all values at once",
-                                   "compile_seconds": 1.0, "run_seconds": 1.0,
-                                   "total_seconds": 2.0}],
-               "state_memory": memory.state_bytes(size=1000)}
+    results = {
+        "machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
+        "quick": True,
+        "update_step": rows,
+        "training_loop": [],
+        "momentum_sweep": [
+            {
+                "method": "one vmap compile, all values at once",
+                "compile_seconds": 1.0,
+                "run_seconds": 1.0,
+                "total_seconds": 2.0,
+            }
+        ],
+        "state_memory": memory.state_bytes(size=1000),
+    }
     text = tables.markdown(results)
     assert text.count("| 1e+04 |") == len(rows)
     assert "| one vmap compile, all values at once | 1.00 | 1.00 | 2.00 | 1.0x |" in text
@@ -56,13 +75,13 @@ def test_interleaved_warms_up_once_and_times_each_repeat():
     def make(name):
         def fn():
             calls[name] += 1
+
         return fn
 
     times = timing.interleaved({"a": make("a"), "b": make("b")}, repeats=4)
     assert calls == {"a": 5, "b": 5}  # one untimed warm-up call each
     assert [len(v) for v in times.values()] == [4, 4]
-    assert timing.ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == {"median": 2.0, "min": 2.0,
-                                                              "max": 3.0}
+    assert timing.ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == {"median": 2.0, "min": 2.0, "max": 3.0}
 
 
 def test_row_arithmetic_on_stub_times():
@@ -72,11 +91,18 @@ def test_row_arithmetic_on_stub_times():
     assert r["GB_per_s"] == pytest.approx(5 * 4 * 1000 / 6.0 / 1e9)
     # paired per repeat: 5/3 * (3/5, 3/6, 6/10) = (1, 0.83, 1), median 1 (the ratio of the
     # medians would be 5/3 * 3/6 = 0.83)
-    assert r["fraction_of_limit"] == {"median": pytest.approx(1.0), "min": pytest.approx(5 / 6),
-                                      "max": pytest.approx(1.0)}
+    assert r["fraction_of_limit"] == {
+        "median": pytest.approx(1.0),
+        "min": pytest.approx(5 / 6),
+        "max": pytest.approx(1.0),
+    }
     assert r["vs_optax_sgd"] == {"median": 1.0, "min": 5 / 6, "max": 10 / 6}
-    rows = [r, update_step.row(1000, "array", torch_peers.FUSED,
-                               {**times, torch_peers.FUSED: [4.0, 4.0, 4.0]})]
+    rows = [
+        r,
+        update_step.row(
+            1000, "array", torch_peers.FUSED, {**times, torch_peers.FUSED: [4.0, 4.0, 4.0]}
+        ),
+    ]
     update_step._add_torch_ratios(rows)
     # through optax.sgd, timed alongside both: (6/6) / (4/6)
     assert rows[0]["vs_torch_fused"] == pytest.approx(1.5)
@@ -91,8 +117,9 @@ def test_the_floor_computes_the_library_loops_curves():
     task = tasks.digits_mlp(hidden=16)
     key = jax.random.key(0)
     params = task.init(jax.random.split(key)[0])
-    batches = training_speed.chunked(task, training_speed.batch_indices(task, key, schedule),
-                                     schedule)
+    batches = training_speed.chunked(
+        task, training_speed.batch_indices(task, key, schedule), schedule
+    )
     floor = training_speed.bare_scan(task, schedule)(params, *batches)
     library = training_speed.library(task, schedule)(key)
     assert floor.train_loss.shape == (len(schedule.eval_steps),)
@@ -103,21 +130,43 @@ def test_the_floor_computes_the_library_loops_curves():
 
 def test_training_loop_rows_in_markdown_and_summary():
     row = lambda loop_name, batch, median: {
-        "batch_size": batch, "steps": 1000, "evaluation": "every 100 steps", "loop": loop_name,
-        "seconds": {"median": 0.1, "min": 0.09, "max": 0.2}, "samples_per_s": 320_000.0,
-        "vs_floor": {"median": median, "min": median - 0.05, "max": 1.0}}
-    rows = [row(training_speed.LIBRARY, 32, 0.93), row(training_speed.FLOOR, 32, 1.0),
-            row(training_speed.LIBRARY, 256, 0.97), row(training_speed.PYTHON, 256, 0.5)]
+        "batch_size": batch,
+        "steps": 1000,
+        "evaluation": "every 100 steps",
+        "loop": loop_name,
+        "seconds": {"median": 0.1, "min": 0.09, "max": 0.2},
+        "samples_per_s": 320_000.0,
+        "vs_floor": {"median": median, "min": median - 0.05, "max": 1.0},
+    }
+    rows = [
+        row(training_speed.LIBRARY, 32, 0.93),
+        row(training_speed.FLOOR, 32, 1.0),
+        row(training_speed.LIBRARY, 256, 0.97),
+        row(training_speed.PYTHON, 256, 0.5),
+    ]
     assert tables.loop_summary(rows) == (
         "The library's loop runs at 0.93-0.97 of the bare scan's speed over 2 settings "
-        "(median of paired ratios; target: at least 0.90).")
-    results = {"machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
-               "quick": True, "update_step": [], "training_loop": rows,
-               "momentum_sweep": [{"method": "one vmap compile, all values at once",
-                                   "compile_seconds": 1.0, "run_seconds": 1.0,
-                                   "total_seconds": 2.0}], "state_memory": []}
+        "(median of paired ratios; target: at least 0.90)."
+    )
+    results = {
+        "machine": {"cpu": "test", "cores": 2, "jax": "x", "backend": "cpu"},
+        "quick": True,
+        "update_step": [],
+        "training_loop": rows,
+        "momentum_sweep": [
+            {
+                "method": "one vmap compile, all values at once",
+                "compile_seconds": 1.0,
+                "run_seconds": 1.0,
+                "total_seconds": 2.0,
+            }
+        ],
+        "state_memory": [],
+    }
     text = tables.markdown(results)
-    assert (f"| 32 | every 100 steps | {training_speed.LIBRARY} | 100.0 (90.0-200.0) | "
-            "320,000 | 0.93 (0.88-1.00) |") in text
+    assert (
+        f"| 32 | every 100 steps | {training_speed.LIBRARY} | 100.0 (90.0-200.0) | "
+        "320,000 | 0.93 (0.88-1.00) |"
+    ) in text
     assert "MNIST-1D MLP 40-100-100-10, 1000 steps" in text
     assert tables.loop_summary(rows) in text

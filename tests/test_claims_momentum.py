@@ -7,12 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from tests import helpers
-
 from experiments import loop
 from experiments.claims import momentum_size as c3
 from experiments.claims import nesterov as c4
 from experiments.protocol import verdicts
+from tests import helpers
 
 S, N, I = verdicts.SUPPORTED, verdicts.NOT_SUPPORTED, verdicts.INCONCLUSIVE
 SEEDS = 3
@@ -26,11 +25,15 @@ def losses(**by_beta):
 
 # ------------------------------------------------------------------------------- C3 judge
 
-@pytest.mark.parametrize("high, status", [
-    ([1.40, 1.42, 1.38], S),  # 0.99 is 0.2 nats worse than 0.9 on every seed
-    ([1.19, 1.21, 1.20], N),  # no worse than 0.9
-    ([1.20, 1.45, 1.22], I),  # worse on one seed only: the interval straddles 0.05
-])
+
+@pytest.mark.parametrize(
+    "high, status",
+    [
+        ([1.40, 1.42, 1.38], S),  # 0.99 is 0.2 nats worse than 0.9 on every seed
+        ([1.19, 1.21, 1.20], N),  # no worse than 0.9
+        ([1.20, 1.45, 1.22], I),  # worse on one seed only: the interval straddles 0.05
+    ],
+)
 def test_c3_judge_compares_099_with_09_each_at_its_own_lr(high, status):
     own = losses(b0=[1.25, 1.25, 1.25], b09=[1.2, 1.2, 1.2], b099=high)
     shared = losses(b0=[2.0] * 3, b09=[1.2] * 3, b099=[2.3] * 3)
@@ -64,11 +67,15 @@ def test_c3_grid_crosses_every_beta_with_every_lr():
 
 # ------------------------------------------------------------------------------ C4 judge
 
-@pytest.mark.parametrize("nag, status", [
-    ([300, 300, 350], S),  # about 0.6 of heavy ball's steps
-    ([500, 600, 500], N),  # as slow as heavy ball or slower
-    ([300, 600, 500], I),
-])
+
+@pytest.mark.parametrize(
+    "nag, status",
+    [
+        ([300, 300, 350], S),  # about 0.6 of heavy ball's steps
+        ([500, 600, 500], N),  # as slow as heavy ball or slower
+        ([300, 600, 500], I),
+    ],
+)
 def test_c4_judge_on_the_steps_ratio(nag, status):
     steps = {"heavy ball": np.array([500.0, 600.0, 500.0]), "Nesterov": np.array(nag, float)}
     robust = {"heavy ball": np.full(SEEDS, 0.2), "Nesterov": np.full(SEEDS, 0.6)}
@@ -79,14 +86,18 @@ def test_c4_judge_on_the_steps_ratio(nag, status):
 
 
 def test_c4_cnn_steps_are_reported_as_secondary_and_do_not_vote():
-    steps = {"heavy ball": np.array([500.0, 600.0, 500.0]),
-             "Nesterov": np.array([300.0, 300.0, 350.0])}
-    slower_on_cnn = {"heavy ball": np.array([300.0, 300.0, 300.0]),
-                     "Nesterov": np.array([600.0, 650.0, 600.0])}
+    steps = {
+        "heavy ball": np.array([500.0, 600.0, 500.0]),
+        "Nesterov": np.array([300.0, 300.0, 350.0]),
+    }
+    slower_on_cnn = {
+        "heavy ball": np.array([300.0, 300.0, 300.0]),
+        "Nesterov": np.array([600.0, 650.0, 600.0]),
+    }
     same = {m: np.zeros(SEEDS) for m in steps}
     verdict = c4.judge_c4(steps, same, same, c4.FULL, slower_on_cnn)
     assert verdict.status == S
-    cnn, = [c for c in verdict.secondary if "CNN" in c.text]
+    (cnn,) = [c for c in verdict.secondary if "CNN" in c.text]
     assert cnn.status == N and cnn.estimate.mean == pytest.approx(1850 / 900)
 
 
@@ -97,22 +108,34 @@ def test_c4_robustness_is_the_share_near_each_seeds_best():
 
 def test_c4_censored_counts_never_as_one_evaluation_past_the_end():
     cfg = c4.QUICK
-    np.testing.assert_array_equal(c4.censored(np.array([100.0, np.inf]), cfg.schedule),
-                                  [100.0, cfg.schedule.steps + cfg.schedule.eval_every])
+    np.testing.assert_array_equal(
+        c4.censored(np.array([100.0, np.inf]), cfg.schedule),
+        [100.0, cfg.schedule.steps + cfg.schedule.eval_every],
+    )
 
 
 # ----------------------------------------------------------------------------- C15 judge
 
-@pytest.mark.parametrize("hb, status", [
-    ([6.0, 7.0, 6.5], S),  # heavy ball needs ~4 trials more than SGD
-    ([2.0, 2.5, 2.2], N),  # fewer than SGD
-    ([2.0, 6.0, 4.0], I),
-])
+
+@pytest.mark.parametrize(
+    "hb, status",
+    [
+        ([6.0, 7.0, 6.5], S),  # heavy ball needs ~4 trials more than SGD
+        ([2.0, 2.5, 2.2], N),  # fewer than SGD
+        ([2.0, 6.0, 4.0], I),
+    ],
+)
 def test_c15_judge_on_the_extra_trials_of_heavy_ball(hb, status):
-    needed = {"SGD": np.array([2.5, 2.5, 2.5]), "heavy ball": np.array(hb),
-              "Nesterov": np.array([9.0, 2.0, 5.0])}  # secondary only
-    first = {"SGD": np.full(SEEDS, 0.3), "heavy ball": np.full(SEEDS, 0.4),
-             "Nesterov": np.full(SEEDS, 0.4)}
+    needed = {
+        "SGD": np.array([2.5, 2.5, 2.5]),
+        "heavy ball": np.array(hb),
+        "Nesterov": np.array([9.0, 2.0, 5.0]),
+    }  # secondary only
+    first = {
+        "SGD": np.full(SEEDS, 0.3),
+        "heavy ball": np.full(SEEDS, 0.4),
+        "Nesterov": np.full(SEEDS, 0.4),
+    }
     assert c4.judge_c15(needed, first, c4.QUICK).status == status
 
 
@@ -136,10 +159,16 @@ def test_c15_expected_curves_start_at_the_mean_and_end_below_the_best():
 
 # ------------------------------------------------------------------------ end-to-end runs
 
+
 @pytest.mark.slow
 def test_c3_run_end_to_end(tmp_path):
-    cfg = dataclasses.replace(c3.QUICK, betas=(0.0, 0.9, 0.99), lr=(1e-2, 1.0), lrs=3,
-                              schedule=loop.Schedule(steps=100, batch_size=32, eval_every=100))
+    cfg = dataclasses.replace(
+        c3.QUICK,
+        betas=(0.0, 0.9, 0.99),
+        lr=(1e-2, 1.0),
+        lrs=3,
+        schedule=loop.Schedule(steps=100, batch_size=32, eval_every=100),
+    )
     [finding] = c3.run(cfg, jax.random.key(0), tmp_path)
     assert finding.id == "C3" and (tmp_path / finding.plots[0]).exists()
     val, best = finding.metrics["val_loss"], finding.metrics["best_lr_index"]
@@ -155,8 +184,9 @@ def test_c3_run_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_c4_c15_run_end_to_end(tmp_path):
-    cfg = dataclasses.replace(c4.QUICK, trials=3,
-                              schedule=loop.Schedule(steps=200, batch_size=32, eval_every=100))
+    cfg = dataclasses.replace(
+        c4.QUICK, trials=3, schedule=loop.Schedule(steps=200, batch_size=32, eval_every=100)
+    )
     f4, f15 = c4.run(cfg, jax.random.key(0), tmp_path)
     assert (f4.id, f15.id) == ("C4", "C15") and (tmp_path / f4.plots[0]).exists()
     assert 0.1 < f4.metrics["target"] < 1.0
@@ -164,12 +194,14 @@ def test_c4_c15_run_end_to_end(tmp_path):
         assert np.all((steps > 0) & (steps <= 300)), method
     for row in f4.table:
         assert cfg.lr[0] * 0.999 <= row["lr"] <= cfg.lr[1] * 1.001
-        assert helpers.is_drawn_trial(row["lr"], row["beta"], cfg.lr, cfg.one_minus_beta,
-                                      cfg.trials), row
+        assert helpers.is_drawn_trial(
+            row["lr"], row["beta"], cfg.lr, cfg.one_minus_beta, cfg.trials
+        ), row
     ratio = f4.metrics["steps"]["Nesterov"].mean() / f4.metrics["steps"]["heavy ball"].mean()
     assert f4.verdict.primary[0].estimate.mean == pytest.approx(ratio)
     expected = f15.metrics["expected"]
     assert set(expected) == set(c4.METHODS) and expected["SGD"].shape == (SEEDS, 3)
     assert all(np.all(np.diff(e, axis=1) >= -1e-9) for e in expected.values())
     assert f15.verdict.status in verdicts.EMPIRICAL and np.isfinite(
-        f15.verdict.primary[0].estimate.mean)
+        f15.verdict.primary[0].estimate.mean
+    )

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import momentum_optax as mo
-from experiments import noisy_quadratic as nqm
 from experiments import loop
+from experiments import noisy_quadratic as nqm
 from experiments.claims import batch_size as bs
 from experiments.claims import noise
 from experiments.protocol import tuning
@@ -19,6 +19,7 @@ CFG = noise.QUICK
 
 
 # ------------------------------------------------------------------ the noisy quadratic model
+
 
 @pytest.mark.slow
 def test_expected_loss_matches_the_mean_of_sampled_runs():
@@ -35,7 +36,7 @@ def test_expected_loss_of_sgd_is_the_one_dimensional_recursion():
     h, x0, lr, batch, noise_scale = jnp.array([0.5]), jnp.array([2.0]), 0.4, 8.0, 3.0
     xx = [4.0]
     for _ in range(5):  # E[x'^2] = (1 - lr h)^2 E[x^2] + lr^2 c h / B
-        xx.append((1 - lr * 0.5) ** 2 * xx[-1] + lr ** 2 * noise_scale * 0.5 / batch)
+        xx.append((1 - lr * 0.5) ** 2 * xx[-1] + lr**2 * noise_scale * 0.5 / batch)
     got = nqm.expected_loss(lr, 0.0, h, x0, batch, 5, noise=noise_scale)
     np.testing.assert_allclose(got, 0.25 * np.asarray(xx), rtol=1e-5)
 
@@ -43,7 +44,8 @@ def test_expected_loss_of_sgd_is_the_one_dimensional_recursion():
 def test_gradient_noise_has_covariance_h_over_batch():
     h, x = nqm.curvatures(4), jnp.ones(4)
     g = jax.vmap(lambda k: nqm.gradient(h, x, 16.0, k, 2.0))(
-        jax.random.split(jax.random.key(0), 20000))
+        jax.random.split(jax.random.key(0), 20000)
+    )
     np.testing.assert_allclose(g.mean(0), h * x, atol=0.01)
     np.testing.assert_allclose(g.var(0), 2.0 * h / 16.0, rtol=0.05)
 
@@ -55,6 +57,7 @@ def test_steps_to_is_the_first_recorded_step_at_or_below_target():
 
 # ------------------------------------------------------------------------------- judges
 
+
 def steps(ratio: float, spread: float = 0.02, seeds: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed (sgd, heavy ball) steps with heavy ball / SGD about ``ratio``."""
     sgd = np.array([1000.0, 1100.0, 900.0, 1050.0, 950.0])[:seeds]
@@ -65,23 +68,31 @@ def steps(ratio: float, spread: float = 0.02, seeds: int = 5) -> tuple[np.ndarra
 SIZES = (32, 256, 2048)
 
 
-def c14_verdict(small: float, large: float, small_spread: float = 0.02,
-                nqm_ratio: float = 2.0) -> verdicts.Verdict:
+def c14_verdict(
+    small: float, large: float, small_spread: float = 0.02, nqm_ratio: float = 2.0
+) -> verdicts.Verdict:
     """C14's verdict from MNIST-1D steps with heavy ball / SGD about ``small`` at batch 32
     and ``large`` at 2048 (0.5 between), the NQM's ``nqm_ratio`` at every size."""
     (s32, h32), (s2k, h2k), middle = steps(small, small_spread), steps(large), steps(0.5)
     nqm_sgd, nqm_heavy = steps(nqm_ratio)
-    return noise.judge_c14({32: s32, 256: middle[0], 2048: s2k},
-                           {32: h32, 256: middle[1], 2048: h2k},
-                           {b: nqm_sgd for b in SIZES}, {b: nqm_heavy for b in SIZES}, CFG)
+    return noise.judge_c14(
+        {32: s32, 256: middle[0], 2048: s2k},
+        {32: h32, 256: middle[1], 2048: h2k},
+        {b: nqm_sgd for b in SIZES},
+        {b: nqm_heavy for b in SIZES},
+        CFG,
+    )
 
 
-@pytest.mark.parametrize("small, large, spread, status", [
-    (0.95, 0.3, 0.02, verdicts.DEPENDS),  # the statement's pattern
-    (0.5, 0.3, 0.02, verdicts.SUPPORTED),
-    (1.0, 0.9, 0.02, verdicts.NOT_SUPPORTED),
-    (0.8, 0.3, 0.3, verdicts.INCONCLUSIVE),  # batch 32 straddles 0.8, no side against
-])
+@pytest.mark.parametrize(
+    "small, large, spread, status",
+    [
+        (0.95, 0.3, 0.02, verdicts.DEPENDS),  # the statement's pattern
+        (0.5, 0.3, 0.02, verdicts.SUPPORTED),
+        (1.0, 0.9, 0.02, verdicts.NOT_SUPPORTED),
+        (0.8, 0.3, 0.3, verdicts.INCONCLUSIVE),  # batch 32 straddles 0.8, no side against
+    ],
+)
 def test_c14_judge_returns_every_status(small, large, spread, status):
     assert c14_verdict(small, large, spread).status == status
 
@@ -99,17 +110,23 @@ def test_c14_judge_votes_on_mnist1d_only(nqm_ratio):
 def test_c14_primary_batches_are_the_ends_of_the_mnist1d_arm():
     sgd, heavy = steps(0.3)
     slow = steps(1.0)  # batch 256 alone would not be supported
-    verdict = noise.judge_c14({32: sgd, 256: slow[0]}, {32: heavy, 256: slow[1]},
-                              {32: sgd}, {32: heavy}, CFG)
+    verdict = noise.judge_c14(
+        {32: sgd, 256: slow[0]}, {32: heavy, 256: slow[1]}, {32: sgd}, {32: heavy}, CFG
+    )
     assert verdict.status == verdicts.DEPENDS and "batch 32 only" in verdict.reason
 
 
 # ------------------------------------------------------------------- C14's MNIST-1D arm
 
+
 def test_steps_to_interpolates_between_evaluations():
-    acc = np.array([[0.1, 0.4, 0.8, 0.9],   # 0.6 crossed half-way from step 100 to 200
-                    [0.1, 0.2, np.nan, 0.3],  # never (NaN never arrives)
-                    [0.1, 0.6, 0.5, 0.7]])  # exactly at an evaluation; the first crossing
+    acc = np.array(
+        [
+            [0.1, 0.4, 0.8, 0.9],  # 0.6 crossed half-way from step 100 to 200
+            [0.1, 0.2, np.nan, 0.3],  # never (NaN never arrives)
+            [0.1, 0.6, 0.5, 0.7],
+        ]
+    )  # exactly at an evaluation; the first crossing
     got = bs.steps_to(acc, 0.6, np.array([0, 100, 200, 300]))
     np.testing.assert_allclose(got, [150.0, np.inf, 100.0])
 
@@ -134,26 +151,44 @@ def test_step_units_are_the_briefs_and_the_arms_fit_the_budget():
     assert max(a.batch for a in noise.FULL.arms) == 2048 and noise.FULL.seeds >= 5
 
 
-@pytest.mark.parametrize("ratio, spread, status", [
-    (0.3, 0.02, verdicts.SUPPORTED),
-    (1.2, 0.02, verdicts.NOT_SUPPORTED),
-    (0.8, 0.3, verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "ratio, spread, status",
+    [
+        (0.3, 0.02, verdicts.SUPPORTED),
+        (1.2, 0.02, verdicts.NOT_SUPPORTED),
+        (0.8, 0.3, verdicts.INCONCLUSIVE),
+    ],
+)
 def test_c11_judge_returns_every_status(ratio, spread, status):
     raw, ema = steps(ratio, spread)
     other = steps(2.0)  # secondary regimes never vote
     names = list(noise.regimes({b: 0.1 for b in CFG.batch_sizes}, CFG))
-    verdict = noise.judge_c11({names[0]: raw, names[1]: other[0]},
-                              {names[0]: ema, names[1]: other[1]}, CFG)
+    verdict = noise.judge_c11(
+        {names[0]: raw, names[1]: other[0]}, {names[0]: ema, names[1]: other[1]}, CFG
+    )
     assert verdict.status == status and len(verdict.secondary) == 1
 
 
 # ------------------------------------------------------------------------ C11's measurement
 
-TINY = dataclasses.replace(CFG, seeds=3, dim=50, trials=6, steps=300, every=10, target=0.05,
-                           ema_steps=200, ema_burn=50, ema_every=25, arm_trials=2,
-                           accuracy=0.25, arms=(bs.Arm(loop.Schedule(60, 32, 20), (0.1, 0.4)),
-                                                bs.Arm(loop.Schedule(20, 256, 10), (0.3, 1.2))))
+TINY = dataclasses.replace(
+    CFG,
+    seeds=3,
+    dim=50,
+    trials=6,
+    steps=300,
+    every=10,
+    target=0.05,
+    ema_steps=200,
+    ema_burn=50,
+    ema_every=25,
+    arm_trials=2,
+    accuracy=0.25,
+    arms=(
+        bs.Arm(loop.Schedule(60, 32, 20), (0.1, 0.4)),
+        bs.Arm(loop.Schedule(20, 256, 10), (0.3, 1.2)),
+    ),
+)
 
 
 def test_without_noise_the_ema_of_gradients_is_pure_lag():
@@ -182,7 +217,8 @@ def test_run_writes_both_findings_with_finite_intervals(tmp_path):
         for cond in finding.verdict.primary + finding.verdict.secondary:
             assert np.isfinite([cond.estimate.low, cond.estimate.high]).all()
     assert [c.text for c in c14.verdict.primary] == [
-        f"MNIST-1D, batch {b}: steps to target, heavy ball / SGD" for b in (32, 256)]
+        f"MNIST-1D, batch {b}: steps to target, heavy ball / SGD" for b in (32, 256)
+    ]
     assert len(c14.verdict.secondary) == len(TINY.batch_sizes)  # the NQM's sizes
     arms = {a.batch: a for a in TINY.arms}
     for row in c14.table:
@@ -199,8 +235,10 @@ def test_run_writes_both_findings_with_finite_intervals(tmp_path):
     rows = {r["regime"]: r for r in c11.table}
     small = min(TINY.batch_sizes)
     # a tenth of the speed lags less than the tuned trajectory
-    assert (rows[f"batch {small}, slow lr"]["(c) lag only"].mean
-            < rows[f"batch {small}, tuned lr"]["(c) lag only"].mean)
+    assert (
+        rows[f"batch {small}, slow lr"]["(c) lag only"].mean
+        < rows[f"batch {small}, tuned lr"]["(c) lag only"].mean
+    )
     # at the largest batch heavy ball reaches the target sooner than SGD
     big = [r for r in c14.table if r["problem"] == "NQM" and r["batch"] == max(TINY.batch_sizes)]
     assert big[1]["steps to target"].mean < big[0]["steps to target"].mean

@@ -9,13 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests import helpers
-
 import momentum_optax as mo
 from experiments import loop
 from experiments.claims import restart as c9
 from experiments.claims import restart_quadratic as e1
 from experiments.protocol import verdicts
+from tests import helpers
 
 CFG = c9.QUICK
 QCFG = e1.QUICK
@@ -24,17 +23,21 @@ K50, K200 = c9.label(50), c9.label(200)
 
 # ------------------------------------------------------------------------------ C9's judge
 
+
 def c9_numbers(k50, k200, never=(1.0, 1.0, 1.0)):
     train = {K50: np.asarray(k50), K200: np.asarray(k200), c9.NEVER: np.asarray(never)}
     val = {name: np.ones(3) for name in train}  # tied: only the training losses vote
     return train, val, {name: np.full(3, 0.7) for name in train}
 
 
-@pytest.mark.parametrize("k50, k200, status", [
-    ((0.5, 0.55, 0.6), (0.95, 1.0, 1.05), verdicts.SUPPORTED),
-    ((1.0, 1.05, 0.98), (1.1, 1.2, 1.0), verdicts.NOT_SUPPORTED),
-    ((0.7, 1.1, 0.9), (1.2, 1.2, 1.2), verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "k50, k200, status",
+    [
+        ((0.5, 0.55, 0.6), (0.95, 1.0, 1.05), verdicts.SUPPORTED),
+        ((1.0, 1.05, 0.98), (1.1, 1.2, 1.0), verdicts.NOT_SUPPORTED),
+        ((0.7, 1.1, 0.9), (1.2, 1.2, 1.2), verdicts.INCONCLUSIVE),
+    ],
+)
 def test_c9_judge_gives_every_status(k50, k200, status):
     assert c9.judge(*c9_numbers(k50, k200), CFG).status == status
 
@@ -46,8 +49,11 @@ def test_c9_judges_the_best_period_not_the_first():
 
 
 def test_best_period_counts_a_diverged_seed_as_worst():
-    train = {K50: np.array([0.1, np.nan, 0.1]), K200: np.array([0.5, 0.5, 0.5]),
-             c9.NEVER: np.array([0.01, 0.01, 0.01])}
+    train = {
+        K50: np.array([0.1, np.nan, 0.1]),
+        K200: np.array([0.5, 0.5, 0.5]),
+        c9.NEVER: np.array([0.01, 0.01, 0.01]),
+    }
     assert c9.best_period(train) == K200
 
 
@@ -78,6 +84,7 @@ def test_c9_restarted_arm_forgets_its_momentum_every_k_steps():
 
 # ------------------------------------------------------------------------------ E1's judge
 
+
 def e1_steps(gradient, function, polyak=(100, 200, 300)):
     steps = {name: np.full(3, 1e9) for name in e1.options(QCFG)}
     steps[e1.POLYAK] = np.asarray(polyak, np.float64)
@@ -86,12 +93,15 @@ def e1_steps(gradient, function, polyak=(100, 200, 300)):
     return steps
 
 
-@pytest.mark.parametrize("gradient, function, status", [
-    ((150, 300, 400), (120, 260, 420), verdicts.SUPPORTED),
-    ((900, 1500, 2000), (np.inf, np.inf, np.inf), verdicts.NOT_SUPPORTED),
-    ((150, 300, 400), (900, 1500, 2000), verdicts.DEPENDS),
-    ((150, 300, 400), (200, 1000, 1200), verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "gradient, function, status",
+    [
+        ((150, 300, 400), (120, 260, 420), verdicts.SUPPORTED),
+        ((900, 1500, 2000), (np.inf, np.inf, np.inf), verdicts.NOT_SUPPORTED),
+        ((150, 300, 400), (900, 1500, 2000), verdicts.DEPENDS),
+        ((150, 300, 400), (200, 1000, 1200), verdicts.INCONCLUSIVE),
+    ],
+)
 def test_e1_judge_gives_every_status(gradient, function, status):
     assert e1.judge(e1_steps(gradient, function), QCFG).status == status
 
@@ -102,6 +112,7 @@ def test_e1_counts_never_as_one_step_past_the_end():
 
 
 # ------------------------------------------------------------------- E1's measurement parts
+
 
 def test_random_quadratic_spans_mu_to_l_and_varies_with_the_seed():
     a, b = (e1.problem(QCFG, jax.random.key(0), s) for s in (0, 1))
@@ -134,7 +145,7 @@ def test_union_runs_the_chosen_option_exactly():
         ref = opts[index]
         x = y = jnp.array([1.0, -3.0])
         s, r = chosen.init(x), ref.init(y)
-        loss = lambda v: jnp.sum(jnp.array([10.0, 1.0]) * v ** 2)
+        loss = lambda v: jnp.sum(jnp.array([10.0, 1.0]) * v**2)
         for _ in range(12):
             u, s = chosen.update(jax.grad(loss)(x), s, x, value=loss(x))
             w, r = ref.update(jax.grad(loss)(y), r, y, value=loss(y))
@@ -161,18 +172,22 @@ def test_e1_tiny_measure_orders_the_methods_as_theory_says():
 
 @pytest.mark.slow
 def test_tiny_run_writes_both_findings(tmp_path):
-    cfg = dataclasses.replace(CFG, trials=2, periods=(50,), schedule=loop.Schedule(200, 32, 100),
-                              quadratic=TINY_Q)
+    cfg = dataclasses.replace(
+        CFG, trials=2, periods=(50,), schedule=loop.Schedule(200, 32, 100), quadratic=TINY_Q
+    )
     findings = c9.run(cfg, jax.random.key(0), tmp_path)
     assert [f.id for f in findings] == ["C9", "E1"]
     for finding in findings:
         assert all((tmp_path / p).is_file() for p in finding.plots)
         assert finding.verdict.status in verdicts.EMPIRICAL
-        assert all(np.isfinite(c.estimate.low) and np.isfinite(c.estimate.high)
-                   for c in finding.verdict.primary)
+        assert all(
+            np.isfinite(c.estimate.low) and np.isfinite(c.estimate.high)
+            for c in finding.verdict.primary
+        )
     c9_rows = findings[0].table
     assert [r["arm"] for r in c9_rows] == [K50, c9.NEVER]
     for row in c9_rows:
         assert cfg.lr[0] * 0.999 <= row["lr"] <= cfg.lr[1] * 1.001
-        assert helpers.is_drawn_trial(row["lr"], row["beta"], cfg.lr, cfg.one_minus_beta,
-                                      cfg.trials), row
+        assert helpers.is_drawn_trial(
+            row["lr"], row["beta"], cfg.lr, cfg.one_minus_beta, cfg.trials
+        ), row

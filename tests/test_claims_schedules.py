@@ -7,11 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from tests import helpers
-
 from experiments import loop
 from experiments.claims import schedules as c8
 from experiments.protocol import verdicts
+from tests import helpers
 
 CFG = c8.QUICK
 
@@ -19,18 +18,24 @@ CFG = c8.QUICK
 def numbers(anneal_val, linear_val, constant_val=(1.0, 1.0, 1.0)):
     """Per-seed final validation losses; training losses and test accuracies tied, so only
     the validation losses can move the verdict."""
-    val = {c8.CONSTANT: np.asarray(constant_val), c8.ANNEAL: np.asarray(anneal_val),
-           c8.LINEAR: np.asarray(linear_val)}
+    val = {
+        c8.CONSTANT: np.asarray(constant_val),
+        c8.ANNEAL: np.asarray(anneal_val),
+        c8.LINEAR: np.asarray(linear_val),
+    }
     test = {name: np.full(3, 0.7) for name in val}
     return val, {name: np.ones(3) for name in val}, test
 
 
-@pytest.mark.parametrize("anneal, linear, status", [
-    ((0.98, 1.0, 1.01), (1.0, 0.99, 1.02), verdicts.SUPPORTED),
-    ((1.2, 1.25, 1.3), (1.3, 1.2, 1.4), verdicts.NOT_SUPPORTED),
-    ((1.0, 1.01, 0.99), (1.3, 1.2, 1.4), verdicts.DEPENDS),
-    ((0.95, 1.15, 1.05), (1.0, 0.99, 1.02), verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "anneal, linear, status",
+    [
+        ((0.98, 1.0, 1.01), (1.0, 0.99, 1.02), verdicts.SUPPORTED),
+        ((1.2, 1.25, 1.3), (1.3, 1.2, 1.4), verdicts.NOT_SUPPORTED),
+        ((1.0, 1.01, 0.99), (1.3, 1.2, 1.4), verdicts.DEPENDS),
+        ((0.95, 1.15, 1.05), (1.0, 0.99, 1.02), verdicts.INCONCLUSIVE),
+    ],
+)
 def test_judge_gives_every_status(anneal, linear, status):
     verdict = c8.judge(*numbers(anneal, linear), CFG)
     assert verdict.status == status
@@ -75,8 +80,10 @@ def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
     assert finding.id == "C8"
     assert (tmp_path / finding.plots[0]).is_file()
     assert finding.verdict.status in verdicts.EMPIRICAL
-    assert all(np.isfinite(c.estimate.low) and np.isfinite(c.estimate.high)
-               for c in finding.verdict.primary)
+    assert all(
+        np.isfinite(c.estimate.low) and np.isfinite(c.estimate.high)
+        for c in finding.verdict.primary
+    )
     runs = {r.method: r for r in numbers_["trials"]}
     # same seed = same initialisation: every arm starts from the same training loss
     start = [r.curves.train_loss[..., 0] for r in runs.values()]
@@ -87,5 +94,6 @@ def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
     for sel in numbers_["selected"]:
         assert cfg.lr[0] * 0.999 <= sel.setting["lr"] <= cfg.lr[1] * 1.001
     constant = numbers_["selected"][0].setting
-    assert helpers.is_drawn_trial(constant["lr"], constant["momentum"], cfg.lr,
-                                  cfg.one_minus_beta, cfg.trials), constant
+    assert helpers.is_drawn_trial(
+        constant["lr"], constant["momentum"], cfg.lr, cfg.one_minus_beta, cfg.trials
+    ), constant

@@ -21,9 +21,10 @@ PASSED, FAILED = verdicts.CHECK_PASSED, verdicts.CHECK_FAILED
 
 # ------------------------------------------------------------------------ textbook: the fit
 
+
 def test_fitted_rate_recovers_a_double_root():
     t = np.arange(3000)
-    errors = (1 + 0.3 * t) * 0.97 ** t
+    errors = (1 + 0.3 * t) * 0.97**t
     np.testing.assert_allclose(ravines.fitted_rate(errors), 0.97, rtol=1e-4)
 
 
@@ -46,8 +47,14 @@ def test_flip_fraction_ignores_rounding_below_the_floor():
 
 
 def test_rotation_is_orthogonal_and_the_run_is_in_eigen_coordinates():
-    row = {"theta": np.float32(0.7), "phi": np.float32(0.3), "kappa": np.float32(10.0),
-           "lr": np.float32(0.05), "momentum": np.float32(0.0), "nesterov": np.int32(0)}
+    row = {
+        "theta": np.float32(0.7),
+        "phi": np.float32(0.3),
+        "kappa": np.float32(10.0),
+        "lr": np.float32(0.05),
+        "momentum": np.float32(0.0),
+        "nesterov": np.int32(0),
+    }
     q = np.asarray(ravines.rotation(row["theta"]))
     np.testing.assert_allclose(q @ q.T, np.eye(2), atol=1e-6)
     run = ravines.ravine_run(row, 3)
@@ -56,6 +63,7 @@ def test_rotation_is_orthogonal_and_the_run_is_in_eigen_coordinates():
 
 
 # ---------------------------------------------------------------------- textbook: the judges
+
 
 def c1_numbers():
     m = np.asarray(CFG.lr_multiples)
@@ -67,7 +75,9 @@ def c1_numbers():
 
 def test_c1_passes_on_textbook_numbers():
     steps, rises, flips, diverged = c1_numbers()
-    assert quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == PASSED
+    assert (
+        quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == PASSED
+    )
 
 
 @pytest.mark.parametrize("broken", ["slow", "rises", "flips", "diverged"])
@@ -81,14 +91,17 @@ def test_c1_fails_when_one_seed_breaks_one_condition(broken):
         flips[0, 5] = 0.9
     else:
         diverged[0, 6] = True  # lr 1.8/L diverging
-    assert quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == FAILED
+    assert (
+        quadratic_checks.judge_c1(steps, rises, flips, diverged, CFG.lr_multiples).status == FAILED
+    )
 
 
 def tuned_numbers():
     kappa = np.array([100.0, 400.0, 900.0])
-    theory = np.stack([[(k - 1) / (k + 1), (k ** .5 - 1) / (k ** .5 + 1), 1 - k ** -.5]
-                       for k in kappa])
-    steps = np.stack([[13.8 * k / 2, 13.8 * k ** .5 / 2, 13.8 * k ** .5] for k in kappa])
+    theory = np.stack(
+        [[(k - 1) / (k + 1), (k**0.5 - 1) / (k**0.5 + 1), 1 - k**-0.5] for k in kappa]
+    )
+    steps = np.stack([[13.8 * k / 2, 13.8 * k**0.5 / 2, 13.8 * k**0.5] for k in kappa])
     return theory.copy(), theory, steps, kappa
 
 
@@ -143,8 +156,9 @@ def test_c12_passes_and_fails_on_the_coherence_medians():
 
 
 def test_c7_needs_agreement_and_a_control_that_disagrees():
-    differences = np.stack([np.full((3, 3), 1e-7), np.full((3, 3), 1.0),
-                            np.full((3, 3), 1e-2)], -1)  # free-running: reported, not judged
+    differences = np.stack(
+        [np.full((3, 3), 1e-7), np.full((3, 3), 1.0), np.full((3, 3), 1e-2)], -1
+    )  # free-running: reported, not judged
     assert ema_check.judge_c7(differences, CFG).status == PASSED
     differences[1, 1, 0] = 1e-3
     assert ema_check.judge_c7(differences, CFG).status == FAILED
@@ -154,13 +168,15 @@ def test_c7_needs_agreement_and_a_control_that_disagrees():
 
 # ------------------------------------------------------------------------ C13: the judge
 
+
 def c13_judge(hb_factor):
     gd = np.array([100.0, 90.0, 110.0])
     same_lr = np.stack([gd, gd * np.asarray(hb_factor), gd * 3], -1)
     stable = np.tile([2.0, 3.0, 3.8], (3, 1))
     steps = np.tile([500.0, 150.0, 200.0], (3, 1))
-    return oscillation.judge(same_lr, stable, steps, np.zeros(3), np.full(3, 0.1),
-                             oscillation.QUICK)
+    return oscillation.judge(
+        same_lr, stable, steps, np.zeros(3), np.full(3, 0.1), oscillation.QUICK
+    )
 
 
 def test_c13_supported_when_heavy_ball_changes_sign_half_as_often():
@@ -179,8 +195,14 @@ def test_c13_inconclusive_when_the_seeds_straddle_the_threshold():
 
 # -------------------------------------------------------------------------- end to end
 
-TINY = dataclasses.replace(textbook.QUICK, steps=3000, rate_kappa=(10.0, 30.0),
-                           lr_kappa=(5.0, 20.0), ema_steps=20, ema_betas=(0.5, 0.9))
+TINY = dataclasses.replace(
+    textbook.QUICK,
+    steps=3000,
+    rate_kappa=(10.0, 30.0),
+    lr_kappa=(5.0, 20.0),
+    ema_steps=20,
+    ema_betas=(0.5, 0.9),
+)
 
 
 @pytest.mark.slow
@@ -197,14 +219,21 @@ def test_textbook_checks_pass_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_oscillation_end_to_end_matches_the_stability_limits(tmp_path):
-    cfg = dataclasses.replace(oscillation.QUICK, lrs=21, steps=600, kappa=(10.0, 30.0),
-                              trials=2, schedule=loop.Schedule(steps=100, batch_size=32,
-                                                               eval_every=50))
+    cfg = dataclasses.replace(
+        oscillation.QUICK,
+        lrs=21,
+        steps=600,
+        kappa=(10.0, 30.0),
+        trials=2,
+        schedule=loop.Schedule(steps=100, batch_size=32, eval_every=50),
+    )
     (finding,) = oscillation.run(cfg, jax.random.key(0), tmp_path)
     assert finding.id == "C13" and finding.verdict.status in verdicts.EMPIRICAL
     assert (tmp_path / finding.plots[0]).exists()
     stable, m = finding.metrics["stable"], oscillation.grid(cfg)
     step = m[1] / m[0]  # the grid's resolution
     for j, beta in enumerate(cfg.momenta):  # theory: GD 2/L, heavy ball 2 (1 + beta) / L
-        assert np.all(stable[:, j] <= 2 * (1 + beta)) and np.all(stable[:, j] * step > 2 * (1 + beta))
+        assert np.all(stable[:, j] <= 2 * (1 + beta)) and np.all(
+            stable[:, j] * step > 2 * (1 + beta)
+        )
     assert finding.metrics["same_lr"].shape == (cfg.seeds, len(cfg.momenta))

@@ -23,18 +23,23 @@ KEY = jax.random.key(0)
 
 # ------------------------------------------------------------------------------ C5
 
+
 def _c5(spread_delta, spread_hb=(3.0, 3.1, 2.9)):
     early = {"delta momentum": np.array([1.2, 1.3, 1.25]), "heavy ball": np.array([3.0, 3.2, 3.1])}
     late = {"delta momentum": np.array([1.1, 1.1, 1.1]), "heavy ball": np.array([2.0, 2.1, 2.2])}
-    return adaptive_lr.judge(np.asarray(spread_delta), np.asarray(spread_hb), early, late,
-                             adaptive_lr.QUICK)
+    return adaptive_lr.judge(
+        np.asarray(spread_delta), np.asarray(spread_hb), early, late, adaptive_lr.QUICK
+    )
 
 
-@pytest.mark.parametrize("spread, status", [
-    ((3.0, 3.5, 4.0), verdicts.SUPPORTED),
-    ((1.1, 1.2, 1.15), verdicts.NOT_SUPPORTED),
-    ((1.5, 2.5, 3.0), verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "spread, status",
+    [
+        ((3.0, 3.5, 4.0), verdicts.SUPPORTED),
+        ((1.1, 1.2, 1.15), verdicts.NOT_SUPPORTED),
+        ((1.5, 2.5, 3.0), verdicts.INCONCLUSIVE),
+    ],
+)
 def test_c5_judge_follows_delta_momentums_spread(spread, status):
     verdict = _c5(spread)
     assert verdict.status == status
@@ -74,18 +79,23 @@ def test_c5_run_end_to_end(tmp_path):
     assert estimate.n == 3 and 1.0 <= estimate.low <= estimate.high < np.inf
     lrs = [row["lr"] for row in finding.table]
     assert all(cfg.lr[0] * 0.999 <= lr <= cfg.lr[1] * 1.001 for lr in lrs)
-    medians = {row["method"]: row["median"].mean for row in finding.table
-               if row["window"] == "last"}
+    medians = {
+        row["method"]: row["median"].mean for row in finding.table if row["window"] == "last"
+    }
     assert medians["heavy ball"] > medians["delta momentum"] > 1.0
 
 
 # ------------------------------------------------------------------------------ C6
 
-@pytest.mark.parametrize("momentum, gd, status", [
-    ([0.6, 0.7, 0.65], [0.1, 0.12, 0.1], verdicts.SUPPORTED),
-    ([0.1, 0.12, 0.1], [0.1, 0.12, 0.1], verdicts.NOT_SUPPORTED),
-    ([0.1, 0.4, 0.2], [0.1, 0.1, 0.1], verdicts.INCONCLUSIVE),
-])
+
+@pytest.mark.parametrize(
+    "momentum, gd, status",
+    [
+        ([0.6, 0.7, 0.65], [0.1, 0.12, 0.1], verdicts.SUPPORTED),
+        ([0.1, 0.12, 0.1], [0.1, 0.12, 0.1], verdicts.NOT_SUPPORTED),
+        ([0.1, 0.4, 0.2], [0.1, 0.1, 0.1], verdicts.INCONCLUSIVE),
+    ],
+)
 def test_c6_judge_follows_the_paired_difference(momentum, gd, status):
     verdict = minima.judge(np.array(momentum), np.array(gd), np.zeros(3), minima.QUICK)
     assert verdict.status == status
@@ -94,8 +104,12 @@ def test_c6_judge_follows_the_paired_difference(momentum, gd, status):
 
 def test_c6_gradient_descent_stays_in_its_dip_and_heavy_ball_rolls_through():
     one = jax.jit(minima.roll(dataclasses.replace(minima.QUICK, steps=1500)))
-    row = lambda start, lr, m: {"start": jnp.float32(start), "lr": jnp.float32(lr),
-                                "momentum": jnp.float32(m), "amplitude": jnp.float32(0.05)}
+    row = lambda start, lr, m: {
+        "start": jnp.float32(start),
+        "lr": jnp.float32(lr),
+        "momentum": jnp.float32(m),
+        "amplitude": jnp.float32(0.05),
+    }
     inside, dip = one(row(0.3, 0.1, 0.0)), one(row(2.2, 0.1, 0.0))
     assert abs(float(inside["x"])) < 1e-3 and not bool(inside["crossed"])
     assert abs(float(dip["x"]) - 1.9) < 0.1 and not bool(dip["crossed"])  # the bowl shifts it
@@ -119,9 +133,14 @@ def test_c6_run_end_to_end(tmp_path):
 
 # ------------------------------------------------------------------------------ E2
 
+
 def _steps(qhm, aggmo, demon, hb=(400.0, 400.0, 400.0)):  # QUICK: 400 steps
-    steps = {"heavy ball": np.array(hb), "QHM": np.array(qhm), "AggMo": np.array(aggmo),
-             "Demon": np.array(demon)}
+    steps = {
+        "heavy ball": np.array(hb),
+        "QHM": np.array(qhm),
+        "AggMo": np.array(aggmo),
+        "Demon": np.array(demon),
+    }
     test = {name: np.full(3, 0.7) for name in steps}
     return variants.judge(steps, test, variants.QUICK).status
 
@@ -129,12 +148,15 @@ def _steps(qhm, aggmo, demon, hb=(400.0, 400.0, 400.0)):  # QUICK: 400 steps
 FAST, SAME, UNSURE = [200.0, 300.0, 200.0], [400.0, 400.0, 400.0], [200.0, 400.0, 400.0]
 
 
-@pytest.mark.parametrize("qhm, aggmo, demon, status", [
-    (FAST, FAST, FAST, verdicts.SUPPORTED),
-    (SAME, SAME, SAME, verdicts.NOT_SUPPORTED),
-    (FAST, SAME, SAME, verdicts.DEPENDS),
-    (FAST, UNSURE, FAST, verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "qhm, aggmo, demon, status",
+    [
+        (FAST, FAST, FAST, verdicts.SUPPORTED),
+        (SAME, SAME, SAME, verdicts.NOT_SUPPORTED),
+        (FAST, SAME, SAME, verdicts.DEPENDS),
+        (FAST, UNSURE, FAST, verdicts.INCONCLUSIVE),
+    ],
+)
 def test_e2_judge_one_primary_per_variant(qhm, aggmo, demon, status):
     assert _steps(qhm, aggmo, demon) == status
 
@@ -158,8 +180,12 @@ def test_e2_heavy_ball_and_demon_share_one_state_structure_and_start_alike():
 
 @pytest.mark.slow
 def test_e2_run_end_to_end(tmp_path):
-    cfg = dataclasses.replace(variants.QUICK, seeds=3, trials=2,
-                              schedule=loop.Schedule(steps=100, batch_size=32, eval_every=50))
+    cfg = dataclasses.replace(
+        variants.QUICK,
+        seeds=3,
+        trials=2,
+        schedule=loop.Schedule(steps=100, batch_size=32, eval_every=50),
+    )
     [finding] = variants.run(cfg, KEY, tmp_path)
     assert finding.id == "E2" and (tmp_path / finding.plots[0]).exists()
     assert [row["method"] for row in finding.table] == ["heavy ball", "Demon", "QHM", "AggMo"]

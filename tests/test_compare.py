@@ -50,8 +50,19 @@ def test_help_documents_every_option_and_optimizer(capsys):
     text = capsys.readouterr().out
     options = [a for a in compare.parser()._actions if a.option_strings and a.dest != "help"]
     assert {a.dest for a in options} == {
-        "optimizer", "problem", "trials", "seeds", "batch_size", "steps", "eval_every",
-        "tune_momentum", "lr_range", "select", "out", "seed"}
+        "optimizer",
+        "problem",
+        "trials",
+        "seeds",
+        "batch_size",
+        "steps",
+        "eval_every",
+        "tune_momentum",
+        "lr_range",
+        "select",
+        "out",
+        "seed",
+    }
     for action in options:
         assert len(action.help) > 20, action.dest
         assert action.option_strings[0] in text
@@ -60,28 +71,43 @@ def test_help_documents_every_option_and_optimizer(capsys):
     assert "package.module:factory" in text and "learning_rate" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optimizer", "foo"], "--optimizer 'foo': not a known optimizer; expected one of sgd,"),
-    (["--optimizer", "sgd", "--optimizer", "sgd"], "--optimizer sgd: given more than once"),
-    (["--trials", "0"], "argument --trials: expected a positive integer; got '0'"),
-    (["--seeds", "two"], "argument --seeds: expected a positive integer; got 'two'"),
-    (["--steps", "100", "--eval-every", "30"], "--steps 100 is not a multiple of --eval-every 30"),
-    (["--problem", "cifar"], "argument --problem: invalid choice: 'cifar'"),
-    (["--select", "test"], "argument --select: invalid choice: 'test'"),
-    (["--lr-range", "1", "0.1"], "--lr-range 1 0.1: expected 0 < LOW <= HIGH"),
-    (["--optimizer", "no_such_module:make"],
-     "--optimizer 'no_such_module:make': cannot import 'make' from module 'no_such_module'"),
-    (["--optimizer", "tests.test_compare:missing"],
-     "cannot import 'missing' from module 'tests.test_compare' (AttributeError"),
-    (["--optimizer", "tests.test_compare:not_a_factory"],
-     "--optimizer 'tests.test_compare:not_a_factory': expected a callable whose first "
-     "parameter is `row` or that has a `learning_rate` parameter; got parameters ['x']"),
-    (["--optimizer", "tests.test_compare:returns_a_number", "--problem", "noisy-quadratic"],
-     "--optimizer 'tests.test_compare:returns_a_number': building or updating it failed "
-     "(TypeError: it returned 3, not an optax.GradientTransformation)"),
-])
-def test_bad_input_names_the_option_the_value_and_what_was_expected(argv, message, capsys,
-                                                                     tmp_path):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizer", "foo"], "--optimizer 'foo': not a known optimizer; expected one of sgd,"),
+        (["--optimizer", "sgd", "--optimizer", "sgd"], "--optimizer sgd: given more than once"),
+        (["--trials", "0"], "argument --trials: expected a positive integer; got '0'"),
+        (["--seeds", "two"], "argument --seeds: expected a positive integer; got 'two'"),
+        (
+            ["--steps", "100", "--eval-every", "30"],
+            "--steps 100 is not a multiple of --eval-every 30",
+        ),
+        (["--problem", "cifar"], "argument --problem: invalid choice: 'cifar'"),
+        (["--select", "test"], "argument --select: invalid choice: 'test'"),
+        (["--lr-range", "1", "0.1"], "--lr-range 1 0.1: expected 0 < LOW <= HIGH"),
+        (
+            ["--optimizer", "no_such_module:make"],
+            "--optimizer 'no_such_module:make': cannot import 'make' from module 'no_such_module'",
+        ),
+        (
+            ["--optimizer", "tests.test_compare:missing"],
+            "cannot import 'missing' from module 'tests.test_compare' (AttributeError",
+        ),
+        (
+            ["--optimizer", "tests.test_compare:not_a_factory"],
+            "--optimizer 'tests.test_compare:not_a_factory': expected a callable whose first "
+            "parameter is `row` or that has a `learning_rate` parameter; got parameters ['x']",
+        ),
+        (
+            ["--optimizer", "tests.test_compare:returns_a_number", "--problem", "noisy-quadratic"],
+            "--optimizer 'tests.test_compare:returns_a_number': building or updating it failed "
+            "(TypeError: it returned 3, not an optax.GradientTransformation)",
+        ),
+    ],
+)
+def test_bad_input_names_the_option_the_value_and_what_was_expected(
+    argv, message, capsys, tmp_path
+):
     with pytest.raises(SystemExit) as exit_info:
         compare.main([*argv, "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
@@ -97,9 +123,22 @@ def test_out_must_be_a_folder(tmp_path, capsys):
 
 
 def test_spaces_follow_the_options():
-    args = parse("--optimizer", "sgd", "--optimizer", "heavy-ball", "--optimizer", "aggmo",
-                 "--optimizer", "adam", "--optimizer", "tests.test_compare:adam_of_learning_rate",
-                 "--tune-momentum", "--lr-range", "0.01", "0.1")
+    args = parse(
+        "--optimizer",
+        "sgd",
+        "--optimizer",
+        "heavy-ball",
+        "--optimizer",
+        "aggmo",
+        "--optimizer",
+        "adam",
+        "--optimizer",
+        "tests.test_compare:adam_of_learning_rate",
+        "--tune-momentum",
+        "--lr-range",
+        "0.01",
+        "0.1",
+    )
     spaces = {m.name: m.space for m in compare.methods(args)}
     assert all(s.lr == (0.01, 0.1) for s in spaces.values())
     assert spaces["heavy-ball"].one_minus_beta == optimizers.ONE_MINUS_BETA
@@ -115,8 +154,15 @@ def test_spaces_follow_the_options():
 
 def test_optimizers_with_one_state_structure_share_a_compile():
     params = jax.ShapeDtypeStruct((compare.NQM_DIM,), jnp.float32)
-    args = parse(*sum([["--optimizer", n] for n in ("sgd", "heavy-ball", "nesterov", "adam",
-                                                   "rmsprop", "ema")], []))
+    args = parse(
+        *sum(
+            [
+                ["--optimizer", n]
+                for n in ("sgd", "heavy-ball", "nesterov", "adam", "rmsprop", "ema")
+            ],
+            [],
+        )
+    )
     key = {m.name: compare.structure(m, params) for m in compare.methods(args)}
     assert key["sgd"] == key["heavy-ball"] == key["nesterov"]
     assert len({key[n] for n in ("heavy-ball", "adam", "rmsprop", "ema")}) == 4
@@ -125,12 +171,39 @@ def test_optimizers_with_one_state_structure_share_a_compile():
 @pytest.mark.slow
 def test_digits_comparison_end_to_end(tmp_path):
     out = tmp_path / "cmp"
-    compare.main(["--problem", "digits-mlp", "--optimizer", "sgd", "--optimizer", "heavy-ball",
-                  "--optimizer", "tests.test_compare:heavy_ball_by_hand", "--trials", "3",
-                  "--seeds", "3", "--steps", "60", "--eval-every", "30", "--lr-range", "0.01",
-                  "0.1", "--out", str(out), "--seed", "1"])
-    assert {p.name for p in out.iterdir()} == {"REPORT.md", "results.json", "curves.png",
-                                               "tuning.png"}
+    compare.main(
+        [
+            "--problem",
+            "digits-mlp",
+            "--optimizer",
+            "sgd",
+            "--optimizer",
+            "heavy-ball",
+            "--optimizer",
+            "tests.test_compare:heavy_ball_by_hand",
+            "--trials",
+            "3",
+            "--seeds",
+            "3",
+            "--steps",
+            "60",
+            "--eval-every",
+            "30",
+            "--lr-range",
+            "0.01",
+            "0.1",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+        ]
+    )
+    assert {p.name for p in out.iterdir()} == {
+        "REPORT.md",
+        "results.json",
+        "curves.png",
+        "tuning.png",
+    }
     results = json.loads((out / "results.json").read_text())
     hand = "tests.test_compare:heavy_ball_by_hand"
     settings = {s["optimizer"]: s for s in results["settings"]}
@@ -145,13 +218,15 @@ def test_digits_comparison_end_to_end(tmp_path):
     # heavy ball written by hand: the same trials, the same seeds, the same numbers
     selected = results["selected"]
     for field in ("train_loss", "val_loss", "val_accuracy", "test_accuracy"):
-        np.testing.assert_allclose(selected[hand]["curves"][field],
-                                   selected["heavy-ball"]["curves"][field], rtol=1e-5)
+        np.testing.assert_allclose(
+            selected[hand]["curves"][field], selected["heavy-ball"]["curves"][field], rtol=1e-5
+        )
     paired = {row["optimizer"]: row for row in results["paired"]}
     assert set(paired) == {"heavy-ball - sgd", f"{hand} - sgd"}
     by_hand, built_in = paired[f"{hand} - sgd"], paired["heavy-ball - sgd"]
     assert by_hand["final validation loss"]["mean"] == pytest.approx(
-        built_in["final validation loss"]["mean"], rel=1e-4)
+        built_in["final validation loss"]["mean"], rel=1e-4
+    )
     # the paired difference: seed by seed, its interval from the per-seed differences
     sgd_val = np.asarray(selected["sgd"]["curves"]["val_loss"])[:, -1]
     hb_val = np.asarray(selected["heavy-ball"]["curves"]["val_loss"])[:, -1]
@@ -159,7 +234,8 @@ def test_digits_comparison_end_to_end(tmp_path):
     got = built_in["final validation loss"]
     assert expected.mean == pytest.approx((hb_val - sgd_val).mean())
     assert (got["mean"], got["low"], got["high"]) == pytest.approx(
-        (expected.mean, expected.low, expected.high), rel=1e-5)
+        (expected.mean, expected.low, expected.high), rel=1e-5
+    )
     text = (out / "REPORT.md").read_text()
     assert "**Paired against sgd**" in text and "![curves.png](curves.png)" in text
     assert "| heavy-ball | 0.0" in text  # the tuned settings table
@@ -167,20 +243,46 @@ def test_digits_comparison_end_to_end(tmp_path):
 
 def test_noisy_quadratic_matches_a_direct_run(tmp_path):
     out = tmp_path / "nqm"
-    numbers = compare.main(["--problem", "noisy-quadratic", "--optimizer", "heavy-ball",
-                            "--optimizer", "tests.test_compare:adam_of_learning_rate",
-                            "--tune-momentum", "--trials", "4", "--seeds", "3", "--steps", "40",
-                            "--eval-every", "10", "--batch-size", "16", "--out", str(out),
-                            "--seed", "5"])
+    numbers = compare.main(
+        [
+            "--problem",
+            "noisy-quadratic",
+            "--optimizer",
+            "heavy-ball",
+            "--optimizer",
+            "tests.test_compare:adam_of_learning_rate",
+            "--tune-momentum",
+            "--trials",
+            "4",
+            "--seeds",
+            "3",
+            "--steps",
+            "40",
+            "--eval-every",
+            "10",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            "--seed",
+            "5",
+        ]
+    )
     heavy = numbers["selected"][0]
     assert 0.5 <= heavy.setting["momentum"] <= 0.999 * (1 + 1e-6)
     assert numbers["settings"][1]["momentum"] == "-"  # the factory takes no momentum
     # seed 1 of the selected trial, run directly: start and noise from the seed's key
     key = comparison.seed_key(jax.random.key(5), jnp.int32(1))
     h = nqm.curvatures(compare.NQM_DIM)
-    direct = nqm.sample(mo.sgd(heavy.setting["lr"], heavy.setting["momentum"]), h,
-                        nqm.start(jax.random.fold_in(key, 0), compare.NQM_DIM),
-                        jax.random.fold_in(key, 1), 16, 40, every=10)
+    direct = nqm.sample(
+        mo.sgd(heavy.setting["lr"], heavy.setting["momentum"]),
+        h,
+        nqm.start(jax.random.fold_in(key, 0), compare.NQM_DIM),
+        jax.random.fold_in(key, 1),
+        16,
+        40,
+        every=10,
+    )
     np.testing.assert_allclose(heavy.curves.train_loss[1], direct, rtol=1e-5)
     np.testing.assert_array_equal(heavy.curves.val_loss, heavy.curves.train_loss)
     assert "no accuracy" in (out / "REPORT.md").read_text()

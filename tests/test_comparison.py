@@ -48,8 +48,10 @@ def test_loop_equals_a_python_loop_of_the_same_steps():
 def test_seeds_fix_the_start_and_batches_for_every_method_and_differ_between_seeds():
     task = tasks.digits_mlp()
     frozen = tuning.Space(lr=(1e-9, 1e-9))  # lr ~ 0: the curves stay at the initial loss
-    methods = [comparison.Method("heavy ball", comparison.heavy_ball, frozen),
-               comparison.Method("Nesterov", comparison.nesterov, frozen)]
+    methods = [
+        comparison.Method("heavy ball", comparison.heavy_ball, frozen),
+        comparison.Method("Nesterov", comparison.nesterov, frozen),
+    ]
     runs = comparison.run(methods, task, trials=1, seeds=3, key=KEY, schedule=TINY)
     start = [r.curves.train_loss[0, :, 0] for r in runs]
     np.testing.assert_array_equal(start[0], start[1])  # same initialisation per seed
@@ -60,20 +62,23 @@ def test_seeds_fix_the_start_and_batches_for_every_method_and_differ_between_see
 def test_methods_in_one_compile_equal_their_separate_runs():
     task = tasks.digits_mlp()
     space = tuning.Space(lr=(1e-2, 1e-1), one_minus_beta=(0.05, 0.5))
-    methods = [comparison.Method("heavy ball", comparison.heavy_ball, space),
-               comparison.Method("Nesterov", comparison.nesterov, space)]
+    methods = [
+        comparison.Method("heavy ball", comparison.heavy_ball, space),
+        comparison.Method("Nesterov", comparison.nesterov, space),
+    ]
     together = comparison.run(methods, task, trials=2, seeds=2, key=KEY, schedule=TINY)
     alone = comparison.run(methods[1], task, trials=2, seeds=2, key=KEY, schedule=TINY)
-    np.testing.assert_allclose(together[1].curves.train_loss, alone.curves.train_loss,
-                               rtol=1e-6)
+    np.testing.assert_allclose(together[1].curves.train_loss, alone.curves.train_loss, rtol=1e-6)
     assert not np.allclose(together[0].curves.train_loss, together[1].curves.train_loss)
     assert together[0].curves.train_loss.shape == (2, 2, 3)
 
 
 def test_methods_that_need_other_columns_are_refused():
     task = tasks.digits_mlp()
-    methods = [comparison.Method("sgd", comparison.heavy_ball, tuning.Space()),
-               comparison.Method("adam", comparison.heavy_ball, tuning.Space(eps=(1e-8, 1e-4)))]
+    methods = [
+        comparison.Method("sgd", comparison.heavy_ball, tuning.Space()),
+        comparison.Method("adam", comparison.heavy_ball, tuning.Space(eps=(1e-8, 1e-4))),
+    ]
     with pytest.raises(ValueError, match="same columns"):
         comparison.run(methods, task, trials=2, seeds=1, key=KEY, schedule=TINY)
 
@@ -82,26 +87,37 @@ def test_steps_to_target_is_the_first_evaluation_reaching_it():
     curve = np.array([[0.1, 0.5, 0.9, 0.8], [0.1, 0.2, 0.3, np.nan]])
     steps = comparison.steps_to(curve, 0.5, np.array([0, 10, 20, 30]), higher_is_better=True)
     assert steps.tolist() == [10.0, np.inf]
-    loss = comparison.steps_to(np.array([3.0, 1.0, 0.5]), 1.0, np.array([0, 5, 10]),
-                               higher_is_better=False)
+    loss = comparison.steps_to(
+        np.array([3.0, 1.0, 0.5]), 1.0, np.array([0, 5, 10]), higher_is_better=False
+    )
     assert loss == 5.0
 
 
 def test_selection_by_steps_counts_runs_that_never_arrive_and_breaks_ties():
     schedule = loop.Schedule(steps=20, batch_size=1, eval_every=10)
-    acc = np.array([[[0.0, 0.9, 0.9], [0.0, 0.2, 0.3]],  # trial 0: arrives on one seed of two
-                    [[0.0, 0.5, 0.9], [0.0, 0.5, 0.9]],  # trial 1: at step 20 on both
-                    [[0.0, 0.9, 0.95], [0.0, 0.9, 0.95]]])  # trial 2: at step 10 on both
+    acc = np.array(
+        [
+            [[0.0, 0.9, 0.9], [0.0, 0.2, 0.3]],  # trial 0: arrives on one seed of two
+            [[0.0, 0.5, 0.9], [0.0, 0.5, 0.9]],  # trial 1: at step 20 on both
+            [[0.0, 0.9, 0.95], [0.0, 0.9, 0.95]],
+        ]
+    )  # trial 2: at step 10 on both
     zeros = np.zeros((3, 2))
     curves = loop.Curves(acc * 0, acc * 0, acc, zeros, zeros)
-    trials = comparison.Trials("m", tuning.Space(), {"lr": np.array([1.0, 2.0, 3.0])}, curves,
-                               schedule)
+    trials = comparison.Trials(
+        "m", tuning.Space(), {"lr": np.array([1.0, 2.0, 3.0])}, curves, schedule
+    )
     chosen = comparison.select_by_steps_to(trials, 0.8)
     assert chosen.index == 2 and chosen.setting["lr"] == 3.0
     # censored at steps + eval_every = 30: trial 0 averages (10 + 30) / 2 = 20, trial 1 20;
     # the tie goes to the better final accuracy (trial 1)
-    slower = comparison.Trials("m", tuning.Space(), {"lr": np.array([1.0, 2.0])},
-                               jax.tree.map(lambda a: a[:2], curves), schedule)
+    slower = comparison.Trials(
+        "m",
+        tuning.Space(),
+        {"lr": np.array([1.0, 2.0])},
+        jax.tree.map(lambda a: a[:2], curves),
+        schedule,
+    )
     assert comparison.select_by_steps_to(slower, 0.8).index == 1
 
 
@@ -114,8 +130,7 @@ def test_schedule_refuses_bad_lengths():
 
 def test_mnist1d_splits_are_disjoint_and_standardised_on_the_training_part():
     ds = data.mnist1d(num_samples=1200)
-    assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == ((800, 40), (200, 40),
-                                                                    (200, 40))
+    assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == ((800, 40), (200, 40), (200, 40))
     np.testing.assert_allclose(np.asarray(ds.x_train).mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(np.asarray(ds.x_train).std(0), 1.0, atol=1e-3)
     rows = lambda x: {tuple(np.round(np.asarray(r), 5)) for r in x}

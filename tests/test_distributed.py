@@ -24,11 +24,19 @@ def free_port() -> int:
 
 
 def launch(out: pathlib.Path, devices: int, *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    return subprocess.Popen([sys.executable, "-m", "experiments.distributed", "--out", str(out),
-                             *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.distributed", "--out", str(out), *flags],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(children: dict[str, subprocess.Popen]) -> None:
@@ -45,17 +53,29 @@ def finish(children: dict[str, subprocess.Popen]) -> None:
             failed = True
         failed |= child.returncode != 0
     if failed:
-        report = "\n".join(f"--- {name}: exit status {children[name].returncode}\n"
-                           f"{err[-3000:]}" for name, (_, err) in outputs.items())
+        report = "\n".join(
+            f"--- {name}: exit status {children[name].returncode}\n{err[-3000:]}"
+            for name, (_, err) in outputs.items()
+        )
         pytest.fail(f"a child process failed or timed out after {TIMEOUT} s:\n{report}")
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_single_process_numbers(tmp_path):
     port = str(free_port())
-    children = {f"process {i}": launch(tmp_path / f"process{i}.npz", 2, "--num-processes",
-                                       "2", "--process-id", str(i), "--port", port)
-                for i in range(2)}
+    children = {
+        f"process {i}": launch(
+            tmp_path / f"process{i}.npz",
+            2,
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+            "--port",
+            port,
+        )
+        for i in range(2)
+    }
     children["reference"] = launch(tmp_path / "reference.npz", 4)
     finish(children)
     reference = dict(np.load(tmp_path / "reference.npz"))
@@ -67,9 +87,12 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
     assert np.isfinite(loss).all() and (loss[..., -1] < loss[..., 0]).all()
     for i in range(2):
         got = dict(np.load(tmp_path / f"process{i}.npz"))
-        assert (got["processes"], got["process_index"], got["devices"],
-                got["local_devices"]) == (2, i, 4, 2)
+        assert (got["processes"], got["process_index"], got["devices"], got["local_devices"]) == (
+            2,
+            i,
+            4,
+            2,
+        )
         for k in curves:
             assert got[k].shape == reference[k].shape, k
-            np.testing.assert_array_equal(got[k], reference[k],
-                                          err_msg=f"process {i}, {k}")
+            np.testing.assert_array_equal(got[k], reference[k], err_msg=f"process {i}, {k}")

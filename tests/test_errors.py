@@ -27,8 +27,7 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.trace(0.9, nesterov="yes"), TypeError, "nesterov", "'yes'"),
     (lambda: mo.trace(0.9, accumulator_dtype=jnp.int32), TypeError, "accumulator_dtype", "int32"),
     (lambda: mo.trace(0.9, accumulator_dtype=bool), TypeError, "accumulator_dtype", "bool"),
-    (lambda: mo.trace(0.9, accumulator_dtype="float33"), TypeError, "accumulator_dtype",
-     "float33"),
+    (lambda: mo.trace(0.9, accumulator_dtype="float33"), TypeError, "accumulator_dtype", "float33"),
     (lambda: mo.ema(1.0, debias=True), ValueError, "decay", "1.0"),
     (lambda: mo.ema(np.float32(-1)), ValueError, "decay", "-1"),
     (lambda: mo.ema(0.9, debias=1), TypeError, "debias", "1"),
@@ -78,17 +77,25 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.schedules.demon(0.9, 0), ValueError, "total_steps", "0"),
     (lambda: mo.schedules.inverse_cycle(1), ValueError, "total_steps", "1"),
     (lambda: mo.schedules.inverse_cycle(100, pct_start=0.0), ValueError, "pct_start", "0.0"),
-    (lambda: mo.schedules.inverse_cycle(100, anneal_strategy="cosine"), ValueError,
-     "anneal_strategy", "'cosine'"),
+    (
+        lambda: mo.schedules.inverse_cycle(100, anneal_strategy="cosine"),
+        ValueError,
+        "anneal_strategy",
+        "'cosine'",
+    ),
     (lambda: mo.tuning.heavy_ball(1.0, 2.0), ValueError, "mu", "2.0"),
     (lambda: mo.tuning.nesterov("big", 1.0), TypeError, "L", "'big'"),
     (lambda: mo.fused_sgd(0.1, 0.0), ValueError, "momentum", "0"),
     (lambda: mo.schedules.anneal(lambda t: 0.5, 0.9, 10), TypeError, "start", "callable"),
-    (lambda: mo.schedules.inverse_cycle(100, max_momentum=lambda t: 0.9), TypeError,
-     "max_momentum", "callable"),
+    (
+        lambda: mo.schedules.inverse_cycle(100, max_momentum=lambda t: 0.9),
+        TypeError,
+        "max_momentum",
+        "callable",
+    ),
     (lambda: mo.qhadam(0.1, b1=lambda t: 0.9), TypeError, "b1", "callable"),
     (lambda: mo.qhadam(0.1, eps=lambda t: 1e-8), TypeError, "eps", "callable"),
-    (lambda: mo.periodic_reset(TRACE, 2 ** 31), ValueError, "every", "2147483648"),
+    (lambda: mo.periodic_reset(TRACE, 2**31), ValueError, "every", "2147483648"),
     (lambda: mo.tuning.heavy_ball(NAN, 1.0), ValueError, "L", "nan"),
     (lambda: mo.fused_sgd(0.1, 0.9, chunk_size=0), ValueError, "chunk_size", "0"),
     (lambda: mo.train_step("loss", mo.sgd(0.1)), TypeError, "loss_fn", "'loss'"),
@@ -96,25 +103,40 @@ BAD_CONSTRUCTIONS = [
 ]
 
 
-@pytest.mark.parametrize("call,exception,argument,shown", BAD_CONSTRUCTIONS,
-                         ids=[f"{a}={v}" for _, _, a, v in BAD_CONSTRUCTIONS])
+@pytest.mark.parametrize(
+    "call,exception,argument,shown",
+    BAD_CONSTRUCTIONS,
+    ids=[f"{a}={v}" for _, _, a, v in BAD_CONSTRUCTIONS],
+)
 def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, argument, shown):
     with pytest.raises(exception) as info:
         call()
     message = str(info.value)
     assert message.startswith(argument + " must be"), message
     assert shown in message, message
-    assert re.search(r"\[0, 1\]|\[0, 1\)|\(0, 1\)|>= 1|>= 2|>= 0|dtype|True or False|"
-                     r"GradientTransformation|one of|'cos' or|\(0, L\]|finite float|non-empty|> 0|callable", message), message
+    assert re.search(
+        r"\[0, 1\]|\[0, 1\)|\(0, 1\)|>= 1|>= 2|>= 0|dtype|True or False|"
+        r"GradientTransformation|one of|'cos' or|\(0, L\]|finite float|non-empty|> 0|callable",
+        message,
+    ), message
 
 
-@pytest.mark.parametrize("call", [
-    lambda: mo.trace(0.0), lambda: mo.trace(1.0), lambda: mo.ema(1.0),
-    lambda: mo.ema(np.float32(0.5), debias=True), lambda: mo.trace(jnp.asarray(0.9)),
-    lambda: mo.delta_momentum(0), lambda: mo.periodic_reset(TRACE, np.int64(4)),
-    lambda: mo.sgd(0.0), lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
-    lambda: mo.periodic_reset(TRACE, 2 ** 31 - 1),
-], ids=lambda c: "")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: mo.trace(0.0),
+        lambda: mo.trace(1.0),
+        lambda: mo.ema(1.0),
+        lambda: mo.ema(np.float32(0.5), debias=True),
+        lambda: mo.trace(jnp.asarray(0.9)),
+        lambda: mo.delta_momentum(0),
+        lambda: mo.periodic_reset(TRACE, np.int64(4)),
+        lambda: mo.sgd(0.0),
+        lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
+        lambda: mo.periodic_reset(TRACE, 2**31 - 1),
+    ],
+    ids=lambda c: "",
+)
 def test_valid_edge_values_are_accepted(call):
     assert isinstance(call(), optax.GradientTransformation)
 
@@ -124,8 +146,6 @@ def test_tuning_accepts_numpy_and_jax_scalars():
     from_numpy = mo.tuning.nesterov(eigenvalues.max(), eigenvalues.min())
     from_jax = mo.tuning.nesterov(jnp.float32(100.0), jnp.float32(1.0))
     assert from_numpy == from_jax == mo.tuning.nesterov(100.0, 1.0)
-
-
 
 
 def test_traced_hyperparameters_are_not_checked_in_python():
@@ -145,14 +165,20 @@ def test_traced_hyperparameters_are_not_checked_in_python():
     np.testing.assert_allclose(out[:, 0], [-0.1, -0.15, -0.19], rtol=1e-6)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.9),
-    lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.5,
-                                                   dampening=0.5, weight_decay=0.1),
-    lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1,
-                                             momentum=optax.linear_schedule(0.0, 0.9, 10)),
-    lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.0),
-], ids=["torch_sgd", "torch_sgd_all_traced", "sgd_scheduled_from_zero", "sgd_zero"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.9),
+        lambda: optax.inject_hyperparams(mo.torch_sgd)(
+            learning_rate=0.1, momentum=0.5, dampening=0.5, weight_decay=0.1
+        ),
+        lambda: optax.inject_hyperparams(mo.sgd)(
+            learning_rate=0.1, momentum=optax.linear_schedule(0.0, 0.9, 10)
+        ),
+        lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.0),
+    ],
+    ids=["torch_sgd", "torch_sgd_all_traced", "sgd_scheduled_from_zero", "sgd_zero"],
+)
 def test_inject_hyperparams_works_under_jit(make):
     opt = make()
     params = jnp.ones(3)

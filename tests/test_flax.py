@@ -15,10 +15,15 @@ from experiments import quickstart
 from experiments import tasks
 
 
-@pytest.mark.parametrize("opt", [mo.sgd(0.05, 0.9), mo.sgd(0.05, 0.9, nesterov=True),
-                                 mo.sgd(0.5, mo.schedules.anneal(0.5, 0.9, 50), ema=True,
-                                        reset_every=40)],
-                         ids=["heavy_ball", "nesterov", "annealed_ema_reset"])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        mo.sgd(0.05, 0.9),
+        mo.sgd(0.05, 0.9, nesterov=True),
+        mo.sgd(0.5, mo.schedules.anneal(0.5, 0.9, 50), ema=True, reset_every=40),
+    ],
+    ids=["heavy_ball", "nesterov", "annealed_ema_reset"],
+)
 def test_nnx_optimizer_trains_an_mlp_on_iris(opt):
     split = data_lib.load("iris", seed=0)
     model = models.MLP(4, 16, 3, rngs=nnx.Rngs(0))
@@ -55,15 +60,17 @@ def test_compiled_loop_matches_a_python_loop_of_steps():
 
     @jax.jit
     def step(params, state, idx):
-        value, grads = jax.value_and_grad(lambda p: tasks.loss(task, p, ds.x_train[idx],
-                                                               ds.y_train[idx]))(params)
+        value, grads = jax.value_and_grad(
+            lambda p: tasks.loss(task, p, ds.x_train[idx], ds.y_train[idx])
+        )(params)
         updates, state = opt.update(grads, state, params, value=value)
         return optax.apply_updates(params, updates), state
 
     full_loss = jax.jit(lambda p: tasks.loss(task, p, ds.x_train, ds.y_train))
     init_key, batch_key = jax.random.split(key)
-    draw = jax.jit(lambda t: jax.random.randint(jax.random.fold_in(batch_key, t), (16,), 0,
-                                                len(ds.y_train)))
+    draw = jax.jit(
+        lambda t: jax.random.randint(jax.random.fold_in(batch_key, t), (16,), 0, len(ds.y_train))
+    )
     params = task.init(init_key)
     state = opt.init(params)
     train_loss = [full_loss(params)]
@@ -74,9 +81,11 @@ def test_compiled_loop_matches_a_python_loop_of_steps():
     val_loss, val_acc = tasks.loss_and_accuracy(task, params, ds.x_val, ds.y_val)
     test_loss, test_acc = tasks.loss_and_accuracy(task, params, ds.x_test, ds.y_test)
     np.testing.assert_allclose(curves.train_loss, train_loss, rtol=1e-4)
-    np.testing.assert_allclose([curves.val_loss[-1], curves.val_accuracy[-1], curves.test_loss,
-                                curves.test_accuracy], [val_loss, val_acc, test_loss, test_acc],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [curves.val_loss[-1], curves.val_accuracy[-1], curves.test_loss, curves.test_accuracy],
+        [val_loss, val_acc, test_loss, test_acc],
+        rtol=1e-4,
+    )
     assert int(state.restarts) > 0  # restarts fired: without value= the runs would differ
 
 
@@ -88,5 +97,6 @@ def test_quickstart_momentum_beats_plain_sgd_and_ema_equals_heavy_ball():
     plain, heavy = rows["plain SGD"], rows["heavy ball 0.9"]
     assert heavy["final train loss"] < 0.5 * plain["final train loss"]
     assert heavy["test accuracy"] > 0.9
-    np.testing.assert_allclose(rows["EMA 0.9, lr / (1 - b)"]["final train loss"],
-                               heavy["final train loss"], rtol=1e-3)
+    np.testing.assert_allclose(
+        rows["EMA 0.9, lr / (1 - b)"]["final train loss"], heavy["final train loss"], rtol=1e-3
+    )

@@ -40,8 +40,9 @@ class ByHandTest(parameterized.TestCase):
 
     def test_trace_nesterov_by_hand(self):
         # g + 0.5 m: 1 + 0.5, 2 + 1.25, 3 + 2.125
-        np.testing.assert_allclose(self._three_steps(mo.trace(0.5, nesterov=True)),
-                                   [1.5, 3.25, 5.125])
+        np.testing.assert_allclose(
+            self._three_steps(mo.trace(0.5, nesterov=True)), [1.5, 3.25, 5.125]
+        )
 
     def test_ema_by_hand(self):
         # m = 0.5; 0.25 + 1 = 1.25; 0.625 + 1.5 = 2.125
@@ -49,8 +50,11 @@ class ByHandTest(parameterized.TestCase):
 
     def test_ema_debias_by_hand(self):
         # divided by 1 - 0.5, 1 - 0.25, 1 - 0.125
-        np.testing.assert_allclose(self._three_steps(mo.ema(0.5, debias=True)),
-                                   [1.0, 1.25 / 0.75, 2.125 / 0.875], rtol=1e-6)
+        np.testing.assert_allclose(
+            self._three_steps(mo.ema(0.5, debias=True)),
+            [1.0, 1.25 / 0.75, 2.125 / 0.875],
+            rtol=1e-6,
+        )
 
     def test_delta_momentum_by_hand(self):
         # d + 0.5 * previous d: 1, 2 + 0.5, 3 + 1
@@ -79,34 +83,46 @@ class NumpyLoopTest(chex.TestCase):
     )
     def test_trace_matches_numpy_loop(self, decay, nesterov):
         grads = helpers.random_steps(0, STEPS, (3, 4))
-        got, _ = _run_variant(self.variant, mo.trace(decay, nesterov=nesterov), grads,
-                              jnp.zeros((3, 4)))
-        want = helpers.np_trace(grads.astype(np.float64),
-                                helpers.schedule_values(decay, STEPS + 1), nesterov)
+        got, _ = _run_variant(
+            self.variant, mo.trace(decay, nesterov=nesterov), grads, jnp.zeros((3, 4))
+        )
+        want = helpers.np_trace(
+            grads.astype(np.float64), helpers.schedule_values(decay, STEPS + 1), nesterov
+        )
         chex.assert_trees_all_close(got, want, rtol=2e-5, atol=2e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(
-        (f"{name}{'_debias' if debias else ''}{'_nesterov' if nesterov else ''}", decay, debias,
-         nesterov)
+        (
+            f"{name}{'_debias' if debias else ''}{'_nesterov' if nesterov else ''}",
+            decay,
+            debias,
+            nesterov,
+        )
         for name, decay in (("constant", 0.9), ("scheduled", SCHEDULE))
-        for debias in (False, True) for nesterov in (False, True))
+        for debias in (False, True)
+        for nesterov in (False, True)
+    )
     def test_ema_matches_numpy_loop(self, decay, debias, nesterov):
         grads = helpers.random_steps(1, STEPS, (7,))
-        got, _ = _run_variant(self.variant, mo.ema(decay, debias=debias, nesterov=nesterov),
-                              grads, jnp.zeros(7))
-        want = helpers.np_ema(grads.astype(np.float64),
-                              helpers.schedule_values(decay, STEPS + 1), debias, nesterov)
+        got, _ = _run_variant(
+            self.variant, mo.ema(decay, debias=debias, nesterov=nesterov), grads, jnp.zeros(7)
+        )
+        want = helpers.np_ema(
+            grads.astype(np.float64), helpers.schedule_values(decay, STEPS + 1), debias, nesterov
+        )
         chex.assert_trees_all_close(got, want, rtol=2e-5, atol=2e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(("constant", 0.5), ("scheduled", SCHEDULE))
     def test_delta_momentum_matches_numpy_loop(self, momentum):
         deltas = helpers.random_steps(2, STEPS, (2, 3))
-        got, state = _run_variant(self.variant, mo.delta_momentum(momentum), deltas,
-                                  jnp.zeros((2, 3)))
-        want = helpers.np_delta_momentum(deltas.astype(np.float64),
-                                         helpers.schedule_values(momentum, STEPS))
+        got, state = _run_variant(
+            self.variant, mo.delta_momentum(momentum), deltas, jnp.zeros((2, 3))
+        )
+        want = helpers.np_delta_momentum(
+            deltas.astype(np.float64), helpers.schedule_values(momentum, STEPS)
+        )
         chex.assert_trees_all_close(got, want, rtol=1e-6, atol=1e-6)
         # the stored delta is the last incoming delta, without the momentum term
         chex.assert_trees_all_equal(state.previous_delta, jnp.asarray(deltas[-1]))
@@ -114,20 +130,27 @@ class NumpyLoopTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_periodic_reset_matches_numpy_loop(self):
         grads = helpers.random_steps(3, STEPS, (4,))
-        got, _ = _run_variant(self.variant, mo.periodic_reset(mo.trace(0.8), every=7), grads,
-                              jnp.zeros(4))
-        want = np.concatenate([
-            helpers.np_trace(grads[i:i + 7].astype(np.float64), np.full(8, 0.8))
-            for i in range(0, STEPS, 7)])
+        got, _ = _run_variant(
+            self.variant, mo.periodic_reset(mo.trace(0.8), every=7), grads, jnp.zeros(4)
+        )
+        want = np.concatenate(
+            [
+                helpers.np_trace(grads[i : i + 7].astype(np.float64), np.full(8, 0.8))
+                for i in range(0, STEPS, 7)
+            ]
+        )
         chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 class CountTest(parameterized.TestCase):
-
     def test_constant_coefficients_keep_no_count(self):
         params = {"w": jnp.zeros(3)}
-        for opt in (mo.trace(0.9), mo.trace(0.9, nesterov=True), mo.ema(0.9),
-                    mo.delta_momentum(0.5)):
+        for opt in (
+            mo.trace(0.9),
+            mo.trace(0.9, nesterov=True),
+            mo.ema(0.9),
+            mo.delta_momentum(0.5),
+        ):
             state = opt.init(params)
             self.assertEqual(len(optax.tree.get_all_with_path(state, "count")), 1)
             self.assertIsNone(state.count)

@@ -13,20 +13,28 @@ import pytest
 import momentum_optax as mo
 
 # leaves smaller than a block, an exact multiple of it, and a ragged size
-PARAMS = {"small": jnp.linspace(-1.0, 1.0, 5), "exact": jnp.ones((8, 16)),
-          "ragged": jnp.full((7, 19), 0.5), "scalar": jnp.float32(2.0)}
+PARAMS = {
+    "small": jnp.linspace(-1.0, 1.0, 5),
+    "exact": jnp.ones((8, 16)),
+    "ragged": jnp.full((7, 19), 0.5),
+    "scalar": jnp.float32(2.0),
+}
 CONFIGS = [
     dict(learning_rate=0.05, momentum=0.9),
     dict(learning_rate=0.05, momentum=0.9, nesterov=True),
-    dict(learning_rate=optax.linear_schedule(0.1, 0.01, 10),
-         momentum=mo.schedules.anneal(0.5, 0.95, 6), nesterov=True),
+    dict(
+        learning_rate=optax.linear_schedule(0.1, 0.01, 10),
+        momentum=mo.schedules.anneal(0.5, 0.95, 6),
+        nesterov=True,
+    ),
 ]
 
 
 def _grads(seed):
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(jnp.shape(p)), jnp.float32),
-                        PARAMS)
+    return jax.tree.map(
+        lambda p: jnp.asarray(rng.standard_normal(jnp.shape(p)), jnp.float32), PARAMS
+    )
 
 
 @pytest.mark.parametrize("chunk_size", [16, 128, None])
@@ -66,6 +74,7 @@ def test_plain_path_compiles_to_the_same_ops_as_optax(nesterov):
         def step(params, state, grads):
             updates, state = opt.update(grads, state, params)
             return optax.apply_updates(params, updates), state
+
         return step
 
     ours, theirs = mo.sgd(0.01, 0.9, nesterov=nesterov), optax.sgd(0.01, 0.9, nesterov=nesterov)
@@ -84,8 +93,11 @@ def test_fused_path_is_one_loop_without_copies_of_the_arrays():
     assert " while(" in entry
     assert not re.search(rf"f32\[{n}\]\S* copy\(", text)
     # outside the loop nothing touches the big arrays
-    assert not [line for line in entry.splitlines()
-                if "fusion(" in line and f"f32[{n}]" in line.split("=")[1].split("fusion(")[0]]
+    assert not [
+        line
+        for line in entry.splitlines()
+        if "fusion(" in line and f"f32[{n}]" in line.split("=")[1].split("fusion(")[0]
+    ]
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
@@ -116,8 +128,9 @@ def test_fused_sgd_rejects_mismatched_gradients_and_states():
     with pytest.raises(ValueError, match=r"missing \['w'\]"):
         fused.apply({"w": jnp.ones(3)}, state, {"v": jnp.ones(3)})
     with pytest.raises(TypeError, match="TraceState"):
-        fused.apply({"w": jnp.ones(3)}, (mo.ema(0.9).init({"w": jnp.ones(3)}), state[1]),
-                    {"w": jnp.ones(3)})
+        fused.apply(
+            {"w": jnp.ones(3)}, (mo.ema(0.9).init({"w": jnp.ones(3)}), state[1]), {"w": jnp.ones(3)}
+        )
 
 
 def test_fused_sgd_handles_empty_leaves():
@@ -133,9 +146,11 @@ def test_fused_sgd_rejects_zero_momentum():
         mo.fused_sgd(0.1, 0.0)
 
 
-@pytest.mark.parametrize("make", [lambda: mo.sgd(0.05, 0.9, nesterov=True),
-                                  lambda: mo.fused_sgd(0.05, 0.9, nesterov=True)],
-                         ids=["sgd", "fused_sgd"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: mo.sgd(0.05, 0.9, nesterov=True), lambda: mo.fused_sgd(0.05, 0.9, nesterov=True)],
+    ids=["sgd", "fused_sgd"],
+)
 def test_train_step_donates_and_matches_a_manual_step(make):
     opt = make()
     loss = lambda p, x: sum(jnp.sum((leaf - x) ** 2) for leaf in jax.tree.leaves(p))
@@ -157,8 +172,9 @@ def test_train_step_donates_and_matches_a_manual_step(make):
 
 def test_train_step_passes_the_loss_to_function_restart():
     loss = lambda w: jnp.sum((w - 1.0) ** 2)
-    opt = optax.chain(mo.adaptive_restart(mo.trace(0.99), scheme="function"),
-                      optax.scale_by_learning_rate(0.4))
+    opt = optax.chain(
+        mo.adaptive_restart(mo.trace(0.99), scheme="function"), optax.scale_by_learning_rate(0.4)
+    )
     step = mo.train_step(loss, opt)
     w, state = jnp.zeros(2), opt.init(jnp.zeros(2))
     for _ in range(30):
@@ -168,7 +184,7 @@ def test_train_step_passes_the_loss_to_function_restart():
 
 
 def test_train_step_with_aux_returns_it():
-    loss = lambda w: (jnp.sum(w ** 2), {"norm": jnp.linalg.norm(w)})
+    loss = lambda w: (jnp.sum(w**2), {"norm": jnp.linalg.norm(w)})
     opt = mo.sgd(0.1, 0.5)
     step = mo.train_step(loss, opt, has_aux=True)
     w = jnp.ones(4)

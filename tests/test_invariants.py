@@ -20,9 +20,13 @@ PARAMS = {"dense": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}, "scale": 
 
 def _grads(seed):
     keys = jax.random.split(jax.random.key(seed), 3)
-    return {"dense": {"kernel": jax.random.normal(keys[0], (3, 4)),
-                      "bias": jax.random.normal(keys[1], (4,))},
-            "scale": jax.random.normal(keys[2], ())}
+    return {
+        "dense": {
+            "kernel": jax.random.normal(keys[0], (3, 4)),
+            "bias": jax.random.normal(keys[1], (4,)),
+        },
+        "scale": jax.random.normal(keys[2], ()),
+    }
 
 
 @pytest.mark.parametrize("row", ROWS, ids=repr)
@@ -75,10 +79,12 @@ def test_scan_equals_python_loop(row):
         updates, state = opt.update(g, state, PARAMS)
         return state, updates
 
-    scanned_final, scanned = jax.lax.scan(body, opt.init(PARAMS),
-                                          jax.tree.map(lambda *x: jnp.stack(x), *grads))
-    chex.assert_trees_all_close(scanned, jax.tree.map(lambda *x: jnp.stack(x), *looped),
-                                rtol=1e-6, atol=1e-6)
+    scanned_final, scanned = jax.lax.scan(
+        body, opt.init(PARAMS), jax.tree.map(lambda *x: jnp.stack(x), *grads)
+    )
+    chex.assert_trees_all_close(
+        scanned, jax.tree.map(lambda *x: jnp.stack(x), *looped), rtol=1e-6, atol=1e-6
+    )
     chex.assert_trees_all_close(scanned_final, final, rtol=1e-6, atol=1e-6)
 
 
@@ -102,14 +108,17 @@ def test_minimises_a_quadratic_inside_a_chain(row):
 
 _DTYPES = st.sampled_from([jnp.float32, jnp.bfloat16])
 _SHAPES = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
-_TREES = st.dictionaries(st.text("abcdef", min_size=1, max_size=3),
-                         st.tuples(_SHAPES, _DTYPES), min_size=1, max_size=4)
+_TREES = st.dictionaries(
+    st.text("abcdef", min_size=1, max_size=3), st.tuples(_SHAPES, _DTYPES), min_size=1, max_size=4
+)
 
 
 @hypothesis.given(spec=_TREES, row=st.sampled_from(ROWS), seed=st.integers(0, 2**16))
 def test_any_pytree_keeps_its_shapes_dtypes_and_structure(spec, row, seed):
     rng = np.random.default_rng(seed)
-    params = {k: jnp.asarray(rng.standard_normal(shape), dtype) for k, (shape, dtype) in spec.items()}
+    params = {
+        k: jnp.asarray(rng.standard_normal(shape), dtype) for k, (shape, dtype) in spec.items()
+    }
     opt = row.make()
     state0 = opt.init(params)
     state = state0

@@ -24,9 +24,12 @@ def _updates(opt, grads):
 
 # --- QHM and QHAdam (Ma & Yarats, 2019) ---
 
-@pytest.mark.parametrize("nu,decay", [(0.7, 0.999), (0.3, 0.9),
-                                      (helpers.ramp(0.0, 1.0, 10), helpers.ramp(0.5, 0.95, 30))],
-                         ids=["paper", "constant", "scheduled"])
+
+@pytest.mark.parametrize(
+    "nu,decay",
+    [(0.7, 0.999), (0.3, 0.9), (helpers.ramp(0.0, 1.0, 10), helpers.ramp(0.5, 0.95, 30))],
+    ids=["paper", "constant", "scheduled"],
+)
 def test_qhm_matches_its_formula(nu, decay):
     grads = helpers.random_steps(0, STEPS, (5,))
     nus, betas = helpers.schedule_values(nu, STEPS), helpers.schedule_values(decay, STEPS)
@@ -34,18 +37,24 @@ def test_qhm_matches_its_formula(nu, decay):
     for t, g in enumerate(grads.astype(np.float64)):
         m = betas[t] * m + (1 - betas[t]) * g
         want.append((1 - nus[t]) * g + nus[t] * m)
-    chex.assert_trees_all_close(_updates(mo.qhm(nu, decay), grads), np.stack(want),
-                                rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        _updates(mo.qhm(nu, decay), grads), np.stack(want), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_qhm_endpoints_are_plain_gradient_and_ema_momentum():
     grads = helpers.random_steps(1, STEPS, (5,))
     chex.assert_trees_all_close(_updates(mo.qhm(0.0, 0.9), grads), grads, rtol=1e-6, atol=1e-7)
-    chex.assert_trees_all_close(_updates(mo.qhm(1.0, 0.9), grads), _updates(mo.ema(0.9), grads),
-                                rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(
+        _updates(mo.qhm(1.0, 0.9), grads), _updates(mo.ema(0.9), grads), rtol=1e-6, atol=1e-7
+    )
     # nu = beta is Nesterov's EMA momentum
-    chex.assert_trees_all_close(_updates(mo.qhm(0.9, 0.9), grads),
-                                _updates(mo.ema(0.9, nesterov=True), grads), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        _updates(mo.qhm(0.9, 0.9), grads),
+        _updates(mo.ema(0.9, nesterov=True), grads),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_qhadam_matches_its_formula():
@@ -54,30 +63,40 @@ def test_qhadam_matches_its_formula():
     m, v, want = np.zeros(5), np.zeros(5), []
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g ** 2
-        numerator = (1 - nu1) * g + nu1 * m / (1 - b1 ** t)
-        want.append(-lr * numerator / (np.sqrt((1 - nu2) * g ** 2 + nu2 * v / (1 - b2 ** t)) + eps))
+        v = b2 * v + (1 - b2) * g**2
+        numerator = (1 - nu1) * g + nu1 * m / (1 - b1**t)
+        want.append(-lr * numerator / (np.sqrt((1 - nu2) * g**2 + nu2 * v / (1 - b2**t)) + eps))
     got = _updates(mo.qhadam(lr, b1, b2, nu1, nu2, eps), grads.astype(np.float32))
     chex.assert_trees_all_close(got, np.stack(want), rtol=1e-4, atol=1e-7)
 
 
 def test_qhadam_with_both_nus_one_is_adam():
     grads = helpers.random_steps(3, STEPS, (5,))
-    chex.assert_trees_all_close(_updates(mo.qhadam(0.01, 0.9, 0.999, 1.0, 1.0), grads),
-                                _updates(optax.adam(0.01, 0.9, 0.999), grads),
-                                rtol=1e-4, atol=1e-7)
+    chex.assert_trees_all_close(
+        _updates(mo.qhadam(0.01, 0.9, 0.999, 1.0, 1.0), grads),
+        _updates(optax.adam(0.01, 0.9, 0.999), grads),
+        rtol=1e-4,
+        atol=1e-7,
+    )
 
 
 # --- AggMo (Lucas et al., 2019) and the simple moving average (seed 002) ---
 
-@pytest.mark.parametrize("decays", [(0.0, 0.9, 0.99), (0.5,),
-                                    (0.3, mo.schedules.sutskever(0.999, period=7))],
-                         ids=["paper", "single", "scheduled"])
+
+@pytest.mark.parametrize(
+    "decays",
+    [(0.0, 0.9, 0.99), (0.5,), (0.3, mo.schedules.sutskever(0.999, period=7))],
+    ids=["paper", "single", "scheduled"],
+)
 def test_aggmo_is_the_mean_of_heavy_ball_velocities(decays):
     grads = helpers.random_steps(4, STEPS, (5,)).astype(np.float64)
     velocities = [helpers.np_trace(grads, helpers.schedule_values(b, STEPS + 1)) for b in decays]
-    chex.assert_trees_all_close(_updates(mo.aggmo(decays), grads.astype(np.float32)),
-                                np.mean(velocities, axis=0), rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(
+        _updates(mo.aggmo(decays), grads.astype(np.float32)),
+        np.mean(velocities, axis=0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_aggmo_with_one_decay_is_trace_bit_for_bit():
@@ -88,12 +107,14 @@ def test_aggmo_with_one_decay_is_trace_bit_for_bit():
 @pytest.mark.parametrize("window", [1, 3, 8])
 def test_sma_is_the_mean_of_the_last_window_updates(window):
     grads = helpers.random_steps(6, STEPS, (2, 3)).astype(np.float64)
-    want = [grads[max(0, t - window + 1): t + 1].mean(axis=0) for t in range(STEPS)]
-    chex.assert_trees_all_close(_updates(mo.sma(window), grads.astype(np.float32)),
-                                np.stack(want), rtol=1e-5, atol=1e-6)
+    want = [grads[max(0, t - window + 1) : t + 1].mean(axis=0) for t in range(STEPS)]
+    chex.assert_trees_all_close(
+        _updates(mo.sma(window), grads.astype(np.float32)), np.stack(want), rtol=1e-5, atol=1e-6
+    )
 
 
 # --- adaptive restart (O'Donoghue & Candes, 2015) ---
+
 
 def test_gradient_restart_follows_its_rule_in_the_trace_parameterisation():
     # restart (m_{t-1} := 0) exactly when <g_t, m_{t-1}> < 0
@@ -157,7 +178,7 @@ def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
     # steps; with either restart rule it does (the restarts fire about every other step,
     # since a constant momentum is back at 0.9999 right after each restart)
     curvature = jnp.geomspace(1e-4, 1.0, 10)
-    loss = lambda x: 0.5 * jnp.sum(curvature * x ** 2)
+    loss = lambda x: 0.5 * jnp.sum(curvature * x**2)
 
     def steps_to_tolerance(opt, budget=20_000):
         def body(carry, _):
@@ -165,6 +186,7 @@ def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
             updates, state = opt.update(jax.grad(loss)(x), state, x, value=loss(x))
             x = optax.apply_updates(x, updates)
             return (x, state), loss(x)
+
         _, losses = jax.lax.scan(body, (jnp.ones(10), opt.init(jnp.ones(10))), length=budget)
         below = np.flatnonzero(np.asarray(losses) < 1e-6 * float(loss(jnp.ones(10))))
         return int(below[0]) + 1 if below.size else budget + 1
@@ -178,6 +200,7 @@ def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
 
 # --- PyTorch-faithful SGD, against torch's own recorded trajectories ---
 
+
 @pytest.mark.parametrize("case", FIXTURE["sgd"], ids=lambda c: json.dumps(c["config"]))
 def test_torch_sgd_reproduces_torch_trajectory(case):
     a, c = jnp.asarray(FIXTURE["a"]), jnp.asarray(FIXTURE["c"])
@@ -189,8 +212,9 @@ def test_torch_sgd_reproduces_torch_trajectory(case):
         updates, state = opt.update(a * params + c, state, params)
         params = optax.apply_updates(params, updates)
         got.append(params)
-    chex.assert_trees_all_close(np.stack(got), np.asarray(case["trajectory"], np.float32),
-                                rtol=2e-5, atol=2e-6)
+    chex.assert_trees_all_close(
+        np.stack(got), np.asarray(case["trajectory"], np.float32), rtol=2e-5, atol=2e-6
+    )
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -206,8 +230,9 @@ def test_torch_sgd_with_scheduled_momentum_follows_torchs_rule(nesterov):
         buf = g.copy() if buf is None else mus[t] * buf + (1 - dampening) * g
         want.append(-0.1 * (g + mus[t] * buf if nesterov else buf))
     opt = mo.torch_sgd(0.1, schedule, dampening=dampening, nesterov=nesterov)
-    chex.assert_trees_all_close(_updates(opt, grads.astype(np.float32)), np.stack(want),
-                                rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        _updates(opt, grads.astype(np.float32)), np.stack(want), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_torch_first_step_is_not_dampened_unlike_trace():
@@ -218,8 +243,9 @@ def test_torch_first_step_is_not_dampened_unlike_trace():
     assert np.max(np.abs(torch_like - traced)) > 0.1
 
 
-@pytest.mark.parametrize("kwargs", [dict(momentum=0.0, nesterov=True),
-                                    dict(momentum=0.9, dampening=0.1, nesterov=True)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(momentum=0.0, nesterov=True), dict(momentum=0.9, dampening=0.1, nesterov=True)]
+)
 def test_torch_sgd_nesterov_needs_momentum_and_no_dampening(kwargs):
     with pytest.raises(ValueError, match=r"nesterov must be False unless momentum > 0"):
         mo.torch_sgd(0.1, **kwargs)
@@ -227,10 +253,12 @@ def test_torch_sgd_nesterov_needs_momentum_and_no_dampening(kwargs):
 
 # --- schedules ---
 
+
 @pytest.mark.parametrize("case", FIXTURE["one_cycle"], ids=lambda c: c["anneal_strategy"])
 def test_inverse_cycle_matches_torch_one_cycle_momentum(case):
-    schedule = mo.schedules.inverse_cycle(case["total_steps"], pct_start=case["pct_start"],
-                                          anneal_strategy=case["anneal_strategy"])
+    schedule = mo.schedules.inverse_cycle(
+        case["total_steps"], pct_start=case["pct_start"], anneal_strategy=case["anneal_strategy"]
+    )
     got = helpers.schedule_values(schedule, case["total_steps"])
     np.testing.assert_allclose(got, case["momentum"], rtol=1e-6, atol=1e-6)
 
@@ -252,21 +280,24 @@ def test_demon_decays_the_future_weight_linearly():
 
 # --- optimal parameters: the promised rate, measured on a quadratic ---
 
+
 @pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
 @pytest.mark.parametrize("method", ["gradient_descent", "heavy_ball", "nesterov"])
 def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     L, mu = 2.0, 2.0 / kappa
     tuned = getattr(mo.tuning, method)(L, mu)
     eigenvalues = jnp.concatenate([jnp.array([mu, L]), jnp.linspace(mu, L, 30)])
-    loss = lambda x: 0.5 * jnp.sum(eigenvalues * x ** 2)
+    loss = lambda x: 0.5 * jnp.sum(eigenvalues * x**2)
     opt = mo.sgd(tuned.learning_rate, tuned.momentum, nesterov=method == "nesterov")
     steps = int(np.ceil(100 / -np.log(tuned.rate)))  # about 100 e-folds
     with jax.enable_x64(True):
+
         def body(carry, _):
             x, state = carry
             updates, state = opt.update(jax.grad(loss)(x), state, x)
             x = optax.apply_updates(x, updates)
             return (x, state), jnp.linalg.norm(x)
+
         x0 = jnp.ones(eigenvalues.shape, jnp.float64)
         _, norms = jax.lax.scan(body, (x0, opt.init(x0)), length=steps)
     window = np.arange(steps // 2, steps)

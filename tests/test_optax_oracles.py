@@ -16,12 +16,17 @@ STEPS = 40
 def _quadratic_trajectory(opt, steps=STEPS, seed=0):
     """Parameters along ``steps`` jitted steps on a random quadratic (a pytree of two leaves)."""
     rng = np.random.default_rng(seed)
-    scales = {"a": jnp.asarray(rng.uniform(0.1, 2.0, (3, 4)), jnp.float32),
-              "b": jnp.asarray(rng.uniform(0.1, 2.0, (5,)), jnp.float32)}
-    params = {"a": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
-              "b": jnp.asarray(rng.standard_normal(5), jnp.float32)}
-    loss = lambda p: sum(jnp.sum(s * x ** 2) for s, x in zip(jax.tree.leaves(scales),
-                                                             jax.tree.leaves(p)))
+    scales = {
+        "a": jnp.asarray(rng.uniform(0.1, 2.0, (3, 4)), jnp.float32),
+        "b": jnp.asarray(rng.uniform(0.1, 2.0, (5,)), jnp.float32),
+    }
+    params = {
+        "a": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
+        "b": jnp.asarray(rng.standard_normal(5), jnp.float32),
+    }
+    loss = lambda p: sum(
+        jnp.sum(s * x**2) for s, x in zip(jax.tree.leaves(scales), jax.tree.leaves(p))
+    )
 
     @jax.jit
     def step(params, state):
@@ -37,14 +42,15 @@ def _quadratic_trajectory(opt, steps=STEPS, seed=0):
 
 
 class BitForBitTest(parameterized.TestCase):
-
     @parameterized.product(nesterov=(False, True), decay=(0.0, 0.5, 0.9, 0.99))
     def test_trace_is_bit_for_bit_optax_trace(self, nesterov, decay):
         grads = list(helpers.random_steps(0, STEPS, (6,)))
-        ours, our_state = helpers.run_updates(mo.trace(decay, nesterov=nesterov), grads,
-                                              jnp.zeros(6), jit=True)
-        theirs, their_state = helpers.run_updates(optax.trace(decay, nesterov=nesterov), grads,
-                                                  jnp.zeros(6), jit=True)
+        ours, our_state = helpers.run_updates(
+            mo.trace(decay, nesterov=nesterov), grads, jnp.zeros(6), jit=True
+        )
+        theirs, their_state = helpers.run_updates(
+            optax.trace(decay, nesterov=nesterov), grads, jnp.zeros(6), jit=True
+        )
         chex.assert_trees_all_equal(ours, theirs)
         # no more state than optax: the same leaves, bit for bit
         chex.assert_trees_all_equal(jax.tree.leaves(our_state), jax.tree.leaves(their_state))
@@ -57,15 +63,18 @@ class BitForBitTest(parameterized.TestCase):
 
     def test_lr_inside_trace_is_bit_for_bit_optax_rmsprop_momentum(self):
         # seed 001: momentum combined with RMSprop, the learning rate inside the velocity
-        ours = optax.chain(optax.scale_by_rms(decay=0.9, eps=1e-6),
-                           optax.scale_by_learning_rate(0.01), mo.trace(0.8))
+        ours = optax.chain(
+            optax.scale_by_rms(decay=0.9, eps=1e-6),
+            optax.scale_by_learning_rate(0.01),
+            mo.trace(0.8),
+        )
         theirs = optax.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.8)
-        chex.assert_trees_all_equal(_quadratic_trajectory(ours)[0],
-                                    _quadratic_trajectory(theirs)[0])
+        chex.assert_trees_all_equal(
+            _quadratic_trajectory(ours)[0], _quadratic_trajectory(theirs)[0]
+        )
 
 
 class CloseToOptaxTest(parameterized.TestCase):
-
     @parameterized.product(debias=(False, True), decay=(0.5, 0.9, 0.999))
     def test_ema_is_close_to_optax_ema(self, debias, decay):
         grads = list(helpers.random_steps(1, STEPS, (6,)))
@@ -89,7 +98,7 @@ class CloseToOptaxTest(parameterized.TestCase):
         ours = []
         for g in grads:
             m_hat, s1 = first.update(g, s1)
-            v_hat, s2 = second.update(g ** 2, s2)
+            v_hat, s2 = second.update(g**2, s2)
             ours.append(-lr * m_hat / (jnp.sqrt(v_hat) + eps))
         make = optax.nadam if nesterov else optax.adam
         theirs, _ = helpers.run_updates(make(lr, b1=b1, b2=b2, eps=eps), grads, jnp.zeros(6))

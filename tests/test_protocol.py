@@ -60,18 +60,22 @@ def test_band_is_the_mean_curve_within_its_interval():
 
 
 def _condition(low, high, threshold=0.8, side=verdicts.BELOW):
-    return verdicts.Condition("ratio", stats.Interval((low + high) / 2, low, high, 3),
-                              threshold, side)
+    return verdicts.Condition(
+        "ratio", stats.Interval((low + high) / 2, low, high, 3), threshold, side
+    )
 
 
-@pytest.mark.parametrize("low, high, side, status", [
-    (0.5, 0.7, verdicts.BELOW, verdicts.SUPPORTED),
-    (0.9, 1.1, verdicts.BELOW, verdicts.NOT_SUPPORTED),
-    (0.7, 0.9, verdicts.BELOW, verdicts.INCONCLUSIVE),
-    (0.9, 1.1, verdicts.ABOVE, verdicts.SUPPORTED),
-    (0.5, 0.7, verdicts.ABOVE, verdicts.NOT_SUPPORTED),
-    (0.7, 0.9, verdicts.ABOVE, verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "low, high, side, status",
+    [
+        (0.5, 0.7, verdicts.BELOW, verdicts.SUPPORTED),
+        (0.9, 1.1, verdicts.BELOW, verdicts.NOT_SUPPORTED),
+        (0.7, 0.9, verdicts.BELOW, verdicts.INCONCLUSIVE),
+        (0.9, 1.1, verdicts.ABOVE, verdicts.SUPPORTED),
+        (0.5, 0.7, verdicts.ABOVE, verdicts.NOT_SUPPORTED),
+        (0.7, 0.9, verdicts.ABOVE, verdicts.INCONCLUSIVE),
+    ],
+)
 def test_condition_status_follows_the_interval_and_the_threshold(low, high, side, status):
     condition = _condition(low, high, side=side)
     assert condition.status == status
@@ -85,13 +89,16 @@ def test_secondary_conditions_do_not_vote():
     assert verdicts.judge(supported, [_condition(0.9, 1.1)] * 3).status == verdicts.SUPPORTED
 
 
-@pytest.mark.parametrize("intervals, status", [
-    ([(0.5, 0.7), (0.5, 0.6)], verdicts.SUPPORTED),
-    ([(0.9, 1.1), (1.0, 1.2)], verdicts.NOT_SUPPORTED),
-    ([(0.5, 0.7), (0.9, 1.1)], verdicts.DEPENDS),
-    ([(0.5, 0.7), (0.7, 0.9)], verdicts.INCONCLUSIVE),
-    ([(0.7, 0.9), (0.7, 0.9)], verdicts.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "intervals, status",
+    [
+        ([(0.5, 0.7), (0.5, 0.6)], verdicts.SUPPORTED),
+        ([(0.9, 1.1), (1.0, 1.2)], verdicts.NOT_SUPPORTED),
+        ([(0.5, 0.7), (0.9, 1.1)], verdicts.DEPENDS),
+        ([(0.5, 0.7), (0.7, 0.9)], verdicts.INCONCLUSIVE),
+        ([(0.7, 0.9), (0.7, 0.9)], verdicts.INCONCLUSIVE),
+    ],
+)
 def test_depends_only_when_the_named_conditions_disagree(intervals, status):
     named = {f"batch {b}": _condition(*iv) for b, iv in zip((32, 2048), intervals)}
     verdict = verdicts.judge_depends(named)
@@ -144,10 +151,15 @@ def test_grid_trials_cross_the_dimensions():
         tuning.trials(space, 8)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"lr": (0.0, 1.0)}, "Space.lr"), ({"lr": (1.0, 0.1)}, "Space.lr"),
-    ({"one_minus_beta": (0.1, 2.0)}, "one_minus_beta"), ({"eps": (-1.0, 1.0)}, "Space.eps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": (0.0, 1.0)}, "Space.lr"),
+        ({"lr": (1.0, 0.1)}, "Space.lr"),
+        ({"one_minus_beta": (0.1, 2.0)}, "one_minus_beta"),
+        ({"eps": (-1.0, 1.0)}, "Space.eps"),
+    ],
+)
 def test_bad_spaces_are_refused_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tuning.Space(**kwargs)
@@ -177,8 +189,9 @@ def test_expected_best_rises_from_the_mean_to_the_best_value():
     best = tuning.expected_best(values, np.array([1, 2, 100]), lower_is_better=False)
     assert best[0] == pytest.approx(values.mean())
     # best of 2 draws with replacement: sum over ordered values of P(max = v)
-    expected_two = sum(v * ((i / 4) ** 2 - ((i - 1) / 4) ** 2)
-                       for i, v in enumerate(np.sort(values), start=1))
+    expected_two = sum(
+        v * ((i / 4) ** 2 - ((i - 1) / 4) ** 2) for i, v in enumerate(np.sort(values), start=1)
+    )
     assert best[1] == pytest.approx(expected_two)
     assert best[2] == pytest.approx(0.9, abs=1e-9)
     lower = tuning.expected_best(values, np.array([1, 100]))
@@ -187,8 +200,10 @@ def test_expected_best_rises_from_the_mean_to_the_best_value():
 
 def test_edge_flags_for_a_quasi_random_choice_near_the_ends_of_the_log_range():
     space = tuning.Space(lr=(1e-4, 1.0), one_minus_beta=(1e-3, 0.5))
-    table = {"lr": np.array([1.2e-4, 1e-2, 0.9], np.float32),
-             "momentum": np.array([0.5, 0.99, 0.9], np.float32)}
+    table = {
+        "lr": np.array([1.2e-4, 1e-2, 0.9], np.float32),
+        "momentum": np.array([0.5, 0.99, 0.9], np.float32),
+    }
     assert tuning.on_edge(space, table, 0) == ["lr", "one_minus_beta"]
     assert tuning.on_edge(space, table, 1) == []
     assert tuning.on_edge(space, table, 2) == ["lr"]

@@ -21,8 +21,8 @@ import pytest
 from flax import serialization
 
 import momentum_optax as mo
-from momentum_optax.restarts import PeriodicResetState
 from experiments import reliability
+from momentum_optax.restarts import PeriodicResetState
 from tests import helpers
 
 ROWS = helpers.ALL_TRANSFORMS
@@ -38,14 +38,17 @@ def _grads(seed, like=PARAMS, dtype=None):
 # --- low precision -------------------------------------------------------------------------
 
 LOW = [jnp.float32, jnp.bfloat16, jnp.float16]
-MATRIX = [(row, params, buffer, grads)
-          for row in ROWS
-          for params, buffer, grads in itertools.product(LOW, [None, jnp.float32], ["same", "f32"])
-          if buffer is None or row.buffer]
+MATRIX = [
+    (row, params, buffer, grads)
+    for row in ROWS
+    for params, buffer, grads in itertools.product(LOW, [None, jnp.float32], ["same", "f32"])
+    if buffer is None or row.buffer
+]
 
 
-@pytest.mark.parametrize("row,param_dtype,buffer_dtype,grad_dtype", MATRIX,
-                         ids=lambda x: getattr(x, "__name__", str(x)))
+@pytest.mark.parametrize(
+    "row,param_dtype,buffer_dtype,grad_dtype", MATRIX, ids=lambda x: getattr(x, "__name__", str(x))
+)
 def test_dtypes_are_stable_and_documented(row, param_dtype, buffer_dtype, grad_dtype):
     """State dtypes never change; updates are promote(gradient, buffer); params keep theirs."""
     opt = helpers.build(row, buffer_dtype)
@@ -66,10 +69,14 @@ def test_dtypes_are_stable_and_documented(row, param_dtype, buffer_dtype, grad_d
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
-@pytest.mark.parametrize("make,formula", [
-    (lambda: mo.trace(0.999), lambda g, m, b: g + b * m),
-    (lambda: mo.ema(0.999), lambda g, m, b: (1 - b) * g + b * m),
-], ids=["trace", "ema"])
+@pytest.mark.parametrize(
+    "make,formula",
+    [
+        (lambda: mo.trace(0.999), lambda g, m, b: g + b * m),
+        (lambda: mo.ema(0.999), lambda g, m, b: (1 - b) * g + b * m),
+    ],
+    ids=["trace", "ema"],
+)
 def test_coefficients_are_applied_in_float32_and_rounded_once(dtype, make, formula):
     # each step: upcast to float32, apply 0.999 in float32, round once to the buffer dtype
     # (in bfloat16, 0.999 itself would round to 1.0 and the buffer would never decay)
@@ -84,7 +91,9 @@ def test_coefficients_are_applied_in_float32_and_rounded_once(dtype, make, formu
         updates, state = jax.jit(opt.update)(jnp.asarray(g), state)
         want = formula(g.astype(np.float32), previous, 0.999).astype(np_dtype)
         got = np.asarray(jax.tree.leaves(state)[0])
-        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=ulp, atol=0)
+        np.testing.assert_allclose(
+            got.astype(np.float32), want.astype(np.float32), rtol=ulp, atol=0
+        )
         np.testing.assert_array_equal(np.asarray(updates), got)
 
 
@@ -95,10 +104,12 @@ def test_every_step_is_float32_arithmetic_rounded_once(row, dtype):
     # representable) values, rounded once: a coefficient such as 0.999 is never applied in
     # bfloat16, and no intermediate result is rounded on the way
     opt = row.make()
-    low = lambda tree: jax.tree.map(lambda x: x.astype(dtype) if x.dtype == jnp.float32 else x,
-                                    tree)
-    high = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32) if x.dtype == dtype else x,
-                                     tree)
+    low = lambda tree: jax.tree.map(
+        lambda x: x.astype(dtype) if x.dtype == jnp.float32 else x, tree
+    )
+    high = lambda tree: jax.tree.map(
+        lambda x: x.astype(jnp.float32) if x.dtype == dtype else x, tree
+    )
     params = low({"w": jnp.linspace(-2.0, 2.0, 256).reshape(16, 16), "b": jnp.ones(5)})
     state = opt.init(params)
     update = jax.jit(opt.update)
@@ -114,9 +125,15 @@ def test_every_step_is_float32_arithmetic_rounded_once(row, dtype):
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
-@pytest.mark.parametrize("make", [lambda lr: mo.sgd(lr), lambda lr: mo.torch_sgd(lr),
-                                  lambda lr: mo.sgd(optax.constant_schedule(lr))],
-                         ids=["sgd", "torch_sgd", "sgd_scheduled_lr"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lr: mo.sgd(lr),
+        lambda lr: mo.torch_sgd(lr),
+        lambda lr: mo.sgd(optax.constant_schedule(lr)),
+    ],
+    ids=["sgd", "torch_sgd", "sgd_scheduled_lr"],
+)
 def test_learning_rate_is_applied_in_float32_and_rounded_once(make, dtype):
     # optax.scale_by_learning_rate multiplies in the updates' dtype (0.3 rounded to bfloat16
     # is 0.30078125, then the product is rounded again); the library's optimizers do not
@@ -136,10 +153,16 @@ def _assert_rounded_once(got, want_float32, dtype, stages=1):
     almost every element exactly. Arithmetic done in ``dtype`` itself rounds several times
     and misses on a large share of the elements (a rounded 0.9 is 0.898 in bfloat16)."""
     eps = float(ml_dtypes.finfo(dtype).eps)
-    got = np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(got)]
-                         + [np.zeros(0)])
-    want = np.concatenate([np.asarray(jnp.asarray(x).astype(dtype), np.float64).ravel()
-                           for x in jax.tree.leaves(want_float32)] + [np.zeros(0)])
+    got = np.concatenate(
+        [np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(got)] + [np.zeros(0)]
+    )
+    want = np.concatenate(
+        [
+            np.asarray(jnp.asarray(x).astype(dtype), np.float64).ravel()
+            for x in jax.tree.leaves(want_float32)
+        ]
+        + [np.zeros(0)]
+    )
     tiny = float(ml_dtypes.finfo(dtype).tiny)
     diff = np.abs(got - want)
     assert np.all(diff <= stages * eps * np.maximum(np.abs(want), tiny)), np.max(diff)
@@ -155,21 +178,29 @@ def test_bfloat16_params_with_float32_buffer_match_float64():
     # optax rounds (1 - b) * g to bfloat16 before adding to a float32 buffer
     assert errors["optax ema(0.999) x5000, float32 buffer"] > 10 * ours_ema, errors
     # with bfloat16 buffers, a float32 coefficient still beats 0.99 rounded to bfloat16
-    assert (errors["momentum_optax trace(0.99) x1000, bfloat16 buffer"]
-            < 0.2 * errors["optax trace(0.99) x1000, bfloat16 buffer"]), errors
+    assert (
+        errors["momentum_optax trace(0.99) x1000, bfloat16 buffer"]
+        < 0.2 * errors["optax trace(0.99) x1000, bfloat16 buffer"]
+    ), errors
 
 
 # --- counters ------------------------------------------------------------------------------
 
 # a scheduled transformation and its twin with the schedule's final value as a constant
 SATURATING = [
-    (lambda: mo.trace(helpers.ramp(0.5, 0.9, 20), nesterov=True),
-     lambda: mo.trace(0.9, nesterov=True)),
+    (
+        lambda: mo.trace(helpers.ramp(0.5, 0.9, 20), nesterov=True),
+        lambda: mo.trace(0.9, nesterov=True),
+    ),
     (lambda: mo.ema(helpers.ramp(0.5, 0.9, 20), debias=True), lambda: mo.ema(0.9, debias=True)),
-    (lambda: mo.delta_momentum(mo.schedules.linear_to_one(0.2, 20)),
-     lambda: mo.delta_momentum(1.0)),
-    (lambda: mo.sgd(optax.linear_schedule(0.5, 0.1, 20), mo.schedules.anneal(0.5, 0.9, 20)),
-     lambda: mo.sgd(0.1, 0.9)),
+    (
+        lambda: mo.delta_momentum(mo.schedules.linear_to_one(0.2, 20)),
+        lambda: mo.delta_momentum(1.0),
+    ),
+    (
+        lambda: mo.sgd(optax.linear_schedule(0.5, 0.1, 20), mo.schedules.anneal(0.5, 0.9, 20)),
+        lambda: mo.sgd(0.1, 0.9),
+    ),
 ]
 
 
@@ -192,8 +223,9 @@ def test_reset_period_keeps_working_past_the_int32_range():
     # the phase wraps at `every` and never overflows; a saturated inner count is reset
     opt = mo.periodic_reset(mo.trace(helpers.ramp(0.0, 0.9, 5)), every=3)
     state = opt.init(PARAMS)
-    state = PeriodicResetState(state.inner_state._replace(count=jnp.int32(INT32_MAX - 1)),
-                               phase=jnp.int32(1))
+    state = PeriodicResetState(
+        state.inner_state._replace(count=jnp.int32(INT32_MAX - 1)), phase=jnp.int32(1)
+    )
     phases, counts = [], []
     for seed in range(10):
         _, state = jax.jit(opt.update)(_grads(seed), state)
@@ -205,6 +237,7 @@ def test_reset_period_keeps_working_past_the_int32_range():
 
 
 # --- non-finite gradients ------------------------------------------------------------------
+
 
 def _with_nan_at(step, n=8):
     grads = [_grads(seed) for seed in range(n)]
@@ -229,6 +262,7 @@ def test_apply_if_finite_skips_the_bad_step_and_momentum_recovers(row):
 
 
 # --- checkpoints ---------------------------------------------------------------------------
+
 
 def _train(opt, state, params, seeds):
     step = jax.jit(lambda p, s, g: opt.update(g, s, p))
@@ -276,11 +310,14 @@ def test_restoring_into_another_transformation_or_shape_raises(tmp_path):
     with pytest.raises(ValueError, match=r"restored state.*\['w'\] has shape \(4, 3\).*\(5, 3\)"):
         mo.check_restored(silently_restored, other_shape)
     with pytest.raises(ValueError, match=r"dtype bfloat16.*dtype float32"):
-        mo.check_restored(jax.tree.map(lambda x: x.astype(jnp.bfloat16)
-                                       if x.dtype == jnp.float32 else x, state), state)
+        mo.check_restored(
+            jax.tree.map(lambda x: x.astype(jnp.bfloat16) if x.dtype == jnp.float32 else x, state),
+            state,
+        )
 
 
 # --- transforms of JAX ---------------------------------------------------------------------
+
 
 def _loss(params):
     return sum(jnp.sum((p - 0.5) ** 2) for p in jax.tree.leaves(params))
@@ -297,15 +334,20 @@ def _run_steps(opt, params, steps=15):
 
 def test_vmap_over_momentum_values_equals_separate_runs():
     momenta = jnp.array([0.0, 0.5, 0.9, 0.99])
-    for make in (lambda b: mo.sgd(0.05, b, nesterov=True),
-                 lambda b: optax.chain(mo.ema(b, debias=True), optax.scale_by_learning_rate(0.05)),
-                 lambda b: optax.chain(optax.scale_by_learning_rate(0.05),
-                                       mo.delta_momentum(b)),
-                 lambda b: mo.sgd(0.05, b, reset_every=4)):
+    for make in (
+        lambda b: mo.sgd(0.05, b, nesterov=True),
+        lambda b: optax.chain(mo.ema(b, debias=True), optax.scale_by_learning_rate(0.05)),
+        lambda b: optax.chain(optax.scale_by_learning_rate(0.05), mo.delta_momentum(b)),
+        lambda b: mo.sgd(0.05, b, reset_every=4),
+    ):
         batched = jax.jit(jax.vmap(lambda b: _run_steps(make(b), PARAMS)))(momenta)
         for i, b in enumerate(momenta.tolist()):
-            chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], batched),
-                                        _run_steps(make(b), PARAMS), rtol=1e-6, atol=1e-6)
+            chex.assert_trees_all_close(
+                jax.tree.map(lambda x: x[i], batched),
+                _run_steps(make(b), PARAMS),
+                rtol=1e-6,
+                atol=1e-6,
+            )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=repr)
@@ -317,8 +359,9 @@ def test_vmap_over_parameter_batches_equals_separate_runs(row):
     batched = jax.jit(jax.vmap(lambda p: _run_steps(opt, p)))(batch)
     for i in range(3):
         single = _run_steps(opt, jax.tree.map(lambda p: p[i], batch))
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], batched), single,
-                                    rtol=1e-6, atol=1e-6)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x: x[i], batched), single, rtol=1e-6, atol=1e-6
+        )
 
 
 def test_pmap_on_the_local_devices_equals_vmap():
@@ -332,11 +375,19 @@ def test_pmap_on_the_local_devices_equals_vmap():
 
 def test_sharded_over_8_devices_agrees_with_one_device():
     # fake CPU devices need their own process: XLA reads the flag once, at start-up
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
     root = pathlib.Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-m", "experiments.reliability", "sharding"],
-                         cwd=root, env=env, capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.reliability", "sharding"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     report = json.loads(out.stdout)
     assert report["devices"] == 8
     for name, result in report["optimizers"].items():

@@ -19,10 +19,18 @@ from experiments.protocol import verdicts
 def _finding(claim_id, interval, *, check=False):
     condition = verdicts.Condition("paired ratio", interval, 0.8, verdicts.BELOW)
     verdict = verdicts.judge_check([condition]) if check else verdicts.judge(condition)
-    return report.Finding(id=claim_id, reading="the reading", primary="ratio below 0.8",
-                          setup="the setup", budget="8 trials", headline=f"ratio {interval}",
-                          table=[{"arm": "a", "steps": interval}], plots=["p.png"],
-                          verdict=verdict, metrics={"curve": np.array([1.0, np.inf])})
+    return report.Finding(
+        id=claim_id,
+        reading="the reading",
+        primary="ratio below 0.8",
+        setup="the setup",
+        budget="8 trials",
+        headline=f"ratio {interval}",
+        table=[{"arm": "a", "steps": interval}],
+        plots=["p.png"],
+        verdict=verdict,
+        metrics={"curve": np.array([1.0, np.inf])},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,17 +43,27 @@ def _module(name, findings):
         status("working")
         out.mkdir(parents=True, exist_ok=True)
         return findings
-    return types.SimpleNamespace(NAME=name, QUICK=_Config(), FULL=_Config(2), run=run,
-                                 __doc__="A fake experiment.")
+
+    return types.SimpleNamespace(
+        NAME=name, QUICK=_Config(), FULL=_Config(2), run=run, __doc__="A fake experiment."
+    )
 
 
 def test_runner_writes_each_part_with_sources_conditions_and_environment(tmp_path):
-    claims = [_finding("C4", stats.Interval(0.9, 0.85, 0.95, 3)),
-              _finding("E2", stats.Interval(0.5, 0.4, 0.6, 3)),
-              _finding("C2", stats.Interval(0.1, 0.1, 0.1, 1), check=True)]
+    claims = [
+        _finding("C4", stats.Interval(0.9, 0.85, 0.95, 3)),
+        _finding("E2", stats.Interval(0.5, 0.4, 0.6, 3)),
+        _finding("C2", stats.Interval(0.1, 0.1, 0.1, 1), check=True),
+    ]
     modules = {"one": _module("one", claims[:2]), "two": _module("two", claims[2:])}
-    found = runner.run(["one", "two"], quick=True, out=tmp_path, seed=3,
-                       console=Console(file=open(tmp_path / "log.txt", "w")), modules=modules)
+    found = runner.run(
+        ["one", "two"],
+        quick=True,
+        out=tmp_path,
+        seed=3,
+        console=Console(file=open(tmp_path / "log.txt", "w")),
+        modules=modules,
+    )
     assert [f.id for f in found] == ["C4", "E2", "C2"]
     text = (tmp_path / "REPORT.md").read_text()
     parts = [text.index(f"# {title}") for title, _, _ in report.PARTS]
@@ -93,4 +111,5 @@ def test_help_lists_every_experiment_and_compare(capsys):
 def test_edge_note_names_each_choice_or_says_nothing():
     assert report.edge_note([]) == ""
     assert report.edge_note(["SGD: lr", "Adam: eps"]) == (
-        "Selections on the edge of the space: SGD: lr; Adam: eps.")
+        "Selections on the edge of the space: SGD: lr; Adam: eps."
+    )

@@ -14,7 +14,6 @@ from tests import helpers
 
 
 class PeriodicResetTest(parameterized.TestCase):
-
     @parameterized.product(every=(1, 3, 5), inner_name=("trace", "scheduled_trace", "ema"))
     def test_equals_fresh_inner_on_consecutive_chunks(self, every, inner_name):
         make_inner = {
@@ -24,12 +23,14 @@ class PeriodicResetTest(parameterized.TestCase):
         }[inner_name]
         grads = list(helpers.random_steps(0, 3 * every + 2, (2, 3)))
         params = jnp.zeros((2, 3))
-        got, _ = helpers.run_updates(mo.periodic_reset(make_inner(), every), grads, params,
-                                     jit=True)
+        got, _ = helpers.run_updates(
+            mo.periodic_reset(make_inner(), every), grads, params, jit=True
+        )
         want = []
         for start in range(0, len(grads), every):
-            chunk, _ = helpers.run_updates(make_inner(), grads[start:start + every], params,
-                                           jit=True)
+            chunk, _ = helpers.run_updates(
+                make_inner(), grads[start : start + every], params, jit=True
+            )
             want.extend(chunk)
         chex.assert_trees_all_equal(got, want)
 
@@ -68,8 +69,8 @@ class PeriodicResetTest(parameterized.TestCase):
         def record_value():
             return optax.GradientTransformationExtraArgs(
                 lambda params: LastValue(jnp.zeros([])),
-                lambda updates, state, params=None, *, value, **extra: (updates,
-                                                                         LastValue(value)))
+                lambda updates, state, params=None, *, value, **extra: (updates, LastValue(value)),
+            )
 
         opt = mo.periodic_reset(record_value(), 4)
         state = opt.init(jnp.zeros(2))

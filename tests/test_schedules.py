@@ -9,7 +9,6 @@ from tests import helpers
 
 
 class ScheduleFormulaTest(parameterized.TestCase):
-
     @parameterized.product(start=(0.0, 0.5, 0.9), total_steps=(1, 7, 100))
     def test_linear_to_one_follows_seed_001(self, start, total_steps):
         # gamma_t = gamma_0 + (1 - gamma_0) t / T, then constant

@@ -1,7 +1,6 @@
 """The source documents' formulas and worked examples, checked number for number."""
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -60,7 +59,6 @@ class Seed000Test(parameterized.TestCase):
 
 
 class Seed001Test(parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("constant", 0.9),
         ("scheduled", optax.linear_schedule(0.5, 0.95, 20)),
@@ -75,12 +73,14 @@ class Seed001Test(parameterized.TestCase):
             v = gammas[t] * v + eta * grad_j(theta - gammas[t] * v)
             theta = theta - v
             lookahead.append(theta - gammas[t + 1] * v)  # where the next gradient is taken
-        ours = chain_trajectory(optax.chain(mo.trace(gamma, nesterov=True),
-                                            optax.scale_by_learning_rate(eta)), steps)
+        ours = chain_trajectory(
+            optax.chain(mo.trace(gamma, nesterov=True), optax.scale_by_learning_rate(eta)), steps
+        )
         chex.assert_trees_all_close(ours, np.stack(lookahead), rtol=1e-4, atol=1e-5)
         # and the look-ahead really differs from classical momentum on this problem
-        classical = chain_trajectory(optax.chain(mo.trace(gamma),
-                                                 optax.scale_by_learning_rate(eta)), steps)
+        classical = chain_trajectory(
+            optax.chain(mo.trace(gamma), optax.scale_by_learning_rate(eta)), steps
+        )
         self.assertGreater(np.max(np.abs(classical - ours)), 1e-2)
 
     def test_heavy_ball_equals_velocity_form(self):
@@ -131,7 +131,6 @@ class LearningRatePlacementTest(parameterized.TestCase):
 
 
 class Seed002Test(parameterized.TestCase):
-
     @parameterized.parameters(0.5, 0.9, 0.99)
     def test_ema_momentum_equals_trace_with_learning_rate_scaled_by_one_minus_beta(self, beta):
         lr, steps = 0.2, 50

@@ -39,24 +39,34 @@ def test_sweep_traces_once_and_each_row_equals_its_own_run():
 
     def fn(row):
         traces.append(1)
-        return descent.descend(descent.ravine_loss(row), sweeps.momentum_sgd(row),
-                               problems.RAVINE_START, 30).x[-1]
+        return descent.descend(
+            descent.ravine_loss(row), sweeps.momentum_sgd(row), problems.RAVINE_START, 30
+        ).x[-1]
 
     table = sweeps.grid(kappa=[10.0, 100.0], lr=[0.005, 0.01], momentum=[0.0, 0.9])
     swept = sweeps.sweep(fn, table)
     assert len(traces) == 1  # one trace, one compile, for all 8 rows
     for i in range(sweeps.rows(table)):
-        single = ravine_run(float(table["lr"][i]), float(table["momentum"][i]),
-                            float(table["kappa"][i]), 30).x[-1]
+        single = ravine_run(
+            float(table["lr"][i]), float(table["momentum"][i]), float(table["kappa"][i]), 30
+        ).x[-1]
         np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-7)
 
 
 def test_select_runs_exactly_the_chosen_transformation():
     options = [mo.sgd(0.01, 0.5), mo.sgd(0.01, 0.9), mo.sgd(0.01, 0.9, nesterov=True)]
     table = {"choice": np.arange(3, dtype=np.int32)}
-    swept = sweeps.sweep(lambda row: descent.descend(
-        problems.rosenbrock, sweeps.select(options, row["choice"]),
-        problems.ROSENBROCK_START, 50).x, table)
+    swept = sweeps.sweep(
+        lambda row: (
+            descent.descend(
+                problems.rosenbrock,
+                sweeps.select(options, row["choice"]),
+                problems.ROSENBROCK_START,
+                50,
+            ).x
+        ),
+        table,
+    )
     for i, opt in enumerate(options):
         single = descent.descend(problems.rosenbrock, opt, problems.ROSENBROCK_START, 50).x
         np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-6)
@@ -76,10 +86,18 @@ def test_sweep_shards_the_rows_over_two_devices_with_the_same_numbers():
                                 problems.RAVINE_START, 40).x[:, -1]
         print(json.dumps(x.tolist()))
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=ROOT, check=False, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     sharded = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]))
     assert sharded.shape == (3, 2)

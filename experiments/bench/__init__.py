@@ -30,27 +30,35 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "jax": jax.__version__,
-            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
     if torch_peers.available():
         import torch
+
         info["torch"] = torch.__version__
     return info
 
 
 def run(*, quick: bool, out: pathlib.Path, seed: int = 0, progress=print) -> dict:
     """Runs every benchmark; returns (and writes) the results."""
-    sizes = [10 ** 6, 10 ** 7, 10 ** 8]
+    sizes = [10**6, 10**7, 10**8]
     if not torch_peers.available():
         progress(torch_peers.missing_message())
     results = {
         "machine": machine(),
         "quick": quick,
         "update_step": update_step.run(sizes, repeats=7 if quick else 15, progress=progress),
-        "training_loop": training_speed.throughput([1, 32, 256], repeats=9 if quick else 15,
-                                                   seed=seed, progress=progress),
-        "momentum_sweep": training_speed.momentum_sweep(8 if quick else 32, seed=seed,
-                                                        progress=progress),
+        "training_loop": training_speed.throughput(
+            [1, 32, 256], repeats=9 if quick else 15, seed=seed, progress=progress
+        ),
+        "momentum_sweep": training_speed.momentum_sweep(
+            8 if quick else 32, seed=seed, progress=progress
+        ),
         "state_memory": memory.state_bytes(),
     }
     folder = out / "bench"

@@ -41,9 +41,16 @@ def state_bytes(size: int = 1_000_000) -> list[dict]:
     rows = []
     for name, opt in transformations().items():
         state = jax.eval_shape(opt.init, params)
-        sizes = [int(np.prod(leaf.shape)) * jnp.dtype(leaf.dtype).itemsize
-                 for leaf in jax.tree.leaves(state)]
+        sizes = [
+            int(np.prod(leaf.shape)) * jnp.dtype(leaf.dtype).itemsize
+            for leaf in jax.tree.leaves(state)
+        ]
         big = sum(s for s, leaf in zip(sizes, jax.tree.leaves(state)) if leaf.shape != ())
-        rows.append({"transformation": name, "state_per_param_byte": big / param_bytes,
-                     "scalar_bytes": sum(sizes) - big})
+        rows.append(
+            {
+                "transformation": name,
+                "state_per_param_byte": big / param_bytes,
+                "scalar_bytes": sum(sizes) - big,
+            }
+        )
     return rows

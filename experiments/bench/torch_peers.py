@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # PyTorch's OpenMP threads otherwise spin after each call and slow the XLA code timed next
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -17,6 +18,7 @@ def available() -> bool:
     """Whether the PyTorch rows run: torch is installed and JAX runs on the CPU too (the
     baselines are CPU PyTorch; against a GPU they would compare different machines)."""
     import jax
+
     if jax.default_backend() != "cpu":
         return False
     try:
@@ -28,13 +30,18 @@ def available() -> bool:
 
 def missing_message() -> str:
     import jax
+
     if jax.default_backend() != "cpu":
-        return (f"JAX runs on {jax.default_backend()}: the CPU PyTorch rows are skipped "
-                "(they would compare different devices).")
+        return (
+            f"JAX runs on {jax.default_backend()}: the CPU PyTorch rows are skipped "
+            "(they would compare different devices)."
+        )
     return "PyTorch is not installed: its rows are skipped (pip install torch to add them)."
 
 
-def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Callable[[], Callable]]:
+def sgd_steps(
+    size: int, kind: str, lr: float, momentum: float
+) -> dict[str, Callable[[], Callable]]:
     """name -> factory of a no-argument step of torch.optim.SGD on ``size`` float32 params."""
     if not available():
         return {}
@@ -51,7 +58,9 @@ def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Cal
             def step():
                 with torch.no_grad():
                     opt.step()
+
             return step
+
         return make
 
     def in_place_add() -> Callable:
@@ -61,13 +70,15 @@ def sgd_steps(size: int, kind: str, lr: float, momentum: float) -> dict[str, Cal
 
         def step():
             torch._foreach_add_(a, b, alpha=0.01)
+
         return step
 
     return {FOREACH: factory(foreach=True), FUSED: factory(fused=True), LIMIT: in_place_add}
 
 
-def mlp_training(data, idx, eval_every: int, lr: float, momentum: float, *, hidden: int,
-                 seed: int = 0) -> Callable[..., None]:
+def mlp_training(
+    data, idx, eval_every: int, lr: float, momentum: float, *, hidden: int, seed: int = 0
+) -> Callable[..., None]:
     """A function training a fresh ``in-hidden-hidden-10`` ReLU MLP in eager PyTorch on the
     batches ``idx`` (``(steps, batch)`` indices into the training set), evaluating the loss
     on the full training set and the validation loss and accuracy every ``eval_every``
@@ -93,9 +104,13 @@ def mlp_training(data, idx, eval_every: int, lr: float, momentum: float, *, hidd
                 (logits.argmax(-1) == y).float().mean().item()
 
     def run(momentum_value: float = momentum) -> None:
-        model = torch.nn.Sequential(torch.nn.Linear(x_train.shape[1], hidden), torch.nn.ReLU(),
-                                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-                                    torch.nn.Linear(hidden, 10))
+        model = torch.nn.Sequential(
+            torch.nn.Linear(x_train.shape[1], hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, 10),
+        )
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum_value)
         evaluate(model, splits)
         for step, (xb, yb) in enumerate(batches, 1):

@@ -14,7 +14,7 @@ nothing of the library; it computes the same curves (a test checks it).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +39,9 @@ def batch_indices(task: tasks.Task, key: jax.Array, schedule: loop.Schedule) -> 
     draws them with ``key`` (uniform with replacement from the batch-order key)."""
     _, batch_key = jax.random.split(key)
     n = task.data.x_train.shape[0]
-    draw = lambda t: jax.random.randint(jax.random.fold_in(batch_key, t),
-                                        (schedule.batch_size,), 0, n)
+    draw = lambda t: jax.random.randint(
+        jax.random.fold_in(batch_key, t), (schedule.batch_size,), 0, n
+    )
     return np.asarray(jax.vmap(draw)(jnp.arange(schedule.steps)))
 
 
@@ -54,9 +55,12 @@ def evaluator(task: tasks.Task) -> Callable:
 
     def evaluate(params):
         val_logits = task.apply(params, ds.x_val)
-        return (_cross_entropy(task.apply(params, ds.x_train), ds.y_train),
-                _cross_entropy(val_logits, ds.y_val),
-                jnp.mean(jnp.argmax(val_logits, -1) == ds.y_val))
+        return (
+            _cross_entropy(task.apply(params, ds.x_train), ds.y_train),
+            _cross_entropy(val_logits, ds.y_val),
+            jnp.mean(jnp.argmax(val_logits, -1) == ds.y_val),
+        )
+
     return evaluate
 
 
@@ -82,8 +86,12 @@ def bare_scan(task: tasks.Task, schedule: loop.Schedule) -> Callable:
         (params, _), evals = jax.lax.scan(chunk, (params, opt.init(params)), (xb, yb))
         curves = [jnp.concatenate([a[None], b]) for a, b in zip(first, evals)]
         test_logits = task.apply(params, ds.x_test)
-        return loop.Curves(*curves, _cross_entropy(test_logits, ds.y_test),
-                           jnp.mean(jnp.argmax(test_logits, -1) == ds.y_test))
+        return loop.Curves(
+            *curves,
+            _cross_entropy(test_logits, ds.y_test),
+            jnp.mean(jnp.argmax(test_logits, -1) == ds.y_test),
+        )
+
     return jax.jit(run)
 
 
@@ -115,12 +123,19 @@ def python_loop(task: tasks.Task, params, idx: np.ndarray, schedule: loop.Schedu
                 p, s, _ = step(p, s, x, y)
             evals.append(evaluate(p))
         jax.block_until_ready((p, evals))
+
     return run
 
 
-def throughput(batch_sizes: list[int], repeats: int, seed: int,
-               progress: Callable[[str], None], *, steps: int = 1000,
-               eval_every: int = 100) -> list[dict]:
+def throughput(
+    batch_sizes: list[int],
+    repeats: int,
+    seed: int,
+    progress: Callable[[str], None],
+    *,
+    steps: int = 1000,
+    eval_every: int = 100,
+) -> list[dict]:
     """Samples per second of every loop on the MNIST-1D MLP, per batch size, timed
     interleaved with the floor; each row's ``vs_floor`` is the paired per-repeat ratio
     floor time / its time (1: as fast as the bare scan).
@@ -139,8 +154,11 @@ def throughput(batch_sizes: list[int], repeats: int, seed: int,
             label = f"every {every} steps" if every < steps else "at start and end only"
             progress(f"training loop, batch {batch}, evaluation {label}")
             idx = batch_indices(task, key, schedule)
-            lib, floor, batches = library(task, schedule), bare_scan(task, schedule), \
-                chunked(task, idx, schedule)
+            lib, floor, batches = (
+                library(task, schedule),
+                bare_scan(task, schedule),
+                chunked(task, idx, schedule),
+            )
             run_floor = lambda: jax.block_until_ready(floor(params, *batches))
             # the library and the floor timed as a pair, alone: the peers (PyTorch's threads
             # above all) would slow whatever is timed after them
@@ -148,16 +166,25 @@ def throughput(batch_sizes: list[int], repeats: int, seed: int,
             if every < steps:
                 peers = {FLOOR: run_floor, PYTHON: python_loop(task, params, idx, schedule)}
                 if torch_peers.available():
-                    peers[TORCH] = torch_peers.mlp_training(task.data, idx, every, LR,
-                                                            MOMENTUM, hidden=100, seed=seed)
+                    peers[TORCH] = torch_peers.mlp_training(
+                        task.data, idx, every, LR, MOMENTUM, hidden=100, seed=seed
+                    )
                 groups.append(peers)
             for i, group in enumerate(groups):
                 times = timing.interleaved(group, repeats)
-                rows += [{"batch_size": batch, "steps": steps, "evaluation": label,
-                          "loop": name, "seconds": timing.summary(values),
-                          "samples_per_s": steps * batch / float(np.median(values)),
-                          "vs_floor": timing.ratio(times[FLOOR], values)}
-                         for name, values in times.items() if not (i and name == FLOOR)]
+                rows += [
+                    {
+                        "batch_size": batch,
+                        "steps": steps,
+                        "evaluation": label,
+                        "loop": name,
+                        "seconds": timing.summary(values),
+                        "samples_per_s": steps * batch / float(np.median(values)),
+                        "vs_floor": timing.ratio(times[FLOOR], values),
+                    }
+                    for name, values in times.items()
+                    if not (i and name == FLOOR)
+                ]
     return rows
 
 
@@ -191,8 +218,15 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
     rows = []
 
     def record(name, compile_s, run_s):
-        rows.append({"method": name, "values": values, "compile_seconds": compile_s,
-                     "run_seconds": run_s, "total_seconds": compile_s + run_s})
+        rows.append(
+            {
+                "method": name,
+                "values": values,
+                "compile_seconds": compile_s,
+                "run_seconds": run_s,
+                "total_seconds": compile_s + run_s,
+            }
+        )
 
     progress(f"sweep of {values} momenta: one vmap compile")
     momenta_device = jnp.asarray(momenta)
@@ -200,10 +234,14 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
     if len(devices) > 1 and values % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("sweep",))
         momenta_device = jax.device_put(
-            momenta_device, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep")))
+            momenta_device, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep"))
+        )
     vmapped, compile_s = _compile(jax.jit(jax.vmap(train)), momenta_device)
-    record("one vmap compile, all values at once", compile_s,
-           _median_run(lambda: jax.block_until_ready(vmapped(momenta_device))))
+    record(
+        "one vmap compile, all values at once",
+        compile_s,
+        _median_run(lambda: jax.block_until_ready(vmapped(momenta_device))),
+    )
 
     progress(f"sweep of {values} momenta: one compile per value")
     compile_s = run_s = 0.0
@@ -216,15 +254,25 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
 
     progress(f"sweep of {values} momenta: one compile, traced value, {values} runs")
     traced, compile_s = _compile(jax.jit(train), jnp.float32(0.5))
-    run_s = _median_run(lambda: [jax.block_until_ready(traced(jnp.float32(m)))
-                                 for m in momenta.tolist()])
+    run_s = _median_run(
+        lambda: [jax.block_until_ready(traced(jnp.float32(m))) for m in momenta.tolist()]
+    )
     record("one compile, traced value, run sequentially", compile_s, run_s)
 
     if torch_peers.available():
         progress(f"sweep of {values} momenta: PyTorch eager")
-        run = torch_peers.mlp_training(task.data, batch_indices(task, key, SWEEP_SCHEDULE),
-                                       SWEEP_SCHEDULE.eval_every, LR, MOMENTUM, hidden=64,
-                                       seed=seed)
-        record("PyTorch eager, sequentially", 0.0,
-               sum(timing.timed(lambda: run(float(m))) for m in momenta.tolist()))
+        run = torch_peers.mlp_training(
+            task.data,
+            batch_indices(task, key, SWEEP_SCHEDULE),
+            SWEEP_SCHEDULE.eval_every,
+            LR,
+            MOMENTUM,
+            hidden=64,
+            seed=seed,
+        )
+        record(
+            "PyTorch eager, sequentially",
+            0.0,
+            sum(timing.timed(lambda: run(float(m))) for m in momenta.tolist()),
+        )
     return rows

@@ -4,7 +4,8 @@ in-place add is timed too, since it shows how far XLA's loops are from the machi
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,13 +24,16 @@ def _optax_step(opt: optax.GradientTransformation) -> Callable:
     def step(params, state, grads):
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state
+
     return step
 
 
 def variants() -> dict[str, tuple[Callable, Callable, bool]]:
     """name -> (init, step(params, state, grads), donated)."""
+
     def chain(opt, donate=True):
         return opt.init, _optax_step(opt), donate
+
     fused = mo.fused_sgd(LR, MOMENTUM)
     return {
         "optax.sgd": chain(optax.sgd(LR, MOMENTUM)),
@@ -56,6 +60,7 @@ def _jax_call(step: Callable, params: Any, state: Any, grads: Any, donate: bool)
     def call():
         cell[0], cell[1] = compiled(cell[0], cell[1], grads)
         jax.block_until_ready(cell)
+
     return call
 
 
@@ -66,6 +71,7 @@ def _limit_call(size_kind: str, size: int, grads: Any) -> Callable:
     def call():
         cell[0] = add(cell[0], grads)
         jax.block_until_ready(cell)
+
     return call
 
 
@@ -107,13 +113,15 @@ def row(size: int, layout: str, name: str, times: dict[str, list[float]]) -> dic
     passes = LIMIT_PASSES if name == torch_peers.LIMIT else PASSES
     seconds = timing.summary(times[name])
     return {
-        "size": size, "layout": layout, "optimizer": name,
+        "size": size,
+        "layout": layout,
+        "optimizer": name,
         "seconds": seconds,
         "limit_seconds": timing.summary(times["limit"]),
         "GB_per_s": passes * 4 * size / seconds["median"] / 1e9,
-        "fraction_of_limit": timing.summary([
-            passes / LIMIT_PASSES * t_limit / t
-            for t, t_limit in zip(times[name], times["limit"])]),
+        "fraction_of_limit": timing.summary(
+            [passes / LIMIT_PASSES * t_limit / t for t, t_limit in zip(times[name], times["limit"])]
+        ),
         "vs_optax_sgd": timing.ratio(times[name], times["optax.sgd"]),
     }
 
@@ -123,8 +131,15 @@ def _add_torch_ratios(rows: list[dict]) -> None:
     (ours / optax) / (torch fused / optax), both paired. (Through the limit would be
     skewed: torch's threads slow the XLA limit timed in its own group.)"""
     for r in rows:
-        torch_row = next((t for t in rows if t["optimizer"] == torch_peers.FUSED
-                          and t["size"] == r["size"] and t["layout"] == r["layout"]), None)
+        torch_row = next(
+            (
+                t
+                for t in rows
+                if t["optimizer"] == torch_peers.FUSED
+                and t["size"] == r["size"]
+                and t["layout"] == r["layout"]
+            ),
+            None,
+        )
         if torch_row is not None:
-            r["vs_torch_fused"] = (r["vs_optax_sgd"]["median"]
-                                   / torch_row["vs_optax_sgd"]["median"])
+            r["vs_torch_fused"] = r["vs_optax_sgd"]["median"] / torch_row["vs_optax_sgd"]["median"]

@@ -49,11 +49,14 @@ class Arm:
 def methods(arm: Arm, momentum: float) -> list[comparison.Method]:
     """SGD and heavy ball over the same log grid of effective step sizes."""
     low, high = arm.lr
-    return [comparison.Method("SGD", comparison.heavy_ball,
-                              tuning.Space(lr=(low, high), momentum=0.0)),
-            comparison.Method("heavy ball", comparison.heavy_ball,
-                              tuning.Space(lr=(low * (1 - momentum), high * (1 - momentum)),
-                                           momentum=momentum))]
+    return [
+        comparison.Method("SGD", comparison.heavy_ball, tuning.Space(lr=(low, high), momentum=0.0)),
+        comparison.Method(
+            "heavy ball",
+            comparison.heavy_ball,
+            tuning.Space(lr=(low * (1 - momentum), high * (1 - momentum)), momentum=momentum),
+        ),
+    ]
 
 
 def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray) -> np.ndarray:
@@ -90,31 +93,45 @@ def select(trials: comparison.Trials, target: float) -> tuple[comparison.Selecte
     return trials.pick(i), steps[i]
 
 
-def measure(arms: tuple[Arm, ...], *, trials: int, seeds: int, momentum: float, target: float,
-            key: jax.Array, status=lambda _: None) -> dict:
+def measure(
+    arms: tuple[Arm, ...],
+    *,
+    trials: int,
+    seeds: int,
+    momentum: float,
+    target: float,
+    key: jax.Array,
+    status=lambda _: None,
+) -> dict:
     """Per batch size and method: the selected trial, its per-seed steps to ``target`` and
     the fraction of its seeds that arrived. One compile per batch size."""
     task = tasks.mnist1d_mlp()
     selected = {}
     for arm in arms:
         status(f"C14 MNIST-1D, batch {arm.batch}: {2 * trials} trials x {seeds} seeds")
-        runs = comparison.run(methods(arm, momentum), task, trials=trials, seeds=seeds,
-                              key=key, schedule=arm.schedule)
+        runs = comparison.run(
+            methods(arm, momentum), task, trials=trials, seeds=seeds, key=key, schedule=arm.schedule
+        )
         for method, trial in zip(METHODS, runs):
             sel, steps = select(trial, target)
             selected[method, arm.batch] = {
-                "lr": sel.setting["lr"], "steps": steps, "edge": bool(sel.edge),
+                "lr": sel.setting["lr"],
+                "steps": steps,
+                "edge": bool(sel.edge),
                 "arrived": float(np.mean(steps <= arm.schedule.steps)),
                 "curve": np.asarray(sel.curves.val_accuracy),
-                "test": np.asarray(sel.curves.test_accuracy)}
+                "test": np.asarray(sel.curves.test_accuracy),
+            }
     return {"selected": selected, "eval_steps": {a.batch: a.schedule.eval_steps for a in arms}}
 
 
 def units(arms: tuple[Arm, ...], *, trials: int, seeds: int) -> int:
     """The arm's cost in the brief's units (batch-32 MNIST-1D MLP steps, evaluations
     included): both methods, every trial and seed."""
-    per_run = [a.schedule.steps * step_units(a.batch) + len(a.schedule.eval_steps) * EVAL_UNITS
-               for a in arms]
+    per_run = [
+        a.schedule.steps * step_units(a.batch) + len(a.schedule.eval_steps) * EVAL_UNITS
+        for a in arms
+    ]
     return int(round(2 * trials * seeds * sum(per_run)))
 
 
@@ -125,6 +142,7 @@ def step_units(batch: int) -> float:
 
 
 # ------------------------------------------------------------------------- the NQM arm
+
 
 def nqm_table(cfg) -> dict[str, np.ndarray]:
     """C14's table: each method's ``trials`` learning rates x batch sizes, ``method`` 0/1."""
@@ -142,10 +160,17 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
     table = nqm_table(cfg)
 
     def one(row, key_data):
-        x0 = nqm.start(jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"]),
-                       cfg.dim)
-        return nqm.expected_loss(row["lr"], row["momentum"], h, x0, row["batch"], cfg.steps,
-                                 noise=cfg.noise, every=cfg.every)
+        x0 = nqm.start(jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"]), cfg.dim)
+        return nqm.expected_loss(
+            row["lr"],
+            row["momentum"],
+            h,
+            x0,
+            row["batch"],
+            cfg.steps,
+            noise=cfg.noise,
+            every=cfg.every,
+        )
 
     curves = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), jax.random.key_data(key))
     shape = (2, len(cfg.batch_sizes), cfg.trials, cfg.seeds)
@@ -157,8 +182,12 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
     for m, method in enumerate(METHODS):
         for b, batch in enumerate(cfg.batch_sizes):
             i = int(np.lexsort((final[m, b].mean(-1), steps[m, b].mean(-1)))[0])
-            selected[method, batch] = {"lr": float(lrs[m, b, i]), "steps": steps[m, b, i],
-                                       "curve": curves[m, b, i], "edge": i in (0, cfg.trials - 1)}
+            selected[method, batch] = {
+                "lr": float(lrs[m, b, i]),
+                "steps": steps[m, b, i],
+                "curve": curves[m, b, i],
+                "edge": i in (0, cfg.trials - 1),
+            }
     return {"selected": selected, "eval_steps": np.arange(0, cfg.steps + 1, cfg.every)}
 
 
@@ -169,8 +198,8 @@ def nqm_censored(steps: np.ndarray, cfg) -> np.ndarray:
 
 # -------------------------------------------------------------------------------- panels
 
-def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str,
-                title: str) -> None:
+
+def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str, title: str) -> None:
     """Tuned steps to target against batch size, both methods, with 95% intervals over
     seeds, on log-log axes."""
     sizes = np.asarray(batches)
@@ -178,8 +207,15 @@ def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str,
         ints = [stats.mean(selected[method, b]["steps"]) for b in batches]
         mean = np.array([i.mean for i in ints])
         err = np.abs(np.array([[i.low, i.high] for i in ints]).T - mean)
-        ax.errorbar(sizes, mean, yerr=err, marker="o", capsize=3, label=method,
-                    color=plotting.COLORS["GD" if method == "SGD" else method])
+        ax.errorbar(
+            sizes,
+            mean,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=method,
+            color=plotting.COLORS["GD" if method == "SGD" else method],
+        )
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel=ylabel, title=title)
     ax.set_xticks(sizes, [str(b) for b in batches])
     ax.minorticks_off()
@@ -187,8 +223,9 @@ def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str,
     ax.grid(alpha=0.3)
 
 
-def curves_panel(ax, selected: dict, eval_steps: dict, *, ylabel: str, title: str,
-                 target: float, logy: bool) -> None:
+def curves_panel(
+    ax, selected: dict, eval_steps: dict, *, ylabel: str, title: str, target: float, logy: bool
+) -> None:
     """The tuned runs' curves (mean and 95% band over seeds) per batch size (color) and
     method (dashed: SGD), against step + 1 on a log axis; the target dotted."""
     batches = sorted({b for _, b in selected})
@@ -199,13 +236,19 @@ def curves_panel(ax, selected: dict, eval_steps: dict, *, ylabel: str, title: st
             ax.plot(x, mean, ls, color=color, label=f"{method}, batch {b}")
             ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
     ax.axhline(target, color="k", lw=0.8, ls=":")
-    ax.set(xscale="log", yscale="log" if logy else "linear", xlabel="step + 1",
-           ylabel=ylabel, title=title)
+    ax.set(
+        xscale="log",
+        yscale="log" if logy else "linear",
+        xlabel="step + 1",
+        ylabel=ylabel,
+        title=title,
+    )
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
 
 
 # ------------------------------------------------------------------------ report pieces
+
 
 def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
     """Table rows per batch size and method: tuned lr, steps to target (and, where
@@ -214,8 +257,13 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
     for b in batches:
         for m in METHODS:
             s = selected[m, b]
-            row = {"problem": problem, "batch": b, "method": m, "lr": s["lr"],
-                   "steps to target": stats.mean(s["steps"])}
+            row = {
+                "problem": problem,
+                "batch": b,
+                "method": m,
+                "lr": s["lr"],
+                "steps to target": stats.mean(s["steps"]),
+            }
             if "test" in s:
                 row.update({"seeds arriving": s["arrived"], "test accuracy": stats.mean(s["test"])})
             out.append(row)
@@ -224,8 +272,10 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
 
 def ratios(selected: dict, batches: tuple[int, ...]) -> dict[int, stats.Interval]:
     """Per batch size, the paired ratio of steps to target, heavy ball / SGD."""
-    return {b: stats.paired_ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
-            for b in batches}
+    return {
+        b: stats.paired_ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
+        for b in batches
+    }
 
 
 def edges(problem: str, selected: dict) -> list[str]:
@@ -235,20 +285,31 @@ def edges(problem: str, selected: dict) -> list[str]:
 
 def setup(arms: tuple[Arm, ...], *, momentum: float, seeds: int, accuracy: float) -> str:
     """The arm's setup sentence for the report."""
-    runs = "; ".join(f"batch {a.batch}: {a.schedule.steps} steps, evaluated every "
-                     f"{a.schedule.eval_every}" for a in arms)
+    runs = "; ".join(
+        f"batch {a.batch}: {a.schedule.steps} steps, evaluated every {a.schedule.eval_every}"
+        for a in arms
+    )
     full = max(a.batch for a in arms) >= 2048
-    return (f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP; "
-            f"{runs}; heavy ball momentum {momentum:g}; {seeds} seeds (same initialisation "
-            f"and batches for both methods). Steps to validation accuracy {accuracy:g} (the "
-            "same target at every batch size, below what tuned SGD reaches at each within "
-            "its steps), linearly interpolated between evaluations; a run that never arrives "
-            "counts as one evaluation past its end."
-            + ("" if full else " This is the quick run's smaller arm (no batch 2048, fewer "
-               "trials, a lower target): the full run tests batch 2048."))
+    return (
+        f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP; "
+        f"{runs}; heavy ball momentum {momentum:g}; {seeds} seeds (same initialisation "
+        f"and batches for both methods). Steps to validation accuracy {accuracy:g} (the "
+        "same target at every batch size, below what tuned SGD reaches at each within "
+        "its steps), linearly interpolated between evaluations; a run that never arrives "
+        "counts as one evaluation past its end."
+        + (
+            ""
+            if full
+            else " This is the quick run's smaller arm (no batch 2048, fewer "
+            "trials, a lower target): the full run tests batch 2048."
+        )
+    )
 
 
 def budget(arms: tuple[Arm, ...], trials: int) -> str:
-    return (f"MNIST-1D: {trials} log-spaced learning rates per method and batch size over "
-            "the same range of the effective step lr / (1 - beta) (SGD's lr: "
-            + ", ".join(f"batch {a.batch} {report.listing(a.lr)}" for a in arms) + ")")
+    return (
+        f"MNIST-1D: {trials} log-spaced learning rates per method and batch size over "
+        "the same range of the effective step lr / (1 - beta) (SGD's lr: "
+        + ", ".join(f"batch {a.batch} {report.listing(a.lr)}" for a in arms)
+        + ")"
+    )

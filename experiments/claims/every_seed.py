@@ -11,8 +11,10 @@ from experiments import report
 from experiments.protocol import stats
 from experiments.protocol import verdicts
 
-NOTES = ("A textbook check: conditions are judged on the range over seeds (every seed must "
-         "meet them), not on a bootstrap interval.")
+NOTES = (
+    "A textbook check: conditions are judged on the range over seeds (every seed must "
+    "meet them), not on a bootstrap interval."
+)
 
 
 def spread(values: np.ndarray) -> stats.Interval:
@@ -26,10 +28,28 @@ def check(text: str, values, threshold: float, side: str) -> verdicts.Condition:
     return verdicts.Condition(text + " [min, max over seeds]", spread(values), threshold, side)
 
 
-
-def finding(claim: str, reading: str, primary: str, setup: str, headline: str, table: list[dict],
-            plot: str, verdict: verdicts.Verdict, metrics: dict) -> report.Finding:
+def finding(
+    claim: str,
+    reading: str,
+    primary: str,
+    setup: str,
+    headline: str,
+    table: list[dict],
+    plot: str,
+    verdict: verdicts.Verdict,
+    metrics: dict,
+) -> report.Finding:
     """The Finding of textbook check ``claim`` (no budget; the notes say how it is judged)."""
-    return report.Finding(id=claim, reading=reading, primary=primary, setup=setup, budget="",
-                          headline=headline, table=table, plots=[plot], verdict=verdict,
-                          metrics=metrics, notes=NOTES)
+    return report.Finding(
+        id=claim,
+        reading=reading,
+        primary=primary,
+        setup=setup,
+        budget="",
+        headline=headline,
+        table=table,
+        plots=[plot],
+        verdict=verdict,
+        metrics=metrics,
+        notes=NOTES,
+    )

@@ -36,9 +36,11 @@ from experiments.protocol import verdicts
 NAME = "noise"
 CLAIMS = ("C11", "C14")
 METHODS = bs.METHODS
-ARMS = (bs.Arm(loop.Schedule(1500, 32, 300), (0.125, 1.0)),  # C14 on MNIST-1D: per batch
-        bs.Arm(loop.Schedule(400, 256, 80), (0.5, 8.0)),  # size its steps and SGD's lr
-        bs.Arm(loop.Schedule(180, 2048, 36), (0.75, 16.0)))  # (= heavy ball's lr / (1 - b))
+ARMS = (
+    bs.Arm(loop.Schedule(1500, 32, 300), (0.125, 1.0)),  # C14 on MNIST-1D: per batch
+    bs.Arm(loop.Schedule(400, 256, 80), (0.5, 8.0)),  # size its steps and SGD's lr
+    bs.Arm(loop.Schedule(180, 2048, 36), (0.75, 16.0)),
+)  # (= heavy ball's lr / (1 - b))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,59 +66,84 @@ class Config:
     ema_gain: float = 0.8  # C11 primary: EMA error / raw error below this
 
 
-QUICK = Config(seeds=3, trials=12, steps=1500, every=10, ema_steps=600, arm_trials=3,
-               arms=(bs.Arm(loop.Schedule(600, 32, 200), (0.12, 0.75)),
-                     bs.Arm(loop.Schedule(180, 256, 60), (0.4, 3.6))), accuracy=0.5)
+QUICK = Config(
+    seeds=3,
+    trials=12,
+    steps=1500,
+    every=10,
+    ema_steps=600,
+    arm_trials=3,
+    arms=(
+        bs.Arm(loop.Schedule(600, 32, 200), (0.12, 0.75)),
+        bs.Arm(loop.Schedule(180, 256, 60), (0.4, 3.6)),
+    ),
+    accuracy=0.5,
+)
 FULL = Config()
 
-PRIMARY_C14 = ("On MNIST-1D, at the smallest and at the largest batch size run ({ends}; the "
-               "sizes between and the noisy quadratic model reported as secondary): tuned "
-               "heavy ball reaches validation accuracy {accuracy:g} in at least {pct:.0f}% "
-               "fewer steps than tuned SGD: the 95% interval of the paired ratio of steps "
-               "(heavy ball / SGD) lies below {speedup}.")
-READING_C14 = ("'Momentum speeds up training' is measured where Shallue et al. and Zhang et al. "
-               "found it to depend on the batch size: steps to a fixed validation target "
-               "(AlgoPerf's time-to-result; Shallue et al.'s steps to a goal, the same goal at "
-               "every batch size), each method with its own tuned learning rate per batch "
-               "size. The MNIST-1D network is primary: the claim is about training networks; "
-               "the noisy quadratic model (exact expected loss) is the mechanism Zhang et al. "
-               "offer and is reported beside it. The statement predicts 'depends', holding "
-               "at the large batch only: momentum helping at every size ('supported') or at "
-               "none ('not supported') would contradict it.")
-PRIMARY_C11 = ("At batch 32 and heavy ball's tuned learning rate, the EMA of the mini-batch "
-               "gradients is closer to the true gradient than the mini-batch gradient: the 95% "
-               "interval of the paired ratio of their mean relative errors (EMA / raw) lies "
-               "below {gain}.")
-READING_C11 = ("'Closer to the actual derivative' is read as a smaller relative error "
-               "||estimate - grad L(x_t)|| / ||grad L(x_t)|| at the current point of the "
-               "trajectory the optimizer follows. The EMA averages noise away but also "
-               "averages gradients of past points (lag); the EMA of true gradients along "
-               "the same trajectory isolates the lag. The claim is read as unconditional, "
-               "so one regime (small batch, tuned lr) is primary and the others secondary.")
+PRIMARY_C14 = (
+    "On MNIST-1D, at the smallest and at the largest batch size run ({ends}; the "
+    "sizes between and the noisy quadratic model reported as secondary): tuned "
+    "heavy ball reaches validation accuracy {accuracy:g} in at least {pct:.0f}% "
+    "fewer steps than tuned SGD: the 95% interval of the paired ratio of steps "
+    "(heavy ball / SGD) lies below {speedup}."
+)
+READING_C14 = (
+    "'Momentum speeds up training' is measured where Shallue et al. and Zhang et al. "
+    "found it to depend on the batch size: steps to a fixed validation target "
+    "(AlgoPerf's time-to-result; Shallue et al.'s steps to a goal, the same goal at "
+    "every batch size), each method with its own tuned learning rate per batch "
+    "size. The MNIST-1D network is primary: the claim is about training networks; "
+    "the noisy quadratic model (exact expected loss) is the mechanism Zhang et al. "
+    "offer and is reported beside it. The statement predicts 'depends', holding "
+    "at the large batch only: momentum helping at every size ('supported') or at "
+    "none ('not supported') would contradict it."
+)
+PRIMARY_C11 = (
+    "At batch 32 and heavy ball's tuned learning rate, the EMA of the mini-batch "
+    "gradients is closer to the true gradient than the mini-batch gradient: the 95% "
+    "interval of the paired ratio of their mean relative errors (EMA / raw) lies "
+    "below {gain}."
+)
+READING_C11 = (
+    "'Closer to the actual derivative' is read as a smaller relative error "
+    "||estimate - grad L(x_t)|| / ||grad L(x_t)|| at the current point of the "
+    "trajectory the optimizer follows. The EMA averages noise away but also "
+    "averages gradients of past points (lag); the EMA of true gradients along "
+    "the same trajectory isolates the lag. The claim is read as unconditional, "
+    "so one regime (small batch, tuned lr) is primary and the others secondary."
+)
 
 
-def judge_c14(sgd: dict[int, np.ndarray], heavy: dict[int, np.ndarray],
-              nqm_sgd: dict[int, np.ndarray], nqm_heavy: dict[int, np.ndarray],
-              cfg: Config) -> verdicts.Verdict:
+def judge_c14(
+    sgd: dict[int, np.ndarray],
+    heavy: dict[int, np.ndarray],
+    nqm_sgd: dict[int, np.ndarray],
+    nqm_heavy: dict[int, np.ndarray],
+    cfg: Config,
+) -> verdicts.Verdict:
     """C14's verdict from per-seed (censored) steps to target per batch size: on MNIST-1D
     (``sgd``, ``heavy``) the smallest and the largest batch are primary, the sizes between
     secondary; every NQM batch size (``nqm_*``) secondary."""
-    ratio = lambda text, h, s: verdicts.Condition((text and text + ": ") + "steps to target, "
-                                                  "heavy ball / SGD",
-                                                  stats.paired_ratio(h, s), cfg.speedup,
-                                                  verdicts.BELOW)
+    ratio = lambda text, h, s: verdicts.Condition(
+        (text and text + ": ") + "steps to target, heavy ball / SGD",
+        stats.paired_ratio(h, s),
+        cfg.speedup,
+        verdicts.BELOW,
+    )
     ends = (min(sgd), max(sgd))
     secondary = [ratio(f"MNIST-1D, batch {b}", heavy[b], sgd[b]) for b in sgd if b not in ends]
     secondary += [ratio(f"NQM, batch {b}", nqm_heavy[b], nqm_sgd[b]) for b in nqm_sgd]
-    return verdicts.judge_depends({f"MNIST-1D, batch {b}": ratio(f"MNIST-1D, batch {b}",
-                                                                   heavy[b], sgd[b])
-                                   for b in ends}, secondary)
+    return verdicts.judge_depends(
+        {f"MNIST-1D, batch {b}": ratio(f"MNIST-1D, batch {b}", heavy[b], sgd[b]) for b in ends},
+        secondary,
+    )
 
 
 # ------------------------------------------------------------------------------------ C11
 
-def errors(lr: jax.Array, batch: jax.Array, h: jax.Array, key: jax.Array,
-           cfg: Config) -> jax.Array:
+
+def errors(lr: jax.Array, batch: jax.Array, h: jax.Array, key: jax.Array, cfg: Config) -> jax.Array:
     """One heavy-ball trajectory on the sampled NQM; at every checkpoint the relative errors
     to the true gradient of (a) the mini-batch gradient, (b) its EMA, (c) the EMA of the
     true gradients. Returns shape (checkpoints, 3)."""
@@ -135,23 +162,30 @@ def errors(lr: jax.Array, batch: jax.Array, h: jax.Array, key: jax.Array,
     x0 = nqm.start(start_key, cfg.dim)
     zeros = jnp.zeros_like(x0)
     _, errs = jax.lax.scan(step, (x0, zeros, zeros), jnp.arange(cfg.ema_steps))
-    return errs[cfg.ema_burn::cfg.ema_every]
+    return errs[cfg.ema_burn :: cfg.ema_every]
 
 
 def regimes(lrs: dict[int, float], cfg: Config) -> dict[str, tuple[int, float]]:
     """Small / large batch at the tuned heavy-ball lr ("fast") and a fraction of it ("slow")."""
     small, large = min(cfg.batch_sizes), max(cfg.batch_sizes)
-    return {f"batch {b}, {speed} lr": (b, lrs[b] * scale)
-            for b in (small, large) for speed, scale in (("tuned", 1.0), ("slow", cfg.ema_slow))}
+    return {
+        f"batch {b}, {speed} lr": (b, lrs[b] * scale)
+        for b in (small, large)
+        for speed, scale in (("tuned", 1.0), ("slow", cfg.ema_slow))
+    }
 
 
 def measure_c11(lrs: dict[int, float], cfg: Config, key: jax.Array) -> dict:
     """Per regime, the errors of (a), (b), (c) with shape (seeds, checkpoints, 3)."""
     h = nqm.curvatures(cfg.dim)
     named = regimes(lrs, cfg)
-    table = sweeps.with_seeds({"lr": np.asarray([v[1] for v in named.values()], np.float32),
-                               "batch": np.asarray([v[0] for v in named.values()], np.float32)},
-                              cfg.seeds)
+    table = sweeps.with_seeds(
+        {
+            "lr": np.asarray([v[1] for v in named.values()], np.float32),
+            "batch": np.asarray([v[0] for v in named.values()], np.float32),
+        },
+        cfg.seeds,
+    )
 
     def one(row, key_data):
         row_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"])
@@ -159,53 +193,99 @@ def measure_c11(lrs: dict[int, float], cfg: Config, key: jax.Array) -> dict:
 
     errs = sweeps.sweep(one, table, jax.random.key_data(jax.random.fold_in(key, 11)))
     errs = errs.reshape(len(named), cfg.seeds, *errs.shape[1:])
-    return {"errors": dict(zip(named, errs)), "lr": {k: v[1] for k, v in named.items()},
-            "checkpoints": np.arange(cfg.ema_burn, cfg.ema_steps, cfg.ema_every)}
+    return {
+        "errors": dict(zip(named, errs)),
+        "lr": {k: v[1] for k, v in named.items()},
+        "checkpoints": np.arange(cfg.ema_burn, cfg.ema_steps, cfg.ema_every),
+    }
 
 
-def judge_c11(raw: dict[str, np.ndarray], ema: dict[str, np.ndarray],
-              cfg: Config) -> verdicts.Verdict:
+def judge_c11(
+    raw: dict[str, np.ndarray], ema: dict[str, np.ndarray], cfg: Config
+) -> verdicts.Verdict:
     """C11's verdict from per-seed mean relative errors per regime; the first regime
     (small batch, tuned lr) is primary, the others secondary."""
-    cond = [verdicts.Condition(f"{name}: relative error, EMA / mini-batch gradient",
-                               stats.paired_ratio(ema[name], raw[name]), cfg.ema_gain,
-                               verdicts.BELOW) for name in raw]
+    cond = [
+        verdicts.Condition(
+            f"{name}: relative error, EMA / mini-batch gradient",
+            stats.paired_ratio(ema[name], raw[name]),
+            cfg.ema_gain,
+            verdicts.BELOW,
+        )
+        for name in raw
+    ]
     return verdicts.judge(cond[0], cond[1:])
 
 
 # ------------------------------------------------------------------------ figures, report
 
+
 def figure_c14(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
-    fig, axes = plotting.figure(2, 2, title="C14: SGD vs heavy ball, each tuned per batch "
-                                "size (top: MNIST-1D MLP; bottom: noisy quadratic model)")
+    fig, axes = plotting.figure(
+        2,
+        2,
+        title="C14: SGD vs heavy ball, each tuned per batch "
+        "size (top: MNIST-1D MLP; bottom: noisy quadratic model)",
+    )
     mnist, nqm_ = numbers["mnist"], numbers["nqm"]
-    bs.steps_panel(axes[0], mnist["selected"], tuple(a.batch for a in cfg.arms),
-                   ylabel="steps to target accuracy", title="MNIST-1D: tuned steps to "
-                   f"val. accuracy {cfg.accuracy:g} (95% CI)")
-    bs.curves_panel(axes[1], mnist["selected"], mnist["eval_steps"], logy=False,
-                    ylabel="validation accuracy", target=cfg.accuracy,
-                    title="MNIST-1D tuned runs (-- SGD; : target)")
-    bs.steps_panel(axes[2], nqm_["selected"], cfg.batch_sizes, ylabel="steps to target loss",
-                   title=f"NQM: tuned steps to loss {cfg.target:g} (95% CI)")
-    bs.curves_panel(axes[3], nqm_["selected"], {b: nqm_["eval_steps"] for b in
-                                                cfg.batch_sizes}, logy=True,
-                    ylabel="expected loss", target=cfg.target,
-                    title="NQM tuned runs (-- SGD; : target)")
+    bs.steps_panel(
+        axes[0],
+        mnist["selected"],
+        tuple(a.batch for a in cfg.arms),
+        ylabel="steps to target accuracy",
+        title=f"MNIST-1D: tuned steps to val. accuracy {cfg.accuracy:g} (95% CI)",
+    )
+    bs.curves_panel(
+        axes[1],
+        mnist["selected"],
+        mnist["eval_steps"],
+        logy=False,
+        ylabel="validation accuracy",
+        target=cfg.accuracy,
+        title="MNIST-1D tuned runs (-- SGD; : target)",
+    )
+    bs.steps_panel(
+        axes[2],
+        nqm_["selected"],
+        cfg.batch_sizes,
+        ylabel="steps to target loss",
+        title=f"NQM: tuned steps to loss {cfg.target:g} (95% CI)",
+    )
+    bs.curves_panel(
+        axes[3],
+        nqm_["selected"],
+        {b: nqm_["eval_steps"] for b in cfg.batch_sizes},
+        logy=True,
+        ylabel="expected loss",
+        target=cfg.target,
+        title="NQM tuned runs (-- SGD; : target)",
+    )
     return [plotting.save(fig, out, "c14_batch_size.png")]
 
 
 def figure_c11(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     errs = numbers["errors"]
-    fig, axes = plotting.figure(2, (len(errs) + 1) // 2, title="C11: relative error to the "
-                                "true gradient along heavy-ball trajectories (NQM; bands: 95% "
-                                "over seeds)")
-    labels = ("(a) mini-batch gradient", "(b) EMA of mini-batch gradients",
-              "(c) EMA of true gradients (lag only)")
+    fig, axes = plotting.figure(
+        2,
+        (len(errs) + 1) // 2,
+        title="C11: relative error to the "
+        "true gradient along heavy-ball trajectories (NQM; bands: 95% "
+        "over seeds)",
+    )
+    labels = (
+        "(a) mini-batch gradient",
+        "(b) EMA of mini-batch gradients",
+        "(c) EMA of true gradients (lag only)",
+    )
     for ax, (name, e) in zip(axes, errs.items()):
-        plotting.seed_bands(ax, numbers["checkpoints"], {l: e[..., k] for k, l in
-                                                         enumerate(labels)},
-                            ylabel="||estimate - grad|| / ||grad||", logy=True,
-                            title=f"{name} ({numbers['lr'][name]:.3g})")
+        plotting.seed_bands(
+            ax,
+            numbers["checkpoints"],
+            {l: e[..., k] for k, l in enumerate(labels)},
+            ylabel="||estimate - grad|| / ||grad||",
+            logy=True,
+            title=f"{name} ({numbers['lr'][name]:.3g})",
+        )
     return [plotting.save(fig, out, "c11_ema_error.png")]
 
 
@@ -215,76 +295,122 @@ def per_seed(numbers: dict) -> tuple[dict, dict, dict]:
     return tuple({name: m[:, k] for name, m in means.items()} for k in range(3))
 
 
-def describe_c14(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
-                 cfg: Config) -> report.Finding:
+def describe_c14(
+    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+) -> report.Finding:
     mnist, nqm_ = numbers["mnist"]["selected"], numbers["nqm"]["selected"]
     batches = tuple(a.batch for a in cfg.arms)
     edges = bs.edges("MNIST-1D", mnist) + bs.edges("NQM", nqm_)
     return report.Finding(
-        id="C14", reading=READING_C14,
-        primary=PRIMARY_C14.format(ends=f"{min(batches)} and {max(batches)}", pct=100 * (
-            1 - cfg.speedup), accuracy=cfg.accuracy, speedup=cfg.speedup),
-        setup="(1) " + bs.setup(cfg.arms, momentum=cfg.momentum, seeds=cfg.seeds,
-                                accuracy=cfg.accuracy)
-              + f" (2) Noisy quadratic model (Zhang et al. 2019): {cfg.dim} dimensions, "
-              f"curvatures h_i = 1/i, gradient noise covariance {cfg.noise:g} H / B; the exact "
-              f"expected loss (noise integrated out) over {cfg.steps} steps, recorded every "
-              f"{cfg.every}; batch sizes {report.listing(cfg.batch_sizes)}; {cfg.seeds} seeds "
-              "draw the start x0 ~ N(0, I) (intervals are narrow).",
+        id="C14",
+        reading=READING_C14,
+        primary=PRIMARY_C14.format(
+            ends=f"{min(batches)} and {max(batches)}",
+            pct=100 * (1 - cfg.speedup),
+            accuracy=cfg.accuracy,
+            speedup=cfg.speedup,
+        ),
+        setup="(1) "
+        + bs.setup(cfg.arms, momentum=cfg.momentum, seeds=cfg.seeds, accuracy=cfg.accuracy)
+        + f" (2) Noisy quadratic model (Zhang et al. 2019): {cfg.dim} dimensions, "
+        f"curvatures h_i = 1/i, gradient noise covariance {cfg.noise:g} H / B; the exact "
+        f"expected loss (noise integrated out) over {cfg.steps} steps, recorded every "
+        f"{cfg.every}; batch sizes {report.listing(cfg.batch_sizes)}; {cfg.seeds} seeds "
+        "draw the start x0 ~ N(0, I) (intervals are narrow).",
         budget=bs.budget(cfg.arms, cfg.arm_trials) + f"; NQM: {cfg.trials} log-spaced "
-               f"learning rates in {report.listing(cfg.lr)}. Each selected by mean steps to "
-               "the target (ties: the better final value).",
-        headline="; ".join(f"{p}, batch {b}: steps ratio heavy ball/SGD {r}" for p, sel, bb in (
-            ("MNIST-1D", mnist, batches), ("NQM", nqm_, cfg.batch_sizes))
-            for b, r in bs.ratios(sel, bb).items()),
+        f"learning rates in {report.listing(cfg.lr)}. Each selected by mean steps to "
+        "the target (ties: the better final value).",
+        headline="; ".join(
+            f"{p}, batch {b}: steps ratio heavy ball/SGD {r}"
+            for p, sel, bb in (("MNIST-1D", mnist, batches), ("NQM", nqm_, cfg.batch_sizes))
+            for b, r in bs.ratios(sel, bb).items()
+        ),
         table=bs.rows("MNIST-1D", mnist, batches) + bs.rows("NQM", nqm_, cfg.batch_sizes),
-        plots=plots, verdict=verdict,
-        metrics={"accuracy target": cfg.accuracy, "loss target": cfg.target,
-                 "units (MNIST-1D arm)": bs.units(cfg.arms, trials=cfg.arm_trials,
-                                                  seeds=cfg.seeds),
-                 "compiles": {"MNIST-1D": len(cfg.arms), "NQM": 2},
-                 "selected": {f"{p}, {m}, batch {b}": {"lr": s["lr"], "steps": s["steps"]}
-                              for p, sel in (("MNIST-1D", mnist), ("NQM", nqm_))
-                              for (m, b), s in sel.items()}},
-        notes=report.edge_note(edges))
+        plots=plots,
+        verdict=verdict,
+        metrics={
+            "accuracy target": cfg.accuracy,
+            "loss target": cfg.target,
+            "units (MNIST-1D arm)": bs.units(cfg.arms, trials=cfg.arm_trials, seeds=cfg.seeds),
+            "compiles": {"MNIST-1D": len(cfg.arms), "NQM": 2},
+            "selected": {
+                f"{p}, {m}, batch {b}": {"lr": s["lr"], "steps": s["steps"]}
+                for p, sel in (("MNIST-1D", mnist), ("NQM", nqm_))
+                for (m, b), s in sel.items()
+            },
+        },
+        notes=report.edge_note(edges),
+    )
 
 
-def describe_c11(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
-                 cfg: Config) -> report.Finding:
+def describe_c11(
+    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+) -> report.Finding:
     raw, ema, lag = per_seed(numbers)
-    table = [{"regime": name, "lr": numbers["lr"][name], "(a) mini-batch": stats.mean(raw[name]),
-              "(b) EMA": stats.mean(ema[name]), "(c) lag only": stats.mean(lag[name]),
-              "(b) / (a)": stats.paired_ratio(ema[name], raw[name])} for name in raw]
+    table = [
+        {
+            "regime": name,
+            "lr": numbers["lr"][name],
+            "(a) mini-batch": stats.mean(raw[name]),
+            "(b) EMA": stats.mean(ema[name]),
+            "(c) lag only": stats.mean(lag[name]),
+            "(b) / (a)": stats.paired_ratio(ema[name], raw[name]),
+        }
+        for name in raw
+    ]
     return report.Finding(
-        id="C11", reading=READING_C11, primary=PRIMARY_C11.format(gain=cfg.ema_gain),
+        id="C11",
+        reading=READING_C11,
+        primary=PRIMARY_C11.format(gain=cfg.ema_gain),
         setup=f"Noisy quadratic model (Zhang et al. 2019): {cfg.dim} dimensions, h_i = 1/i, "
-              f"sampled gradients with noise covariance {cfg.noise:g} H / B. Heavy ball "
-              f"(momentum {cfg.momentum:g}, whose velocity is the EMA of the gradients times "
-              f"1 / (1 - momentum)) for {cfg.ema_steps} steps at C14's tuned learning rate "
-              f"per batch size and at {cfg.ema_slow:g} of it; relative errors every "
-              f"{cfg.ema_every} steps from step {cfg.ema_burn}, averaged per seed; "
-              f"{cfg.seeds} seeds (start and noise).",
-        budget="", headline="; ".join(f"{r['regime']}: EMA/raw error {r['(b) / (a)']}"
-                                      for r in table),
-        table=table, plots=plots, verdict=verdict,
-        metrics={"raw": raw, "ema": ema, "lag": lag, "lr": numbers["lr"]})
+        f"sampled gradients with noise covariance {cfg.noise:g} H / B. Heavy ball "
+        f"(momentum {cfg.momentum:g}, whose velocity is the EMA of the gradients times "
+        f"1 / (1 - momentum)) for {cfg.ema_steps} steps at C14's tuned learning rate "
+        f"per batch size and at {cfg.ema_slow:g} of it; relative errors every "
+        f"{cfg.ema_every} steps from step {cfg.ema_burn}, averaged per seed; "
+        f"{cfg.seeds} seeds (start and noise).",
+        budget="",
+        headline="; ".join(f"{r['regime']}: EMA/raw error {r['(b) / (a)']}" for r in table),
+        table=table,
+        plots=plots,
+        verdict=verdict,
+        metrics={"raw": raw, "ema": ema, "lag": lag, "lr": numbers["lr"]},
+    )
 
 
-def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
-        ) -> list[report.Finding]:
+def run(
+    cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
+) -> list[report.Finding]:
     status(f"C14: {2 * len(cfg.batch_sizes) * cfg.trials} runs x {cfg.seeds} seeds (NQM)")
     n14 = {"nqm": bs.measure_nqm(cfg, key)}
-    n14["mnist"] = bs.measure(cfg.arms, trials=cfg.arm_trials, seeds=cfg.seeds,
-                              momentum=cfg.momentum, target=cfg.accuracy,
-                              key=jax.random.fold_in(key, 14), status=status)
-    steps = {(p, m): {b: s["steps"] for (mm, b), s in n14[p]["selected"].items() if mm == m}
-             for p in ("mnist", "nqm") for m in METHODS}
-    v14 = judge_c14(steps["mnist", "SGD"], steps["mnist", "heavy ball"], steps["nqm", "SGD"],
-                    steps["nqm", "heavy ball"], cfg)
+    n14["mnist"] = bs.measure(
+        cfg.arms,
+        trials=cfg.arm_trials,
+        seeds=cfg.seeds,
+        momentum=cfg.momentum,
+        target=cfg.accuracy,
+        key=jax.random.fold_in(key, 14),
+        status=status,
+    )
+    steps = {
+        (p, m): {b: s["steps"] for (mm, b), s in n14[p]["selected"].items() if mm == m}
+        for p in ("mnist", "nqm")
+        for m in METHODS
+    }
+    v14 = judge_c14(
+        steps["mnist", "SGD"],
+        steps["mnist", "heavy ball"],
+        steps["nqm", "SGD"],
+        steps["nqm", "heavy ball"],
+        cfg,
+    )
     status("C11: EMA of gradients along heavy-ball trajectories (NQM)")
-    n11 = measure_c11({b: n14["nqm"]["selected"]["heavy ball", b]["lr"]
-                       for b in cfg.batch_sizes}, cfg, key)
+    n11 = measure_c11(
+        {b: n14["nqm"]["selected"]["heavy ball", b]["lr"] for b in cfg.batch_sizes}, cfg, key
+    )
     raw, ema, _ = per_seed(n11)
     v11 = judge_c11(raw, ema, cfg)
-    return [describe_c11(n11, v11, figure_c11(n11, cfg, out), cfg),
-            describe_c14(n14, v14, figure_c14(n14, cfg, out), cfg)]
+    return [
+        describe_c11(n11, v11, figure_c11(n11, cfg, out), cfg),
+        describe_c14(n14, v14, figure_c14(n14, cfg, out), cfg),
+    ]

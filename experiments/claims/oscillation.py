@@ -54,24 +54,27 @@ class Config:
     hb_momentum: float = 0.9
 
 
-QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=800, batch_size=32,
-                                                         eval_every=100))
+QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=800, batch_size=32, eval_every=100))
 FULL = Config()
 
-PRIMARY = ("Heavy ball with beta 0.5 (McCaffrey's example value) at the same learning rates as "
-           "gradient descent - every grid learning rate at which GD converges (lr < 2/L) - "
-           "changes the sign of the steep eigen-coordinate less often in the first {window} "
-           "steps: the 95% interval of the paired ratio of sign-change counts (heavy ball / GD, "
-           "summed over those learning rates) lies below {threshold}.")
-READING = ("McCaffrey's code adds momentum to an existing gradient-descent loop and keeps its "
-           "learning rate, so 'a reduced risk of oscillating' is read as: at the learning rates "
-           "at which gradient descent is used (its convergent range, log-spaced as learning "
-           "rates are searched), adding momentum makes the steep coordinate of a ravine swing "
-           "across the valley less often. Oscillating is counted as sign changes of that "
-           "coordinate while it exceeds {floor:g} of the starting distance (smaller swings are "
-           "no risk). The other readings - momentum tolerates larger learning rates before "
-           "diverging; it reaches the minimum sooner at each method's own tuned lr ('speed up'); "
-           "the training loss of a real network rises less often - are secondary.")
+PRIMARY = (
+    "Heavy ball with beta 0.5 (McCaffrey's example value) at the same learning rates as "
+    "gradient descent - every grid learning rate at which GD converges (lr < 2/L) - "
+    "changes the sign of the steep eigen-coordinate less often in the first {window} "
+    "steps: the 95% interval of the paired ratio of sign-change counts (heavy ball / GD, "
+    "summed over those learning rates) lies below {threshold}."
+)
+READING = (
+    "McCaffrey's code adds momentum to an existing gradient-descent loop and keeps its "
+    "learning rate, so 'a reduced risk of oscillating' is read as: at the learning rates "
+    "at which gradient descent is used (its convergent range, log-spaced as learning "
+    "rates are searched), adding momentum makes the steep coordinate of a ravine swing "
+    "across the valley less often. Oscillating is counted as sign changes of that "
+    "coordinate while it exceeds {floor:g} of the starting distance (smaller swings are "
+    "no risk). The other readings - momentum tolerates larger learning rates before "
+    "diverging; it reaches the minimum sooner at each method's own tuned lr ('speed up'); "
+    "the training loss of a real network rises less often - are secondary."
+)
 
 
 def grid(cfg: Config) -> np.ndarray:
@@ -85,7 +88,7 @@ def measure_ravines(cfg: Config, key: jax.Array) -> dict:
     rows = ravines.block(draw, lambda k: [(x / k, b, 0) for b in cfg.momenta for x in m])
     run = ravines.run_blocks({"C13": rows}, cfg.steps, cfg.seeds)["C13"]
     shape = (cfg.seeds, len(cfg.momenta), cfg.lrs)
-    steep = np.asarray(run.z[:, :, :cfg.window + 1, 0]).reshape(*shape, -1)
+    steep = np.asarray(run.z[:, :, : cfg.window + 1, 0]).reshape(*shape, -1)
     dist = ravines.distance(run).reshape(*shape, -1)
     flips = measures.sign_changes(steep, cfg.floor)
     diverged = measures.diverged(dist)
@@ -94,9 +97,15 @@ def measure_ravines(cfg: Config, key: jax.Array) -> dict:
     steps = measures.steps_to(dist, cfg.tolerance)
     censored = np.where(np.isfinite(steps), steps, cfg.steps + 1)
     chosen = tuning_index(censored)
-    return {"kappa": draw["kappa"], "flips": flips, "same_lr": flips[..., m < 2].sum(-1),
-            "stable": stable, "steps": steps, "chosen": chosen,
-            "tuned_steps": np.take_along_axis(censored, chosen[None, :, None], -1)[..., 0]}
+    return {
+        "kappa": draw["kappa"],
+        "flips": flips,
+        "same_lr": flips[..., m < 2].sum(-1),
+        "stable": stable,
+        "steps": steps,
+        "chosen": chosen,
+        "tuned_steps": np.take_along_axis(censored, chosen[None, :, None], -1)[..., 0],
+    }
 
 
 def tuning_index(censored: np.ndarray) -> np.ndarray:
@@ -107,9 +116,14 @@ def tuning_index(censored: np.ndarray) -> np.ndarray:
 
 def methods(cfg: Config) -> list[comparison.Method]:
     """GD (traced momentum 0) and heavy ball, each over its own log-lr range, equal trials."""
-    return [comparison.Method("GD", comparison.heavy_ball, tuning.Space(lr=cfg.gd_lr)),
-            comparison.Method("heavy ball", comparison.heavy_ball,
-                              tuning.Space(lr=cfg.hb_lr, momentum=cfg.hb_momentum))]
+    return [
+        comparison.Method("GD", comparison.heavy_ball, tuning.Space(lr=cfg.gd_lr)),
+        comparison.Method(
+            "heavy ball",
+            comparison.heavy_ball,
+            tuning.Space(lr=cfg.hb_lr, momentum=cfg.hb_momentum),
+        ),
+    ]
 
 
 def rises(train_loss: np.ndarray) -> np.ndarray:
@@ -119,8 +133,14 @@ def rises(train_loss: np.ndarray) -> np.ndarray:
 
 def measure_mnist(cfg: Config, key: jax.Array) -> list[comparison.Selected]:
     """GD and heavy ball on MNIST-1D in one compile, each selected on its training loss."""
-    runs = comparison.run(methods(cfg), tasks.mnist1d_mlp(), trials=cfg.trials,
-                          seeds=cfg.seeds, key=key, schedule=cfg.schedule)
+    runs = comparison.run(
+        methods(cfg),
+        tasks.mnist1d_mlp(),
+        trials=cfg.trials,
+        seeds=cfg.seeds,
+        key=key,
+        schedule=cfg.schedule,
+    )
     return [comparison.select_by_train_loss(r) for r in runs]
 
 
@@ -136,26 +156,60 @@ def label(beta: float) -> str:
     return "GD" if beta == 0 else f"heavy ball {beta:g}"
 
 
-def judge(same_lr: np.ndarray, stable: np.ndarray, tuned_steps: np.ndarray,
-          rises_hb: np.ndarray, rises_gd: np.ndarray, cfg: Config) -> verdicts.Verdict:
+def judge(
+    same_lr: np.ndarray,
+    stable: np.ndarray,
+    tuned_steps: np.ndarray,
+    rises_hb: np.ndarray,
+    rises_gd: np.ndarray,
+    cfg: Config,
+) -> verdicts.Verdict:
     """C13's verdict. ``same_lr``, ``stable``, ``tuned_steps``: ``(seeds, methods)`` in the
     order of ``cfg.momenta`` (GD first); ``rises_*``: per seed, on MNIST-1D."""
     ratio = lambda values, j: stats.paired_ratio(values[:, j], values[:, 0])
     one = [j for j, b in enumerate(cfg.momenta) if b > 0]
-    primary = verdicts.Condition(f"sign changes at the same lr, {label(cfg.momenta[one[0]])} "
-                                 "/ GD", ratio(same_lr, one[0]), cfg.threshold, verdicts.BELOW)
-    secondary = [verdicts.Condition(f"sign changes at the same lr, {label(cfg.momenta[j])} / GD",
-                                    ratio(same_lr, j), cfg.threshold, verdicts.BELOW)
-                 for j in one[1:]]
-    secondary += [verdicts.Condition(f"largest stable lr, {label(cfg.momenta[j])} / GD",
-                                     ratio(stable, j), 1.0, verdicts.ABOVE) for j in one]
-    secondary += [verdicts.Condition(f"steps to tolerance at own tuned lr, "
-                                     f"{label(cfg.momenta[j])} / GD", ratio(tuned_steps, j),
-                                     cfg.speedup, verdicts.BELOW) for j in one]
-    secondary.append(verdicts.Condition(
-        f"MNIST-1D: fraction of evaluations at which the training loss rose, heavy ball "
-        f"{cfg.hb_momentum:g} - GD", stats.paired_difference(rises_hb, rises_gd), 0.0,
-        verdicts.BELOW))
+    primary = verdicts.Condition(
+        f"sign changes at the same lr, {label(cfg.momenta[one[0]])} / GD",
+        ratio(same_lr, one[0]),
+        cfg.threshold,
+        verdicts.BELOW,
+    )
+    secondary = [
+        verdicts.Condition(
+            f"sign changes at the same lr, {label(cfg.momenta[j])} / GD",
+            ratio(same_lr, j),
+            cfg.threshold,
+            verdicts.BELOW,
+        )
+        for j in one[1:]
+    ]
+    secondary += [
+        verdicts.Condition(
+            f"largest stable lr, {label(cfg.momenta[j])} / GD",
+            ratio(stable, j),
+            1.0,
+            verdicts.ABOVE,
+        )
+        for j in one
+    ]
+    secondary += [
+        verdicts.Condition(
+            f"steps to tolerance at own tuned lr, {label(cfg.momenta[j])} / GD",
+            ratio(tuned_steps, j),
+            cfg.speedup,
+            verdicts.BELOW,
+        )
+        for j in one
+    ]
+    secondary.append(
+        verdicts.Condition(
+            f"MNIST-1D: fraction of evaluations at which the training loss rose, heavy ball "
+            f"{cfg.hb_momentum:g} - GD",
+            stats.paired_difference(rises_hb, rises_gd),
+            0.0,
+            verdicts.BELOW,
+        )
+    )
     return verdicts.judge(primary, secondary)
 
 
@@ -167,70 +221,109 @@ def figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 
 def _figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     m, colors = grid(cfg), plotting.ordered_colors(cfg.momenta, "plasma")
-    fig, (a, b, c) = plotting.figure(3, title="C13: momentum and oscillation - ravines "
-                                              f"(kappa in {report.listing(cfg.kappa)}) and MNIST-1D")
+    fig, (a, b, c) = plotting.figure(
+        3,
+        title="C13: momentum and oscillation - ravines "
+        f"(kappa in {report.listing(cfg.kappa)}) and MNIST-1D",
+    )
     labels = [label(beta) for beta in cfg.momenta]
-    plotting.seed_bands(a, m, {lab: n["flips"][:, j] for j, lab in enumerate(labels)},
-                        xlabel="learning rate x L", ylabel=f"sign changes of the steep "
-                        f"coordinate in {cfg.window} steps", colors=dict(zip(labels, colors)),
-                        title="same learning rate (dotted: GD's limit 2/L)")
+    plotting.seed_bands(
+        a,
+        m,
+        {lab: n["flips"][:, j] for j, lab in enumerate(labels)},
+        xlabel="learning rate x L",
+        ylabel=f"sign changes of the steep coordinate in {cfg.window} steps",
+        colors=dict(zip(labels, colors)),
+        title="same learning rate (dotted: GD's limit 2/L)",
+    )
     steps = np.where(np.isfinite(n["steps"]), n["steps"], np.nan)
-    plotting.seed_bands(b, m, {lab: steps[:, j] for j, lab in enumerate(labels)},
-                        xlabel="learning rate x L", ylabel=f"steps to {cfg.tolerance:g} of the "
-                        "start distance", logy=True, colors=dict(zip(labels, colors)),
-                        title="gaps: not within the budget or diverged")
+    plotting.seed_bands(
+        b,
+        m,
+        {lab: steps[:, j] for j, lab in enumerate(labels)},
+        xlabel="learning rate x L",
+        ylabel=f"steps to {cfg.tolerance:g} of the start distance",
+        logy=True,
+        colors=dict(zip(labels, colors)),
+        title="gaps: not within the budget or diverged",
+    )
     for ax in (a, b):
         ax.set_xscale("log")
         ax.axvline(2, color="k", ls=":", lw=0.8)
-    plotting.seed_bands(c, cfg.schedule.eval_steps,
-                        {f"{s.method} (lr {s.setting['lr']:.3g})": s.curves.train_loss
-                         for s in n["mnist"]}, ylabel="loss on the full training set",
-                        logy=True, title="MNIST-1D MLP, each at its tuned lr",
-                        colors={f"{s.method} (lr {s.setting['lr']:.3g})": plotting.COLORS[s.method]
-                                for s in n["mnist"]})
+    plotting.seed_bands(
+        c,
+        cfg.schedule.eval_steps,
+        {f"{s.method} (lr {s.setting['lr']:.3g})": s.curves.train_loss for s in n["mnist"]},
+        ylabel="loss on the full training set",
+        logy=True,
+        title="MNIST-1D MLP, each at its tuned lr",
+        colors={
+            f"{s.method} (lr {s.setting['lr']:.3g})": plotting.COLORS[s.method] for s in n["mnist"]
+        },
+    )
     return [plotting.save(fig, out, "c13_oscillation.png")]
 
 
 def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) -> report.Finding:
     m = grid(cfg)
-    rows = [{"method": label(b), "sign changes, same lrs (sum)": stats.mean(n["same_lr"][:, j]),
-             "largest stable lr x L": stats.mean(n["stable"][:, j]),
-             "theory": 2 * (1 + b), "tuned lr x L": m[n["chosen"][j]],
-             "steps to tolerance, tuned": stats.mean(n["tuned_steps"][:, j])}
-            for j, b in enumerate(cfg.momenta)]
-    rows += [{"method": f"MNIST-1D {s.method}", "tuned lr": s.setting["lr"],
-              "loss rises (fraction)": stats.mean(rises(s.curves.train_loss)),
-              "final training loss": stats.mean(s.curves.train_loss[:, -1])} for s in n["mnist"]]
+    rows = [
+        {
+            "method": label(b),
+            "sign changes, same lrs (sum)": stats.mean(n["same_lr"][:, j]),
+            "largest stable lr x L": stats.mean(n["stable"][:, j]),
+            "theory": 2 * (1 + b),
+            "tuned lr x L": m[n["chosen"][j]],
+            "steps to tolerance, tuned": stats.mean(n["tuned_steps"][:, j]),
+        }
+        for j, b in enumerate(cfg.momenta)
+    ]
+    rows += [
+        {
+            "method": f"MNIST-1D {s.method}",
+            "tuned lr": s.setting["lr"],
+            "loss rises (fraction)": stats.mean(rises(s.curves.train_loss)),
+            "final training loss": stats.mean(s.curves.train_loss[:, -1]),
+        }
+        for s in n["mnist"]
+    ]
     edges = [f"{s.method}: {', '.join(s.edge)}" for s in n["mnist"] if s.edge]
-    edges += [f"{label(b)} on the ravine: lr" for j, b in enumerate(cfg.momenta)
-              if n["chosen"][j] in (0, cfg.lrs - 1)]
+    edges += [
+        f"{label(b)} on the ravine: lr"
+        for j, b in enumerate(cfg.momenta)
+        if n["chosen"][j] in (0, cfg.lrs - 1)
+    ]
     p = verdict.primary[0]
     return report.Finding(
-        id="C13", reading=READING.format(floor=cfg.floor),
+        id="C13",
+        reading=READING.format(floor=cfg.floor),
         primary=PRIMARY.format(window=cfg.window, threshold=cfg.threshold),
         setup=f"Ravines f(x) = (kappa z1^2 + z2^2)/2, z = Q^T x, per seed a random rotation, "
-              f"a random start on the unit circle and kappa log-uniform in "
-              f"{report.listing(cfg.kappa)}; {cfg.seeds} seeds. GD and heavy ball (mo.sgd, "
-              f"momentum {report.listing(cfg.momenta[1:])}) at {cfg.lrs} learning rates "
-              f"log-spaced over {report.listing(cfg.lr_range)} / L, {cfg.steps} steps (one "
-              f"compile). Largest stable lr: the grid value below the first that diverges (last "
-              f"distance above the first). MNIST-1D 40-100-100-10 MLP, {cfg.schedule.steps} "
-              f"steps of batch {cfg.schedule.batch_size}, full training loss every "
-              f"{cfg.schedule.eval_every} steps; GD vs heavy ball {cfg.hb_momentum:g}.",
+        f"a random start on the unit circle and kappa log-uniform in "
+        f"{report.listing(cfg.kappa)}; {cfg.seeds} seeds. GD and heavy ball (mo.sgd, "
+        f"momentum {report.listing(cfg.momenta[1:])}) at {cfg.lrs} learning rates "
+        f"log-spaced over {report.listing(cfg.lr_range)} / L, {cfg.steps} steps (one "
+        f"compile). Largest stable lr: the grid value below the first that diverges (last "
+        f"distance above the first). MNIST-1D 40-100-100-10 MLP, {cfg.schedule.steps} "
+        f"steps of batch {cfg.schedule.batch_size}, full training loss every "
+        f"{cfg.schedule.eval_every} steps; GD vs heavy ball {cfg.hb_momentum:g}.",
         budget=f"Ravines: every method on the same {cfg.lrs}-point lr grid (the primary uses "
-               "its points below 2/L; the speed comparison each method's best grid point by "
-               f"mean steps). MNIST-1D: {cfg.trials} log-spaced lrs per method, GD over "
-               f"{report.listing(cfg.gd_lr)}, heavy ball over {report.listing(cfg.hb_lr)} "
-               "(shifted by 1 - beta), selected on the final full training loss.",
+        "its points below 2/L; the speed comparison each method's best grid point by "
+        f"mean steps). MNIST-1D: {cfg.trials} log-spaced lrs per method, GD over "
+        f"{report.listing(cfg.gd_lr)}, heavy ball over {report.listing(cfg.hb_lr)} "
+        "(shifted by 1 - beta), selected on the final full training loss.",
         headline=f"sign changes at the same lr, {p.text.split(', ')[1]}: {p.estimate}; "
-                 + "; ".join(f"{c.text}: {c.estimate}" for c in verdict.secondary[1:3]),
-        table=rows, plots=plots, verdict=verdict,
+        + "; ".join(f"{c.text}: {c.estimate}" for c in verdict.secondary[1:3]),
+        table=rows,
+        plots=plots,
+        verdict=verdict,
         metrics={k: n[k] for k in ("kappa", "same_lr", "stable", "tuned_steps", "chosen")},
-        notes=report.edge_note(edges))
+        notes=report.edge_note(edges),
+    )
 
 
-def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
-        ) -> list[report.Finding]:
+def run(
+    cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
+) -> list[report.Finding]:
     n = measure(cfg, key, status)
     hb, gd = (rises(s.curves.train_loss) for s in n["mnist"][::-1])
     verdict = judge(n["same_lr"], n["stable"], n["tuned_steps"], hb, gd, cfg)

@@ -47,11 +47,15 @@ def ravine_run(row: dict, steps: int) -> Ravine:
 def ravines(key: jax.Array, seeds: int, kappa: tuple[float, float]) -> dict[str, np.ndarray]:
     """Seed ``s``'s ravine from ``fold_in(key, s)``: rotation and start angles uniform,
     the condition number log-uniform in ``kappa``."""
-    u = np.stack([np.asarray(jax.random.uniform(jax.random.fold_in(key, s), (3,)))
-                  for s in range(seeds)])
+    u = np.stack(
+        [np.asarray(jax.random.uniform(jax.random.fold_in(key, s), (3,))) for s in range(seeds)]
+    )
     lo, hi = np.log(kappa)
-    return {"theta": 2 * np.pi * u[:, 0], "phi": 2 * np.pi * u[:, 1],
-            "kappa": np.exp(lo + (hi - lo) * u[:, 2])}
+    return {
+        "theta": 2 * np.pi * u[:, 0],
+        "phi": 2 * np.pi * u[:, 1],
+        "kappa": np.exp(lo + (hi - lo) * u[:, 2]),
+    }
 
 
 def block(draw: dict, settings) -> dict[str, np.ndarray]:
@@ -60,8 +64,11 @@ def block(draw: dict, settings) -> dict[str, np.ndarray]:
     rows = [(s, *setting) for s, k in enumerate(draw["kappa"]) for setting in settings(float(k))]
     seed, lr, momentum, nesterov = (np.asarray(c) for c in zip(*rows))
     out = {k: np.asarray(v[seed], np.float32) for k, v in draw.items()}
-    out.update(lr=lr.astype(np.float32), momentum=momentum.astype(np.float32),
-               nesterov=nesterov.astype(np.int32))
+    out.update(
+        lr=lr.astype(np.float32),
+        momentum=momentum.astype(np.float32),
+        nesterov=nesterov.astype(np.int32),
+    )
     return out
 
 
@@ -73,11 +80,11 @@ def run_blocks(blocks: dict[str, dict], steps: int, seeds: int) -> dict[str, Rav
     out, start = {}, 0
     for n in names:
         size = sweeps.rows(blocks[n])
-        out[n] = Ravine(*(a[start:start + size].reshape(seeds, size // seeds, *a.shape[1:])
-                          for a in paths))
+        out[n] = Ravine(
+            *(a[start : start + size].reshape(seeds, size // seeds, *a.shape[1:]) for a in paths)
+        )
         start += size
     return out
-
 
 
 def fitted_rate(errors: np.ndarray, start: float = 1e-2, stop: float = 1e-25) -> np.ndarray:
@@ -121,4 +128,3 @@ def distance(run: Ravine) -> np.ndarray:
     """``||x_t - x*|| / ||x_0 - x*||`` (the start is on the unit circle, the minimum at 0)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return np.linalg.norm(np.asarray(run.z, np.float64), axis=-1)
-

@@ -58,16 +58,24 @@ QUICK = Config(seeds=3, ema_steps=300)
 FULL = Config()
 
 
-def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
-        ) -> list[report.Finding]:
+def run(
+    cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
+) -> list[report.Finding]:
     """Measures, judges, draws and describes every check; the Findings in ``CLAIMS``' order."""
     status("quadratics: C1, C2, C3, C4, C12 (one compile)")
     n = quadratic_checks.measure(cfg, key)
     status("C7: EMA vs scaled heavy ball on MNIST-1D (one compile)")
     differences = ema_check.measure_ema(cfg, key)
-    findings = quadratic_report.describe(n, quadratic_checks.judge(n, cfg),
-                                         quadratic_report.figures(n, cfg, out), cfg)
-    findings.append(ema_check.describe(differences, ema_check.judge_c7(differences, cfg),
-                                       ema_check.figure(differences, cfg, out), cfg))
+    findings = quadratic_report.describe(
+        n, quadratic_checks.judge(n, cfg), quadratic_report.figures(n, cfg, out), cfg
+    )
+    findings.append(
+        ema_check.describe(
+            differences,
+            ema_check.judge_c7(differences, cfg),
+            ema_check.figure(differences, cfg, out),
+            cfg,
+        )
+    )
     by_id = {f.id: f for f in findings}
     return [by_id[i] for i in CLAIMS]

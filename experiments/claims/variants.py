@@ -48,19 +48,22 @@ class Config:
     speedup: float = 0.8  # primary: steps ratio (variant / heavy ball) below this
 
 
-QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=400, batch_size=32,
-                                                         eval_every=100))
+QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=100))
 FULL = Config()
 
-PRIMARY = ("For QHM, AggMo and Demon separately: the tuned method reaches the training-loss "
-           "target - the mean final full-training-set loss of heavy ball with its learning rate "
-           "and momentum tuned - in fewer steps than tuned heavy ball: the 95% interval of the "
-           "paired ratio of steps (variant / heavy ball) lies below {speedup}.")
-READING = ("'Faster training than momentum SGD at its tuned learning rate' is read as training "
-           "speed, AlgoPerf's time-to-result on the full training loss, with heavy ball's "
-           "momentum tuned as well as its learning rate, under the same number of trials as "
-           "each variant's hyper-parameters. The claim names three methods, each from its own "
-           "paper, so each is judged on its own (one may hold and another not: 'depends').")
+PRIMARY = (
+    "For QHM, AggMo and Demon separately: the tuned method reaches the training-loss "
+    "target - the mean final full-training-set loss of heavy ball with its learning rate "
+    "and momentum tuned - in fewer steps than tuned heavy ball: the 95% interval of the "
+    "paired ratio of steps (variant / heavy ball) lies below {speedup}."
+)
+READING = (
+    "'Faster training than momentum SGD at its tuned learning rate' is read as training "
+    "speed, AlgoPerf's time-to-result on the full training loss, with heavy ball's "
+    "momentum tuned as well as its learning rate, under the same number of trials as "
+    "each variant's hyper-parameters. The claim names three methods, each from its own "
+    "paper, so each is judged on its own (one may hold and another not: 'depends')."
+)
 
 
 def heavy_ball(row: dict) -> optax.GradientTransformation:
@@ -75,8 +78,9 @@ def demon(total_steps: int):
 
 
 def qhm(nu: float):
-    return lambda row: optax.chain(mo.qhm(nu, row["momentum"]),
-                                   optax.scale_by_learning_rate(row["lr"]))
+    return lambda row: optax.chain(
+        mo.qhm(nu, row["momentum"]), optax.scale_by_learning_rate(row["lr"])
+    )
 
 
 def aggmo(decays: tuple[float, ...]):
@@ -86,11 +90,20 @@ def aggmo(decays: tuple[float, ...]):
 def methods(cfg: Config) -> list[list[comparison.Method]]:
     """The methods, grouped by compile (optimizer-state structure)."""
     sgd_space = tuning.Space(lr=cfg.lr, one_minus_beta=cfg.one_minus_beta)
-    return [[comparison.Method(BASELINE, heavy_ball, sgd_space),
-             comparison.Method("Demon", demon(cfg.schedule.steps), sgd_space)],
-            [comparison.Method("QHM", qhm(cfg.qhm_nu), tuning.Space(
-                lr=cfg.qhm_lr, one_minus_beta=cfg.qhm_one_minus_beta))],
-            [comparison.Method("AggMo", aggmo(cfg.aggmo_decays), tuning.Space(lr=cfg.aggmo_lr))]]
+    return [
+        [
+            comparison.Method(BASELINE, heavy_ball, sgd_space),
+            comparison.Method("Demon", demon(cfg.schedule.steps), sgd_space),
+        ],
+        [
+            comparison.Method(
+                "QHM",
+                qhm(cfg.qhm_nu),
+                tuning.Space(lr=cfg.qhm_lr, one_minus_beta=cfg.qhm_one_minus_beta),
+            )
+        ],
+        [comparison.Method("AggMo", aggmo(cfg.aggmo_decays), tuning.Space(lr=cfg.aggmo_lr))],
+    ]
 
 
 def censored(steps: np.ndarray, cfg: Config) -> np.ndarray:
@@ -104,99 +117,144 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     task = tasks.mnist1d_mlp()
     runs = {}
     for group in methods(cfg):
-        status(f"{NAME}: {', '.join(m.name for m in group)}: {cfg.trials} trials x "
-               f"{cfg.seeds} seeds each")
-        out = comparison.run(group, task, trials=cfg.trials, seeds=cfg.seeds, key=key,
-                             schedule=cfg.schedule)
+        status(
+            f"{NAME}: {', '.join(m.name for m in group)}: {cfg.trials} trials x "
+            f"{cfg.seeds} seeds each"
+        )
+        out = comparison.run(
+            group, task, trials=cfg.trials, seeds=cfg.seeds, key=key, schedule=cfg.schedule
+        )
         runs.update({m.name: trials for m, trials in zip(group, out)})
     base = comparison.select_by_train_loss(runs[BASELINE])
     target = float(comparison.final(base.curves.train_loss).mean())
-    selected = {name: comparison.select_by_steps_to(t, target, metric="train_loss",
-                                                    higher_is_better=False)
-                for name, t in runs.items()}
-    steps = {name: comparison.steps_to(sel.curves.train_loss, target, cfg.schedule.eval_steps,
-                                       higher_is_better=False) for name, sel in selected.items()}
+    selected = {
+        name: comparison.select_by_steps_to(t, target, metric="train_loss", higher_is_better=False)
+        for name, t in runs.items()
+    }
+    steps = {
+        name: comparison.steps_to(
+            sel.curves.train_loss, target, cfg.schedule.eval_steps, higher_is_better=False
+        )
+        for name, sel in selected.items()
+    }
     return {"target": target, "selected": selected, "steps": steps, "trials": runs}
 
 
-def judge(steps: dict[str, np.ndarray], test: dict[str, np.ndarray],
-          cfg: Config) -> verdicts.Verdict:
+def judge(
+    steps: dict[str, np.ndarray], test: dict[str, np.ndarray], cfg: Config
+) -> verdicts.Verdict:
     """E2's verdict from per-seed steps to target and test accuracies (heavy ball and each
     variant): one primary condition per variant."""
     base = censored(steps[BASELINE], cfg)
-    named = {name: verdicts.Condition(f"steps to target, {name} / heavy ball",
-                                      stats.paired_ratio(censored(steps[name], cfg), base),
-                                      cfg.speedup, verdicts.BELOW)
-             for name in steps if name != BASELINE}
-    secondary = [verdicts.Condition(f"{name}: test accuracy, {name} - heavy ball",
-                                    stats.paired_difference(test[name], test[BASELINE]),
-                                    0.0, verdicts.ABOVE) for name in test if name != BASELINE]
+    named = {
+        name: verdicts.Condition(
+            f"steps to target, {name} / heavy ball",
+            stats.paired_ratio(censored(steps[name], cfg), base),
+            cfg.speedup,
+            verdicts.BELOW,
+        )
+        for name in steps
+        if name != BASELINE
+    }
+    secondary = [
+        verdicts.Condition(
+            f"{name}: test accuracy, {name} - heavy ball",
+            stats.paired_difference(test[name], test[BASELINE]),
+            0.0,
+            verdicts.ABOVE,
+        )
+        for name in test
+        if name != BASELINE
+    ]
     return verdicts.judge_depends(named, secondary)
 
 
 def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
-    fig, (ax, ax2) = plotting.figure(2, title="E2: momentum variants against tuned heavy ball "
-                                              "(MNIST-1D MLP)")
-    plotting.seed_bands(ax, cfg.schedule.eval_steps,
-                        {n: s.curves.train_loss for n, s in numbers["selected"].items()},
-                        ylabel="loss on the full training set", logy=True,
-                        title=f"selected trials; target {numbers['target']:.3g} (dashed)")
+    fig, (ax, ax2) = plotting.figure(
+        2, title="E2: momentum variants against tuned heavy ball (MNIST-1D MLP)"
+    )
+    plotting.seed_bands(
+        ax,
+        cfg.schedule.eval_steps,
+        {n: s.curves.train_loss for n, s in numbers["selected"].items()},
+        ylabel="loss on the full training set",
+        logy=True,
+        title=f"selected trials; target {numbers['target']:.3g} (dashed)",
+    )
     ax.axhline(numbers["target"], color="k", ls="--", lw=0.8)
     for name, trials in numbers["trials"].items():
         lr = trials.table["lr"]
         loss = comparison.final(trials.curves.train_loss).mean(-1)
         color = plotting.COLORS[name]
         ax2.plot(lr, np.where(np.isfinite(loss), loss, np.nan), "o", color=color, label=name)
-        ax2.plot(lr[~np.isfinite(loss)], np.full((~np.isfinite(loss)).sum(), 2.5), "x",
-                 color=color)
+        ax2.plot(lr[~np.isfinite(loss)], np.full((~np.isfinite(loss)).sum(), 2.5), "x", color=color)
         pick = numbers["selected"][name].index
         ax2.plot(lr[pick], loss[pick], "*", ms=13, color=color, mec="k")
-    ax2.set(xscale="log", yscale="log", xlabel="learning rate",
-            ylabel="final training loss (mean over seeds)",
-            title="every trial (*: selected, x at top: diverged)")
+    ax2.set(
+        xscale="log",
+        yscale="log",
+        xlabel="learning rate",
+        ylabel="final training loss (mean over seeds)",
+        title="every trial (*: selected, x at top: diverged)",
+    )
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
     return [plotting.save(fig, out, "e2_variants.png")]
 
 
-def describe(numbers: dict, verdict: verdicts.Verdict, plots: list[str],
-             cfg: Config) -> report.Finding:
+def describe(
+    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+) -> report.Finding:
     rows, edges = [], []
     for name, sel in numbers["selected"].items():
-        rows.append({"method": name, "lr": sel.setting["lr"],
-                     "momentum": sel.setting["momentum"] if name != "AggMo" else "0, 0.9, 0.99",
-                     "steps to target": stats.mean(censored(numbers["steps"][name], cfg)),
-                     "final training loss": stats.mean(sel.curves.train_loss[:, -1]),
-                     "test accuracy": stats.mean(sel.curves.test_accuracy)})
+        rows.append(
+            {
+                "method": name,
+                "lr": sel.setting["lr"],
+                "momentum": sel.setting["momentum"] if name != "AggMo" else "0, 0.9, 0.99",
+                "steps to target": stats.mean(censored(numbers["steps"][name], cfg)),
+                "final training loss": stats.mean(sel.curves.train_loss[:, -1]),
+                "test accuracy": stats.mean(sel.curves.test_accuracy),
+            }
+        )
         edges += [f"{name}: {', '.join(sel.edge)}"] if sel.edge else []
     ratios = "; ".join(f"{c.text.split(', ')[1]} {c.estimate}" for c in verdict.primary)
     return report.Finding(
-        id="E2", reading=READING, primary=PRIMARY.format(speedup=cfg.speedup),
+        id="E2",
+        reading=READING,
+        primary=PRIMARY.format(speedup=cfg.speedup),
         setup=f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU "
-              f"MLP, {cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, full-set "
-              f"losses every {cfg.schedule.eval_every} steps, {cfg.seeds} seeds (same "
-              "initialisation and batches for every method). Heavy ball: mo.sgd(lr, beta); "
-              f"Demon: mo.sgd(lr, mo.schedules.demon(beta_0, {cfg.schedule.steps})) (Chen et "
-              f"al.); QHM: chain(mo.qhm({cfg.qhm_nu:g}, beta), scale_by_learning_rate(lr)) (Ma "
-              f"& Yarats); AggMo: chain(mo.aggmo({report.listing(cfg.aggmo_decays)}), "
-              "scale_by_learning_rate(lr)) (Lucas et al.). A run that never reaches the target "
-              "counts as one evaluation past the end.",
+        f"MLP, {cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, full-set "
+        f"losses every {cfg.schedule.eval_every} steps, {cfg.seeds} seeds (same "
+        "initialisation and batches for every method). Heavy ball: mo.sgd(lr, beta); "
+        f"Demon: mo.sgd(lr, mo.schedules.demon(beta_0, {cfg.schedule.steps})) (Chen et "
+        f"al.); QHM: chain(mo.qhm({cfg.qhm_nu:g}, beta), scale_by_learning_rate(lr)) (Ma "
+        f"& Yarats); AggMo: chain(mo.aggmo({report.listing(cfg.aggmo_decays)}), "
+        "scale_by_learning_rate(lr)) (Lucas et al.). A run that never reaches the target "
+        "counts as one evaluation past the end.",
         budget=f"{cfg.trials} trials per method: heavy ball and Demon over log lr in "
-               f"{report.listing(cfg.lr)} x log(1 - beta) in {report.listing(cfg.one_minus_beta)}; "
-               f"QHM over log lr in {report.listing(cfg.qhm_lr)} x log(1 - beta) in "
-               f"{report.listing(cfg.qhm_one_minus_beta)}; AggMo over log lr in "
-               f"{report.listing(cfg.aggmo_lr)}. Heavy ball's target from its trial with the "
-               "lowest final training loss; then every method's trial with the fewest steps "
-               "to the target.",
+        f"{report.listing(cfg.lr)} x log(1 - beta) in {report.listing(cfg.one_minus_beta)}; "
+        f"QHM over log lr in {report.listing(cfg.qhm_lr)} x log(1 - beta) in "
+        f"{report.listing(cfg.qhm_one_minus_beta)}; AggMo over log lr in "
+        f"{report.listing(cfg.aggmo_lr)}. Heavy ball's target from its trial with the "
+        "lowest final training loss; then every method's trial with the fewest steps "
+        "to the target.",
         headline=f"steps ratio to heavy ball's target: {ratios}",
-        table=rows, plots=plots, verdict=verdict,
-        metrics={"target": numbers["target"], "steps": numbers["steps"],
-                 "settings": {n: s.setting for n, s in numbers["selected"].items()}},
-        notes=report.edge_note(edges))
+        table=rows,
+        plots=plots,
+        verdict=verdict,
+        metrics={
+            "target": numbers["target"],
+            "steps": numbers["steps"],
+            "settings": {n: s.setting for n, s in numbers["selected"].items()},
+        },
+        notes=report.edge_note(edges),
+    )
 
 
-def run(cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
-        ) -> list[report.Finding]:
+def run(
+    cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
+) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
     test = {n: s.curves.test_accuracy for n, s in numbers["selected"].items()}
     verdict = judge(numbers["steps"], test, cfg)

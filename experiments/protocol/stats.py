@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,8 +55,10 @@ def _resample_indices(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(RESAMPLES, n))
 
 
-def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] | None = None,
-              ) -> Interval:
+def bootstrap(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Interval:
     """The mean of ``values`` (1-D, one entry per seed) and its 95% percentile interval.
 
     ``statistic`` maps a ``(resamples, n)`` array to ``(resamples,)`` (default: the mean).
@@ -118,8 +120,9 @@ def _percentiles(draws: np.ndarray, axis=None):
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"paired values need one entry per seed in both; got {a.size} and "
-                         f"{b.size}.")
+        raise ValueError(
+            f"paired values need one entry per seed in both; got {a.size} and {b.size}."
+        )
     return a, b
 
 

@@ -42,16 +42,21 @@ class Space:
                 continue
             low, high = bounds
             if not (0 < low <= high) or not math.isfinite(high):
-                raise ValueError(f"Space.{name} must be (low, high) with 0 < low <= high; "
-                                 f"got {bounds!r}.")
+                raise ValueError(
+                    f"Space.{name} must be (low, high) with 0 < low <= high; got {bounds!r}."
+                )
         if self.one_minus_beta is not None and self.one_minus_beta[1] > 1:
-            raise ValueError(f"Space.one_minus_beta must lie in (0, 1]; got "
-                             f"{self.one_minus_beta!r}.")
+            raise ValueError(
+                f"Space.one_minus_beta must lie in (0, 1]; got {self.one_minus_beta!r}."
+            )
 
     @property
     def dims(self) -> dict[str, tuple[float, float]]:
-        return {name: getattr(self, name) for name in ("lr", "one_minus_beta", "eps")
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in ("lr", "one_minus_beta", "eps")
+            if getattr(self, name) is not None
+        }
 
 
 def trials(space: Space, n: int) -> dict[str, np.ndarray]:
@@ -70,17 +75,20 @@ def trials(space: Space, n: int) -> dict[str, np.ndarray]:
     elif space.grid:
         per = round(n ** (1 / len(dims)))
         if per ** len(dims) != n:
-            raise ValueError(f"a grid over {len(dims)} dimensions needs n = k**{len(dims)}; "
-                             f"got n={n}.")
+            raise ValueError(
+                f"a grid over {len(dims)} dimensions needs n = k**{len(dims)}; got n={n}."
+            )
         axis = np.linspace(0.0, 1.0, per) if per > 1 else np.array([0.5])
         unit = np.stack(np.meshgrid(*[axis] * len(dims), indexing="ij"), -1).reshape(-1, len(dims))
     else:
         unit = qmc.Halton(d=len(dims), scramble=True, seed=0).random(n)
-    values = {name: 10 ** (lo + (hi - lo) * unit[:, i])
-              for i, (name, (lo, hi)) in enumerate(logs.items())}
+    values = {
+        name: 10 ** (lo + (hi - lo) * unit[:, i]) for i, (name, (lo, hi)) in enumerate(logs.items())
+    }
     table = {"lr": values["lr"]}
-    table["momentum"] = (1 - values["one_minus_beta"] if "one_minus_beta" in values
-                         else np.full(n, space.momentum))
+    table["momentum"] = (
+        1 - values["one_minus_beta"] if "one_minus_beta" in values else np.full(n, space.momentum)
+    )
     if "eps" in values:
         table["eps"] = values["eps"]
     return {k: np.asarray(v, np.float32) for k, v in table.items()}
@@ -95,8 +103,9 @@ def on_edge(space: Space, table: dict[str, np.ndarray], index: int) -> list[str]
     for name, (low, high) in space.dims.items():
         if low == high:
             continue
-        column = np.asarray(1 - table["momentum"] if name == "one_minus_beta" else table[name],
-                            np.float64)
+        column = np.asarray(
+            1 - table["momentum"] if name == "one_minus_beta" else table[name], np.float64
+        )
         value = column[index]
         if grid:
             hit = value <= column.min() * (1 + 1e-6) or value >= column.max() * (1 - 1e-6)
@@ -117,8 +126,9 @@ def select(objective: np.ndarray, *, lower_is_better: bool = True) -> int:
     return int(np.argmin(scores) if lower_is_better else np.argmax(scores))
 
 
-def expected_best(values: np.ndarray, budgets: np.ndarray, *,
-                  lower_is_better: bool = True) -> np.ndarray:
+def expected_best(
+    values: np.ndarray, budgets: np.ndarray, *, lower_is_better: bool = True
+) -> np.ndarray:
     """Dodge et al. (2019)'s expected best result of ``k`` trials drawn (with replacement)
     from the ``n`` observed ``values``, for every ``k`` in ``budgets``.
 

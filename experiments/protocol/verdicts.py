@@ -19,12 +19,16 @@ claim.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from experiments.protocol.stats import Interval
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, DEPENDS = (
-    "supported", "not supported", "inconclusive", "depends")
+    "supported",
+    "not supported",
+    "inconclusive",
+    "depends",
+)
 CHECK_PASSED, CHECK_FAILED = "check passed", "check failed"
 EMPIRICAL = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, DEPENDS)
 STATUSES = EMPIRICAL + (CHECK_PASSED, CHECK_FAILED)
@@ -73,8 +77,9 @@ class Verdict:
 def judge(primary: Condition, secondary: Sequence[Condition] = ()) -> Verdict:
     """The verdict of one primary condition; ``secondary`` conditions are reported only."""
     status = primary.status
-    return Verdict(status, f"Primary: {primary.sentence()} -> {status}.", (primary,),
-                   tuple(secondary))
+    return Verdict(
+        status, f"Primary: {primary.sentence()} -> {status}.", (primary,), tuple(secondary)
+    )
 
 
 def judge_depends(named: dict[str, Condition], secondary: Sequence[Condition] = ()) -> Verdict:
@@ -97,12 +102,19 @@ def judge_depends(named: dict[str, Condition], secondary: Sequence[Condition] = 
         status = DEPENDS
     else:
         status = INCONCLUSIVE
-    parts = [(c.sentence() if c.text.startswith(name) else f"{name}: {c.sentence()}")
-             + f" -> {statuses[name]}" for name, c in named.items()]
+    parts = [
+        (c.sentence() if c.text.startswith(name) else f"{name}: {c.sentence()}")
+        + f" -> {statuses[name]}"
+        for name, c in named.items()
+    ]
     holds = [name for name, s in statuses.items() if s == SUPPORTED]
     where = f" Holds for {', '.join(holds)} only." if status == DEPENDS else ""
-    return Verdict(status, "Primary, per condition named by the claim: " + "; ".join(parts)
-                   + "." + where, tuple(named.values()), tuple(secondary))
+    return Verdict(
+        status,
+        "Primary, per condition named by the claim: " + "; ".join(parts) + "." + where,
+        tuple(named.values()),
+        tuple(secondary),
+    )
 
 
 def judge_check(conditions: Sequence[Condition]) -> Verdict:
@@ -112,8 +124,9 @@ def judge_check(conditions: Sequence[Condition]) -> Verdict:
         raise ValueError("a check needs at least one condition; got none.")
     failed = [c for c in conditions if c.status != SUPPORTED]
     status = CHECK_FAILED if failed else CHECK_PASSED
-    reason = "; ".join(f"{c.sentence()} -> {'met' if c.status == SUPPORTED else 'not met'}"
-                       for c in conditions)
+    reason = "; ".join(
+        f"{c.sentence()} -> {'met' if c.status == SUPPORTED else 'not met'}" for c in conditions
+    )
     return Verdict(status, reason + ".", tuple(conditions), (), check=True)
 
 
