@@ -12,9 +12,6 @@ from momentum_optax.aggregated import AggMoState
 from momentum_optax.aggregated import aggmo
 from momentum_optax.aliases import sgd
 from momentum_optax.checkpoints import check_restored
-from momentum_optax.fused import FusedSGD
-from momentum_optax.fused import fused_sgd
-from momentum_optax.fused import train_step
 from momentum_optax.moving_average import SmaState
 from momentum_optax.moving_average import sma
 from momentum_optax.quasi_hyperbolic import QhAdamState
@@ -26,8 +23,13 @@ from momentum_optax.restarts import AdaptiveRestartState
 from momentum_optax.restarts import PeriodicResetState
 from momentum_optax.restarts import adaptive_restart
 from momentum_optax.restarts import periodic_reset
+from momentum_optax.scaling import scale_by_learning_rate
 from momentum_optax.torch_compat import TorchMomentumState
 from momentum_optax.torch_compat import torch_sgd
+from momentum_optax.training import FusedSGD
+from momentum_optax.training import FusedSGDState
+from momentum_optax.training import fused_sgd
+from momentum_optax.training import train_step
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,7 @@ __all__ = (
     "DeltaMomentumState",
     "EmaState",
     "FusedSGD",
+    "FusedSGDState",
     "PeriodicResetState",
     "QhAdamState",
     "QhmState",
@@ -52,6 +55,7 @@ __all__ = (
     "periodic_reset",
     "qhadam",
     "qhm",
+    "scale_by_learning_rate",
     "scale_by_qhadam",
     "schedules",
     "sgd",

@@ -38,8 +38,8 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
       what: how the error names ``reference``.
       name: how the error names ``updates``.
     """
-    updates_def = jax.tree_util.tree_structure(updates)
-    reference_def = jax.tree_util.tree_structure(reference)
+    updates_def: Any = jax.tree_util.tree_structure(updates)
+    reference_def: Any = jax.tree_util.tree_structure(reference)
     if updates_def != reference_def:
         got, want = _paths(updates), _paths(reference)
         missing = [p for p in want if p not in set(got)]
@@ -65,7 +65,7 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
 
 
 def check_state(state: Any, expected: type, owner: str) -> None:
-    """Raises ``TypeError`` unless ``state`` is the ``expected`` NamedTuple made by ``owner``'s init."""
+    """Raises ``TypeError`` unless ``state`` is an ``expected``, as ``owner``'s init makes."""
     if not isinstance(state, expected):
         raise TypeError(
             f"state must be the {expected.__name__} returned by {owner}(...).init; "
@@ -74,34 +74,81 @@ def check_state(state: Any, expected: type, owner: str) -> None:
         )
 
 
+def check_inputs(
+    updates: Any,
+    state: Any,
+    expected: type,
+    owner: str,
+    field: str,
+    *,
+    reference: Any = None,
+) -> None:
+    """The two checks that open an ``update``: the state's type, then the updates' tree.
+
+    ``updates`` must match ``state.<field>`` (or ``reference``, when the field's
+    leaves are not shaped like the parameters); the messages name ``owner``,
+    ``expected`` and the field, e.g. "the structure of updates differs from
+    TraceState.trace".
+    """
+    check_state(state, expected, owner)
+    if reference is None:
+        reference = getattr(state, field)
+    check_tree_match(updates, reference, what=f"{expected.__name__}.{field}")
+
+
 def compute_dtype(*arrays: Any) -> Any:
     """The dtype arithmetic runs in: the inputs' promotion, at least float32.
 
     Coefficients such as 0.999 are thus applied in float32 even to bfloat16
     buffers (in bfloat16, 0.999 rounds to 1.0). For float32 inputs this is a
-    no-op, so float32 results are bit-for-bit those of optax.
+    no-op, so in float32 the results are optax's bit for bit.
     """
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
-def map_split(fn: Callable[..., tuple], first: Any, *rest: Any, n: int = 2) -> tuple:
-    """Maps ``fn`` (returning an ``n``-tuple per leaf) over trees; returns ``n`` trees."""
-    treedef = jax.tree_util.tree_structure(first)
-    outputs = treedef.flatten_up_to(jax.tree.map(fn, first, *rest))
-    if not outputs:
-        return tuple(treedef.unflatten([]) for _ in range(n))
-    return tuple(treedef.unflatten(list(column)) for column in zip(*outputs))
+def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
+    """Applies a transformation's per-leaf formula under the library's one dtype policy.
 
+    ``fn(g, *bufs) -> (u, *new_bufs)`` is pure math on one leaf of ``updates``
+    and the matching leaves of ``buffers``. It receives every input cast to
+    :func:`compute_dtype` of them all (at least float32); its update ``u`` is
+    rounded once to the promotion of the gradient's dtype and the first
+    buffer's, and each new buffer back to its own buffer's dtype, so a state's
+    dtypes never change. ``None`` leaves of ``updates`` pass through.
 
-def cast_like(tree: Any, reference: Any) -> Any:
-    """``tree`` with every leaf cast to the dtype of the matching leaf of ``reference``."""
-    return jax.tree.map(lambda x, r: jnp.asarray(x).astype(jnp.result_type(r)), tree, reference)
+    Returns:
+        The new updates when there are no buffers, else the tuple
+        ``(updates, *new_buffers)``.
+    """
+    n = 1 + len(buffers)
+
+    def leaf(g: Any, *bufs: Any) -> tuple:
+        dtype = compute_dtype(g, *bufs)
+        out = fn(*(jnp.asarray(x, dtype) for x in (g, *bufs)))
+        if len(out) != n:
+            raise ValueError(f"the leaf formula returned {len(out)} values for {n} (u, *buffers).")
+        update, *new = out
+        update = jnp.asarray(update).astype(jnp.result_type(g, *bufs[:1]))
+        return (update, *(jnp.asarray(v).astype(b.dtype) for v, b in zip(new, bufs)))
+
+    leaves, treedef = jax.tree.flatten(updates)
+    if not leaves:
+        return (updates, *buffers) if buffers else updates
+    # the buffers' structure was checked against the updates' (None leaves included)
+    outputs = [leaf(*x) for x in zip(leaves, *(jax.tree.leaves(b) for b in buffers))]
+    trees = tuple(jax.tree.unflatten(treedef, list(column)) for column in zip(*outputs))
+    return trees if buffers else trees[0]
 
 
 def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
-    """Real inner product of two trees, accumulated in float32 (or wider)."""
+    """Real inner product of two trees, accumulated in float32 (or wider).
 
-    def leaf(a, b):
+    ``optax.tree.vdot`` accumulates in the leaves' own dtype; with bfloat16
+    updates that rounds every partial sum to 8 bits of mantissa, which can flip
+    the sign of a restart test, hence this one.
+    """
+
+    def leaf(a: Any, b: Any) -> jax.Array:
         dtype = compute_dtype(a, b)
         return jnp.real(jnp.vdot(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
 

@@ -19,17 +19,32 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax import ScalarOrSchedule
 
 from momentum_optax import _tree
-from momentum_optax import _types
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax._coefficients import check_accumulator_dtype
+from momentum_optax._coefficients import check_bool
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import init_count
+from momentum_optax._coefficients import next_count
+from momentum_optax._coefficients import value_at
+
+
+def heavy_ball(g: Any, m: Any, beta: Any) -> Any:
+    """The heavy-ball velocity ``g + beta * m`` (one leaf; shared with the fused path)."""
+    return g + beta * m
+
+
+def heavy_ball_output(g: Any, new_m: Any, beta_next: Any, nesterov: bool) -> Any:
+    """The update of :func:`trace`: ``new_m``, or Nesterov's ``g + beta_next * new_m``."""
+    return g + beta_next * new_m if nesterov else new_m
 
 
 class TraceState(NamedTuple):
     """Momentum buffer of :func:`trace`."""
 
     trace: optax.Params
-    count: jax.Array | None  # int32 scalar; None when the decay is a constant
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when the decay is a constant
 
 
 def trace(
@@ -44,13 +59,14 @@ def trace(
 
     with :math:`m_{-1} = 0` and :math:`\beta_t` the decay at step count ``t``
     (``t = 0`` on the first update). Followed by
-    ``optax.scale_by_learning_rate(lr)`` this is seed 001's
-    ``v_t = gamma v_{t-1} + eta grad`` with ``v = lr * m``. The Nesterov output
-    uses the *next* coefficient :math:`\beta_{t+1}`: that is what makes it equal,
-    step for step and also for a scheduled decay, to the look-ahead form
+    ``optax.scale_by_learning_rate(lr)`` this is the rule
+    ``v_t = gamma v_{t-1} + eta grad`` of *Understanding Momentum in Neural
+    Network Optimization*, with ``v = lr * m``. The Nesterov output uses the
+    *next* coefficient :math:`\beta_{t+1}`: that is what makes it equal, step
+    for step and also for a scheduled decay, to the look-ahead form
     ``v_t = gamma_t v_{t-1} + eta grad(theta_t - gamma_t v_{t-1})``
-    (Sutskever et al., 2013). For a constant decay, updates and state leaves are
-    bit-for-bit those of ``optax.trace``.
+    (Sutskever et al., 2013). For a constant decay and float32 arrays, updates and state
+    leaves are those of ``optax.trace`` bit for bit.
 
     Args:
         decay: the momentum coefficient :math:`\beta`, a float in [0, 1] or a
@@ -75,35 +91,34 @@ def trace(
 
     References:
         Polyak, *Some methods of speeding up the convergence of iteration
-        methods*, 1964. Sutskever, Martens, Dahl, Hinton, *On the importance of
+        methods*, 1964. *Understanding Momentum in Neural Network Optimization*
+        (author not named). Sutskever, Martens, Dahl, Hinton, *On the importance of
         initialization and momentum in deep learning*, 2013.
     """
-    _types.check_coefficient("decay", decay)
-    _types.check_bool("nesterov", nesterov)
-    accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
+    check_coefficient("decay", decay)
+    check_bool("nesterov", nesterov)
+    accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> TraceState:
         return TraceState(
             trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
-            count=_types.init_count(decay),
+            count=init_count(decay),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: TraceState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, TraceState]:
         del params
-        _tree.check_state(state, TraceState, "trace")
-        _tree.check_tree_match(updates, state.trace, what="the momentum buffer TraceState.trace")
-        beta = _types.value_at(decay, state.count)
-        beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
+        _tree.check_inputs(updates, state, TraceState, "trace", "trace")
+        beta = value_at(decay, state.count)
+        beta_next = value_at(decay, next_count(state.count))
 
-        def leaf(g, m):
-            dtype = _tree.compute_dtype(g, m)
-            g_c = jnp.asarray(g, dtype)
-            new_m = g_c + beta * m.astype(dtype)
-            out = g_c + beta_next * new_m if nesterov else new_m
-            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+        def leaf(g: jax.Array, m: jax.Array) -> tuple:
+            new_m = heavy_ball(g, m, beta)
+            return heavy_ball_output(g, new_m, beta_next, nesterov), new_m
 
-        updates, new_trace = _tree.map_split(leaf, updates, state.trace)
-        return updates, TraceState(trace=new_trace, count=_types.next_count(state.count))
+        updates, new_trace = _tree.leafwise(leaf, updates, state.trace)
+        return updates, TraceState(trace=new_trace, count=next_count(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -112,7 +127,7 @@ class EmaState(NamedTuple):
     """Exponential moving average of :func:`ema`, with what debiasing needs."""
 
     ema: optax.Params
-    count: jax.Array | None  # int32 scalar; None when the decay is a constant
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when the decay is a constant
     bias_correction: jax.Array | None  # float32 1 - prod_{i<=t} b_i; None without debias
 
 
@@ -123,7 +138,7 @@ def ema(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
 ) -> optax.GradientTransformation:
-    r"""Momentum as an exponential moving average of the updates (seed 002).
+    r"""Momentum as an exponential moving average of the updates.
 
     .. math::
 
@@ -140,7 +155,12 @@ def ema(
     :math:`u_t = m_t / (1 - P_t)`, or with nesterov
     :math:`u_t = \beta_{t+1} m_t / (1 - P_{t+1}) + (1 - \beta_t) g_t / (1 - P_t)`,
     Dozat's Nadam numerator. For a constant decay the trajectory equals
-    :func:`trace`'s with the learning rate scaled by :math:`1 - \beta` (seed 002).
+    :func:`trace`'s with the learning rate scaled by :math:`1 - \beta`, as
+    *Momentum* (the article on exponential moving averages) shows.
+
+    ``debias`` defaults to ``False``, unlike ``optax.ema`` (whose default is
+    ``True``): as momentum, the average is the velocity itself, and the
+    equivalence with :func:`trace` above holds only without the correction.
 
     Args:
         decay: the smoothing constant :math:`\beta`, a float in [0, 1] ([0, 1)
@@ -162,46 +182,46 @@ def ema(
         (Array([4.], dtype=float32), Array([2.], dtype=float32))
 
     References:
+        *Momentum*, on exponential moving averages (author not named).
         Kingma & Ba, *Adam: A method for stochastic optimization*, 2015 (bias
         correction). Dozat, *Incorporating Nesterov momentum into Adam*, 2016.
     """
-    _types.check_bool("debias", debias)
-    _types.check_bool("nesterov", nesterov)
-    _types.check_coefficient("decay", decay, allow_one=not debias)
-    accumulator_dtype = _types.check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
+    check_bool("debias", debias)
+    check_bool("nesterov", nesterov)
+    check_coefficient("decay", decay, allow_one=not debias)
+    accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> EmaState:
         return EmaState(
             ema=optax.tree.zeros_like(params, dtype=accumulator_dtype),
-            count=_types.init_count(decay),
+            count=init_count(decay),
             bias_correction=jnp.zeros([], jnp.float32) if debias else None,
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: EmaState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, EmaState]:
         del params
-        _tree.check_state(state, EmaState, "ema")
-        _tree.check_tree_match(updates, state.ema, what="the moving average EmaState.ema")
-        beta = _types.value_at(decay, state.count)
-        beta_next = _types.value_at(decay, _types.next_count(state.count)) if nesterov else None
-        correction = (1 - beta) + beta * state.bias_correction if debias else None
-        correction_next = (1 - beta_next) + beta_next * correction if debias and nesterov else None
+        _tree.check_inputs(updates, state, EmaState, "ema", "ema")
+        beta = value_at(decay, state.count)
+        beta_next = value_at(decay, next_count(state.count))
+        # c_t = 1 - prod b_i, itself a moving average of ones (exact for a schedule)
+        correction: Any = (1 - beta) + beta * state.bias_correction if debias else 1.0
+        correction_next: Any = (1 - beta_next) + beta_next * correction if debias else 1.0
 
-        def leaf(g, m):
-            dtype = _tree.compute_dtype(g, m)
-            g_c = jnp.asarray(g, dtype)
-            new_m = (1 - beta) * g_c + beta * m.astype(dtype)
-            if nesterov:
-                if debias:
-                    out = beta_next * new_m / correction_next + (1 - beta) * g_c / correction
-                else:
-                    out = beta_next * new_m + (1 - beta) * g_c
-            else:
-                out = new_m / correction if debias else new_m
-            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+        def leaf(g: jax.Array, m: jax.Array) -> tuple:
+            new_m = (1 - beta) * g + beta * m
+            if not nesterov:
+                return new_m / correction if debias else new_m, new_m
+            if debias:
+                return beta_next * new_m / correction_next + (1 - beta) * g / correction, new_m
+            return beta_next * new_m + (1 - beta) * g, new_m
 
-        updates, new_ema = _tree.map_split(leaf, updates, state.ema)
+        updates, new_ema = _tree.leafwise(leaf, updates, state.ema)
         return updates, EmaState(
-            ema=new_ema, count=_types.next_count(state.count), bias_correction=correction
+            ema=new_ema,
+            count=next_count(state.count),
+            bias_correction=correction if debias else None,
         )
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -211,11 +231,11 @@ class DeltaMomentumState(NamedTuple):
     """The previous incoming update (delta) of :func:`delta_momentum`."""
 
     previous_delta: optax.Params
-    count: jax.Array | None  # int32 scalar; None when the momentum is a constant
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when the momentum is a constant
 
 
 def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
-    r"""Seed 000's momentum: add a fraction of the previous delta to the current one.
+    r"""McCaffrey's momentum: add a fraction of the previous delta to the current one.
 
     .. math::
 
@@ -225,9 +245,9 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
     rate, so place it *after* the scaling:
     ``chain(optax.scale_by_learning_rate(lr), delta_momentum(mu))``). The stored
     delta is :math:`d_t` itself, without the momentum term, exactly as in
-    seed 000's code (``ih_prev_weights_delta = delta``). Unlike heavy ball, the
+    J. McCaffrey's code (``ih_prev_weights_delta = delta``). Unlike heavy ball, the
     past therefore enters through one step only: a two-tap filter, not a
-    decaying sum. Worked example of seed 000: weight 3.56, learning rate 0.01,
+    decaying sum. McCaffrey's worked example: weight 3.56, learning rate 0.01,
     gradient 2.70, momentum 0.5, previous delta 0.044 gives
     3.56 + 0.027 + 0.022 = 3.609.
 
@@ -248,35 +268,26 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
         3.609
 
     References:
-        McCaffrey, *Neural Network Momentum* (seed 000). Rumelhart, Hinton,
+        J. McCaffrey, *Neural Network Momentum*. Rumelhart, Hinton,
         Williams, *Learning representations by back-propagating errors*, 1986.
     """
-    _types.check_coefficient("momentum", momentum)
+    check_coefficient("momentum", momentum)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> DeltaMomentumState:
         return DeltaMomentumState(
-            previous_delta=optax.tree.zeros_like(params), count=_types.init_count(momentum)
+            previous_delta=optax.tree.zeros_like(params), count=init_count(momentum)
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: DeltaMomentumState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, DeltaMomentumState]:
         del params
-        _tree.check_state(state, DeltaMomentumState, "delta_momentum")
-        _tree.check_tree_match(
-            updates,
-            state.previous_delta,
-            what="the previous delta DeltaMomentumState.previous_delta",
+        _tree.check_inputs(updates, state, DeltaMomentumState, "delta_momentum", "previous_delta")
+        mu = value_at(momentum, state.count)
+        # the stored delta is d_t itself, without the momentum term
+        updates, new_delta = _tree.leafwise(
+            lambda d, prev: (d + mu * prev, d), updates, state.previous_delta
         )
-        mu = _types.value_at(momentum, state.count)
-
-        def leaf(d, prev):
-            dtype = _tree.compute_dtype(d, prev)
-            d_c = jnp.asarray(d, dtype)
-            out = d_c + mu * prev.astype(dtype)
-            return out.astype(jnp.result_type(d, prev)), d_c.astype(prev.dtype)
-
-        updates, new_delta = _tree.map_split(leaf, updates, state.previous_delta)
-        return updates, DeltaMomentumState(
-            previous_delta=new_delta, count=_types.next_count(state.count)
-        )
+        return updates, DeltaMomentumState(previous_delta=new_delta, count=next_count(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -6,19 +6,22 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
+from optax import ScalarOrSchedule
 
 from momentum_optax import _tree
-from momentum_optax import _types
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import init_count
+from momentum_optax._coefficients import next_count
+from momentum_optax._coefficients import value_at
+from momentum_optax.accumulators import heavy_ball
 
 
 class AggMoState(NamedTuple):
     """One velocity per decay of :func:`aggmo`."""
 
     velocities: tuple  # one tree like the params per decay
-    count: jax.Array | None  # int32 scalar; None when no decay is scheduled
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when no decay is scheduled
 
 
 def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.GradientTransformation:
@@ -60,35 +63,28 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
         )
     decays = tuple(decays)
     for i, decay in enumerate(decays):
-        _types.check_coefficient(f"decays[{i}]", decay)
+        check_coefficient(f"decays[{i}]", decay)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> AggMoState:
         return AggMoState(
             velocities=tuple(optax.tree.zeros_like(params) for _ in decays),
-            count=_types.init_count(*decays),
+            count=init_count(*decays),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: AggMoState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, AggMoState]:
         del params
-        _tree.check_state(state, AggMoState, "aggmo")
-        _tree.check_tree_match(
-            updates, state.velocities[0], what="the velocities AggMoState.velocities[0]"
+        _tree.check_inputs(
+            updates, state, AggMoState, "aggmo", "velocities[0]", reference=state.velocities[0]
         )
-        betas = [_types.value_at(decay, state.count) for decay in decays]
+        betas = [value_at(decay, state.count) for decay in decays]
 
-        def leaf(g, *velocities):
-            dtype = _tree.compute_dtype(g, *velocities)
-            g_c = jnp.asarray(g, dtype)
-            new = [g_c + b * v.astype(dtype) for b, v in zip(betas, velocities)]
-            out = sum(new) / len(new)
-            return (
-                out.astype(jnp.result_type(g, *velocities)),
-                *(n.astype(v.dtype) for n, v in zip(new, velocities)),
-            )
+        def leaf(g: jax.Array, *velocities: jax.Array) -> tuple:
+            new = [heavy_ball(g, v, b) for b, v in zip(betas, velocities)]
+            return sum(new) / len(new), *new
 
-        updates, *velocities = _tree.map_split(leaf, updates, *state.velocities, n=1 + len(decays))
-        return updates, AggMoState(
-            velocities=tuple(velocities), count=_types.next_count(state.count)
-        )
+        updates, *velocities = _tree.leafwise(leaf, updates, *state.velocities)
+        return updates, AggMoState(velocities=tuple(velocities), count=next_count(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)

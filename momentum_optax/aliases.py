@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import optax
+from optax import ScalarOrSchedule
 
-from momentum_optax import _scaling
-from momentum_optax import _types
 from momentum_optax import accumulators
 from momentum_optax import restarts
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax import scaling
+from momentum_optax._coefficients import check_bool
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import check_nonnegative
+from momentum_optax._coefficients import check_positive_int
+from momentum_optax._coefficients import is_known_zero
 
 
 def sgd(
@@ -30,7 +34,8 @@ def sgd(
     output of :func:`trace` / :func:`ema`). The learning rate sits outside the
     velocity, as in ``optax.sgd`` and PyTorch:
     ``chain(trace(momentum), scale_by_learning_rate(learning_rate))``; with a
-    constant momentum the updates are bit-for-bit ``optax.sgd``'s. A momentum
+    constant momentum and float32 arrays the updates are ``optax.sgd``'s bit
+    for bit. A momentum
     given as the number 0 keeps no buffer at all (a ``jax.Array`` or traced
     momentum, as under ``optax.inject_hyperparams``, always keeps one, so the
     state's structure does not depend on its value). With ``reset_every=k`` only the
@@ -41,9 +46,11 @@ def sgd(
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
         momentum: :math:`\mu`, a float in [0, 1] or a schedule.
         nesterov: use Nesterov's accelerated output.
-        ema: keep the velocity as an exponential moving average (seed 002);
+        ema: keep the velocity as an exponential moving average, as in
+            *Momentum* (the article on exponential moving averages);
             equivalent to heavy ball with the learning rate scaled by ``1 - momentum``.
-        reset_every: if given, restart the momentum every that many steps (seed 001).
+        reset_every: if given, restart the momentum every that many steps, as
+            *Understanding Momentum in Neural Network Optimization* suggests.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
@@ -62,15 +69,17 @@ def sgd(
 
     References:
         Polyak, 1964; Nesterov, 1983; Sutskever et al., 2013.
+        *Understanding Momentum in Neural Network Optimization* and *Momentum*
+        (authors not named).
     """
-    _types.check_learning_rate("learning_rate", learning_rate)
-    _types.check_coefficient("momentum", momentum)
-    _types.check_bool("nesterov", nesterov)
-    _types.check_bool("ema", ema)
+    check_nonnegative("learning_rate", learning_rate)
+    check_coefficient("momentum", momentum)
+    check_bool("nesterov", nesterov)
+    check_bool("ema", ema)
     if reset_every is not None:
-        reset_every = _types.check_positive_int("reset_every", reset_every)
+        reset_every = check_positive_int("reset_every", reset_every)
 
-    if _types.is_constant_zero(momentum):
+    if is_known_zero(momentum):
         velocity = optax.identity()
     elif ema:
         velocity = accumulators.ema(momentum, nesterov=nesterov)
@@ -78,4 +87,4 @@ def sgd(
         velocity = accumulators.trace(momentum, nesterov=nesterov)
     if reset_every is not None:
         velocity = restarts.periodic_reset(velocity, reset_every)
-    return optax.chain(velocity, _scaling.scale_by_learning_rate(learning_rate))
+    return optax.chain(velocity, scaling.scale_by_learning_rate(learning_rate))

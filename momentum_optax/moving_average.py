@@ -1,4 +1,4 @@
-"""Simple moving average of the updates (seed 002), kept in a ring buffer."""
+"""Simple moving average of the updates, kept in a ring buffer."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import jax.numpy as jnp
 import optax
 
 from momentum_optax import _tree
-from momentum_optax import _types
+from momentum_optax._coefficients import check_positive_int
 
 
 class SmaState(NamedTuple):
     """Ring buffer of :func:`sma`: the last ``window`` updates, stacked on a leading axis."""
 
-    window: optax.Params  # leaves of shape (window, *param.shape)
-    index: jax.Array  # int32 slot the next update is written to, in [0, window)
+    buffer: optax.Params  # leaves of shape (window, *param.shape)
+    index: jax.Array  # type: ignore[assignment]  # int32 slot the next update is written to, in [0, window)
     filled: jax.Array  # int32 number of updates held, in [0, window]
 
 
 def sma(window: int) -> optax.GradientTransformation:
-    r"""Simple moving average of the last ``window`` updates (seed 002).
+    r"""Simple moving average of the last ``window`` updates.
 
     .. math::  u_t = \frac{1}{n_t} \sum_{i=t-n_t+1}^{t} g_i, \qquad n_t = \min(t + 1, w)
 
@@ -49,35 +49,32 @@ def sma(window: int) -> optax.GradientTransformation:
         [1.0, 2.0, 4.0]
 
     References:
-        "Momentum" (seed 002), section 2.
+        *Momentum* (the article on exponential moving averages), section 2 (author not named).
     """
-    window = _types.check_positive_int("window", window)
+    window = check_positive_int("window", window)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> SmaState:
         stacked = jax.tree.map(
             lambda p: jnp.zeros((window, *jnp.shape(p)), jnp.result_type(p)), params
         )
         return SmaState(
-            window=stacked, index=jnp.zeros([], jnp.int32), filled=jnp.zeros([], jnp.int32)
+            buffer=stacked, index=jnp.zeros([], jnp.int32), filled=jnp.zeros([], jnp.int32)
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: SmaState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, SmaState]:
         del params
-        _tree.check_state(state, SmaState, "sma")
-        slot_shapes = jax.tree.map(
-            lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.window
-        )
-        _tree.check_tree_match(updates, slot_shapes, what="a slot of the window SmaState.window")
+        slots = jax.tree.map(lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.buffer)
+        _tree.check_inputs(updates, state, SmaState, "sma", "buffer", reference=slots)
         filled = jnp.minimum(state.filled + 1, window)
 
-        def leaf(g, buffer):
-            buffer = buffer.at[state.index].set(jnp.asarray(g, buffer.dtype))
-            dtype = _tree.compute_dtype(g, buffer)
-            mean = jnp.sum(buffer.astype(dtype), axis=0) / filled.astype(dtype)
-            return mean.astype(jnp.result_type(g, buffer)), buffer
+        def leaf(g: jax.Array, buffer: jax.Array) -> tuple:
+            buffer = buffer.at[state.index].set(g)
+            return jnp.sum(buffer, axis=0) / filled.astype(buffer.dtype), buffer
 
-        updates, stacked = _tree.map_split(leaf, updates, state.window)
+        updates, buffer = _tree.leafwise(leaf, updates, state.buffer)
         index = jnp.where(state.index + 1 >= window, 0, state.index + 1).astype(jnp.int32)
-        return updates, SmaState(window=stacked, index=index, filled=filled)
+        return updates, SmaState(buffer=buffer, index=index, filled=filled)
 
     return optax.GradientTransformation(init_fn, update_fn)

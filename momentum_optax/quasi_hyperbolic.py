@@ -7,18 +7,22 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax import ScalarOrSchedule
 
-from momentum_optax import _scaling
 from momentum_optax import _tree
-from momentum_optax import _types
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax import scaling
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import check_nonnegative
+from momentum_optax._coefficients import init_count
+from momentum_optax._coefficients import next_count
+from momentum_optax._coefficients import value_at
 
 
 class QhmState(NamedTuple):
     """Moving average of :func:`qhm`."""
 
     ema: optax.Params
-    count: jax.Array | None  # int32 scalar; None when no coefficient is scheduled
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when no coefficient is scheduled
 
 
 def qhm(nu: ScalarOrSchedule, decay: ScalarOrSchedule) -> optax.GradientTransformation:
@@ -51,27 +55,25 @@ def qhm(nu: ScalarOrSchedule, decay: ScalarOrSchedule) -> optax.GradientTransfor
     References:
         Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
     """
-    _types.check_coefficient("nu", nu)
-    _types.check_coefficient("decay", decay)
+    check_coefficient("nu", nu)
+    check_coefficient("decay", decay)
 
-    def init_fn(params):
-        return QhmState(ema=optax.tree.zeros_like(params), count=_types.init_count(nu, decay))
+    def init_fn(params: optax.Params) -> QhmState:
+        return QhmState(ema=optax.tree.zeros_like(params), count=init_count(nu, decay))
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: QhmState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, QhmState]:
         del params
-        _tree.check_state(state, QhmState, "qhm")
-        _tree.check_tree_match(updates, state.ema, what="the moving average QhmState.ema")
-        beta, weight = _types.value_at(decay, state.count), _types.value_at(nu, state.count)
+        _tree.check_inputs(updates, state, QhmState, "qhm", "ema")
+        beta, weight = value_at(decay, state.count), value_at(nu, state.count)
 
-        def leaf(g, m):
-            dtype = _tree.compute_dtype(g, m)
-            g_c = jnp.asarray(g, dtype)
-            new_m = (1 - beta) * g_c + beta * m.astype(dtype)
-            out = (1 - weight) * g_c + weight * new_m
-            return out.astype(jnp.result_type(g, m)), new_m.astype(m.dtype)
+        def leaf(g: jax.Array, m: jax.Array) -> tuple:
+            new_m = (1 - beta) * g + beta * m
+            return (1 - weight) * g + weight * new_m, new_m
 
-        updates, new_ema = _tree.map_split(leaf, updates, state.ema)
-        return updates, QhmState(ema=new_ema, count=_types.next_count(state.count))
+        updates, new_ema = _tree.leafwise(leaf, updates, state.ema)
+        return updates, QhmState(ema=new_ema, count=next_count(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -79,8 +81,8 @@ def qhm(nu: ScalarOrSchedule, decay: ScalarOrSchedule) -> optax.GradientTransfor
 class QhAdamState(NamedTuple):
     """Both moments of :func:`scale_by_qhadam`, with their bias corrections."""
 
-    mu: optax.Params
-    nu: optax.Params
+    first_moment: optax.Params  # m_t, like the params
+    second_moment: optax.Params  # v_t, like the params
     correction: jax.Array  # float32 (1 - b1^t, 1 - b2^t), shape (2,)
 
 
@@ -98,42 +100,40 @@ def scale_by_qhadam(
     ``nu1 = nu2 = 1`` is Adam. Arguments are constants: ``b1, b2`` in [0, 1),
     ``nu1, nu2`` in [0, 1], ``eps`` >= 0.
     """
-    _types.check_coefficient("b1", b1, allow_one=False, allow_schedule=False)
-    _types.check_coefficient("b2", b2, allow_one=False, allow_schedule=False)
-    _types.check_coefficient("nu1", nu1, allow_schedule=False)
-    _types.check_coefficient("nu2", nu2, allow_schedule=False)
-    _types.check_learning_rate("eps", eps, allow_schedule=False)
+    check_coefficient("b1", b1, allow_one=False, allow_schedule=False)
+    check_coefficient("b2", b2, allow_one=False, allow_schedule=False)
+    check_coefficient("nu1", nu1, allow_schedule=False)
+    check_coefficient("nu2", nu2, allow_schedule=False)
+    check_nonnegative("eps", eps, allow_schedule=False)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> QhAdamState:
         return QhAdamState(
-            mu=optax.tree.zeros_like(params),
-            nu=optax.tree.zeros_like(params),
+            first_moment=optax.tree.zeros_like(params),
+            second_moment=optax.tree.zeros_like(params),
             correction=jnp.zeros([2], jnp.float32),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: QhAdamState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, QhAdamState]:
         del params
-        _tree.check_state(state, QhAdamState, "scale_by_qhadam")
-        _tree.check_tree_match(updates, state.mu, what="the first moment QhAdamState.mu")
+        _tree.check_inputs(updates, state, QhAdamState, "scale_by_qhadam", "first_moment")
         # the same (1 - b) as in the moments, so a constant gradient is returned exactly
         c1 = (1 - b1) + b1 * state.correction[0]
         c2 = (1 - b2) + b2 * state.correction[1]
 
-        def leaf(g, m, v):
-            dtype = _tree.compute_dtype(g, m)
-            g_c = jnp.asarray(g, dtype)
-            new_m = (1 - b1) * g_c + b1 * m.astype(dtype)
-            new_v = (1 - b2) * g_c * g_c + b2 * v.astype(dtype)
-            numerator = (1 - nu1) * g_c + nu1 * new_m / c1
-            denominator = jnp.sqrt((1 - nu2) * g_c * g_c + nu2 * new_v / c2) + eps
-            return (
-                (numerator / denominator).astype(jnp.result_type(g, m)),
-                new_m.astype(m.dtype),
-                new_v.astype(v.dtype),
-            )
+        def leaf(g: jax.Array, m: jax.Array, v: jax.Array) -> tuple:
+            new_m = (1 - b1) * g + b1 * m
+            new_v = (1 - b2) * g * g + b2 * v
+            numerator = (1 - nu1) * g + nu1 * new_m / c1
+            denominator = jnp.sqrt((1 - nu2) * g * g + nu2 * new_v / c2) + eps
+            return numerator / denominator, new_m, new_v
 
-        updates, mu, nu = _tree.map_split(leaf, updates, state.mu, state.nu, n=3)
-        return updates, QhAdamState(mu=mu, nu=nu, correction=jnp.stack([c1, c2]))
+        updates, first, second = _tree.leafwise(
+            leaf, updates, state.first_moment, state.second_moment
+        )
+        correction = jnp.stack([c1, c2])
+        return updates, QhAdamState(first_moment=first, second_moment=second, correction=correction)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -148,7 +148,9 @@ def qhadam(
 ) -> optax.GradientTransformation:
     r"""QHAdam as a ready optimizer: ``chain(scale_by_qhadam(...), scale_by_learning_rate(lr))``.
 
-    .. math::  \theta_{t+1} = \theta_t - \eta_t\, u_t \quad (u_t \text{ of } :func:`scale\_by\_qhadam`)
+    .. math::  \theta_{t+1} = \theta_t - \eta_t\, u_t
+
+    with :math:`u_t` the direction of :func:`scale_by_qhadam`.
 
     Defaults are the paper's recommendation (``b1=0.995, b2=0.999, nu1=0.7, nu2=1``).
 
@@ -175,7 +177,7 @@ def qhadam(
     References:
         Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
     """
-    _types.check_learning_rate("learning_rate", learning_rate)
+    check_nonnegative("learning_rate", learning_rate)
     return optax.chain(
-        scale_by_qhadam(b1, b2, nu1, nu2, eps), _scaling.scale_by_learning_rate(learning_rate)
+        scale_by_qhadam(b1, b2, nu1, nu2, eps), scaling.scale_by_learning_rate(learning_rate)
     )

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from momentum_optax import _coefficients
 from momentum_optax import _tree
-from momentum_optax import _types
 
 
 class PeriodicResetState(NamedTuple):
@@ -24,7 +24,7 @@ class PeriodicResetState(NamedTuple):
 def periodic_reset(
     inner: optax.GradientTransformation, every: int
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Momentum restart every ``every`` steps (seed 001): re-initialise ``inner``.
+    r"""Momentum restart every ``every`` steps: re-initialise ``inner``.
 
     .. math::
 
@@ -32,7 +32,8 @@ def periodic_reset(
         (u_t, s_{t+1}) = \mathrm{inner.update}(g_t, s_t)
 
     so the inner state is fresh before steps ``0, k, 2k, ...``; with
-    ``inner = trace(b)`` this is seed 001's ``v_t = 0 every k steps``. The whole
+    ``inner = trace(b)`` this is the ``v_t = 0`` every k steps of
+    *Understanding Momentum in Neural Network Optimization*. The whole
     inner state is re-initialised, including the step count of a scheduled
     coefficient, so a momentum schedule restarts with each period. The only
     state added is an int32 phase that wraps at ``every`` (it never overflows).
@@ -69,7 +70,8 @@ def periodic_reset(
         [1.0, 1.5, 1.0, 1.5]
 
     References:
-        O'Donoghue & Candès, *Adaptive restart for accelerated gradient
+        *Understanding Momentum in Neural Network Optimization* (author not
+        named). O'Donoghue & Candès, *Adaptive restart for accelerated gradient
         schemes*, 2015 (fixed-period restarts as the baseline).
     """
     if not isinstance(inner, optax.GradientTransformation):
@@ -77,20 +79,25 @@ def periodic_reset(
             f"inner must be an optax.GradientTransformation; got {inner!r} "
             f"of type {type(inner).__name__}."
         )
-    every = _types.check_positive_int("every", every)
+    every = _coefficients.check_positive_int("every", every)
     inner = optax.with_extra_args_support(inner)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> PeriodicResetState:
         return PeriodicResetState(inner_state=inner.init(params), phase=jnp.zeros([], jnp.int32))
 
-    def update_fn(updates, state, params=None, **extra_args):
+    def update_fn(
+        updates: optax.Updates,
+        state: PeriodicResetState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, PeriodicResetState]:
         _tree.check_state(state, PeriodicResetState, "periodic_reset")
         # shapes only, at trace time: a mismatched gradient tree is reported by the
         # inner transformation in its own terms before the reset touches the state
         jax.eval_shape(
             functools.partial(inner.update, **extra_args), updates, state.inner_state, params
         )
-        fresh = _tree.cast_like(
+        fresh = optax.tree.cast_like(
             inner.init(params if params is not None else updates), state.inner_state
         )
         inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
@@ -182,7 +189,7 @@ def adaptive_restart(
         raise ValueError(f"scheme must be one of {_SCHEMES}; got {scheme!r}.")
     inner = optax.with_extra_args_support(inner)
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> AdaptiveRestartState:
         if scheme == "gradient":
             previous = optax.tree.zeros_like(params)
         else:
@@ -191,12 +198,19 @@ def adaptive_restart(
             inner_state=inner.init(params), previous=previous, restarts=jnp.zeros([], jnp.int32)
         )
 
-    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    def update_fn(
+        updates: optax.Updates,
+        state: AdaptiveRestartState,
+        params: optax.Params | None = None,
+        *,
+        value: Any = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, AdaptiveRestartState]:
         _tree.check_state(state, AdaptiveRestartState, "adaptive_restart")
         if value is not None:
             extra_args["value"] = value
         carried, carried_state = inner.update(updates, state.inner_state, params, **extra_args)
-        fresh_state = _tree.cast_like(
+        fresh_state = optax.tree.cast_like(
             inner.init(params if params is not None else updates), state.inner_state
         )
         fresh, fresh_next = inner.update(updates, fresh_state, params, **extra_args)
@@ -220,7 +234,7 @@ def adaptive_restart(
         new_updates = optax.tree.where(restart, fresh, carried)
         inner_state = optax.tree.where(restart, fresh_next, carried_state)
         if scheme == "gradient":
-            previous = _tree.cast_like(new_updates, state.previous)
+            previous = optax.tree.cast_like(new_updates, state.previous)
         else:
             previous = jnp.asarray(value, jnp.float32)
         restarts = jnp.where(restart, optax.safe_increment(state.restarts), state.restarts)

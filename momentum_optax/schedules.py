@@ -7,14 +7,15 @@ keeps a saturating int32 step count and reads the schedule once per step.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
-from momentum_optax import _types
+from momentum_optax import _coefficients
 
 
 def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
-    r"""Seed 001's momentum schedule, rising linearly from ``start`` to 1.
+    r"""The momentum schedule of *Understanding Momentum*: linear from ``start`` to 1.
 
     .. math::  \gamma_t = \gamma_0 + (1 - \gamma_0)\, \min(t, T) / T
 
@@ -36,15 +37,15 @@ def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
         [0.5, 0.75, 1.0, 1.0]
 
     References:
-        "Understanding Momentum in Neural Network Optimization" (seed 001).
+        *Understanding Momentum in Neural Network Optimization* (author not named).
     """
-    _types.check_coefficient("start", start, allow_schedule=False)
-    total_steps = _types.check_positive_int("total_steps", total_steps)
+    _coefficients.check_coefficient("start", start, allow_schedule=False)
+    total_steps = _coefficients.check_positive_int("total_steps", total_steps)
     return optax.linear_schedule(init_value=start, end_value=1.0, transition_steps=total_steps)
 
 
-def anneal(start: float = 0.5, end: float = 0.9, steps: int | None = None) -> optax.Schedule:
-    r"""Seed 002's practice: momentum starts near 0.5 and is annealed to 0.9.
+def anneal(start: float = 0.5, end: float = 0.9, *, steps: int) -> optax.Schedule:
+    r"""Momentum that starts near 0.5 and is annealed to 0.9, the practice *Momentum* describes.
 
     .. math::  \beta_t = \beta_0 + (\beta_1 - \beta_0)\, \min(t, S) / S
 
@@ -63,19 +64,18 @@ def anneal(start: float = 0.5, end: float = 0.9, steps: int | None = None) -> op
         [0.5, 0.6, 0.7, 0.8, 0.9, 0.9]
 
     References:
-        "Momentum" (seed 002); Sutskever et al., *On the importance of
-        initialization and momentum in deep learning*, 2013.
+        *Momentum* (the article on exponential moving averages), author not
+        named. Sutskever et al., *On the importance of initialization and
+        momentum in deep learning*, 2013.
     """
-    _types.check_coefficient("start", start, allow_schedule=False)
-    _types.check_coefficient("end", end, allow_schedule=False)
-    if steps is None:
-        raise TypeError("steps must be an integer >= 1 (the length of the anneal); got None.")
-    steps = _types.check_positive_int("steps", steps)
+    _coefficients.check_coefficient("start", start, allow_schedule=False)
+    _coefficients.check_coefficient("end", end, allow_schedule=False)
+    steps = _coefficients.check_positive_int("steps", steps)
     return optax.linear_schedule(init_value=start, end_value=end, transition_steps=steps)
 
 
 def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
-    r"""Sutskever et al.'s momentum schedule: 1 - 1/(2k) in the k-th period of ``period`` steps, capped.
+    r"""Sutskever et al.'s momentum schedule: 1 - 1/(2k) in the k-th period of steps, capped.
 
     .. math::  \mu_t = \min\bigl(1 - 2^{-1 - \log_2(\lfloor t / P \rfloor + 1)},\ \mu_{max}\bigr)
 
@@ -96,10 +96,10 @@ def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
         Sutskever, Martens, Dahl, Hinton, *On the importance of initialization
         and momentum in deep learning*, ICML 2013.
     """
-    _types.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
-    period = _types.check_positive_int("period", period)
+    _coefficients.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
+    period = _coefficients.check_positive_int("period", period)
 
-    def schedule(count):
+    def schedule(count: jax.Array) -> jax.Array:
         k = jnp.floor(jnp.asarray(count, jnp.float32) / period) + 1
         return jnp.minimum(1 - 2.0 ** (-1 - jnp.log2(k)), max_momentum).astype(jnp.float32)
 
@@ -107,7 +107,7 @@ def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
 
 
 def demon(start: float, total_steps: int) -> optax.Schedule:
-    r"""Decaying momentum (Demon): the weight of the future, :math:`\beta/(1-\beta)`, decays linearly.
+    r"""Decaying momentum (Demon): the future's weight :math:`\beta/(1-\beta)` decays linearly.
 
     .. math::
 
@@ -134,10 +134,10 @@ def demon(start: float, total_steps: int) -> optax.Schedule:
         Chen, Wolfe, Kyrillidis, *Demon: Improved neural network training with
         momentum decay*, ICASSP 2022.
     """
-    _types.check_coefficient("start", start, allow_one=False, allow_schedule=False)
-    total_steps = _types.check_positive_int("total_steps", total_steps)
+    _coefficients.check_coefficient("start", start, allow_one=False, allow_schedule=False)
+    total_steps = _coefficients.check_positive_int("total_steps", total_steps)
 
-    def schedule(count):
+    def schedule(count: jax.Array) -> jax.Array:
         remaining = 1 - jnp.minimum(jnp.asarray(count, jnp.float32), total_steps) / total_steps
         return (start * remaining / ((1 - start) + start * remaining)).astype(jnp.float32)
 
@@ -183,12 +183,12 @@ def inverse_cycle(
         Smith, *A disciplined approach to neural network hyper-parameters:
         Part 1*, 2018. PyTorch ``torch.optim.lr_scheduler.OneCycleLR``.
     """
-    total_steps = _types.check_positive_int("total_steps", total_steps)
+    total_steps = _coefficients.check_positive_int("total_steps", total_steps)
     if total_steps < 2:
         raise ValueError(f"total_steps must be an integer >= 2; got {total_steps!r}.")
-    _types.check_coefficient("base_momentum", base_momentum, allow_schedule=False)
-    _types.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
-    _types.check_coefficient("pct_start", pct_start, allow_schedule=False)
+    _coefficients.check_coefficient("base_momentum", base_momentum, allow_schedule=False)
+    _coefficients.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
+    _coefficients.check_coefficient("pct_start", pct_start, allow_schedule=False)
     if not 0.0 < pct_start < 1.0:
         raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}.")
     if anneal_strategy not in ("cos", "linear"):
@@ -201,15 +201,17 @@ def inverse_cycle(
             f"{pct_start!r} with total_steps={total_steps!r}."
         )
 
-    def anneal(start, end, pct):
+    def interpolate(start: float, end: float, pct: jax.Array) -> jax.Array:
         if anneal_strategy == "cos":
             return end + (start - end) / 2 * (jnp.cos(jnp.pi * pct) + 1)
         return start + (end - start) * pct
 
-    def schedule(count):
+    def schedule(count: jax.Array) -> jax.Array:
         t = jnp.minimum(jnp.asarray(count, jnp.float32), cycle_end)
-        falling = anneal(max_momentum, base_momentum, t / warmup_end)
-        rising = anneal(base_momentum, max_momentum, (t - warmup_end) / (cycle_end - warmup_end))
+        falling = interpolate(max_momentum, base_momentum, t / warmup_end)
+        rising = interpolate(
+            base_momentum, max_momentum, (t - warmup_end) / (cycle_end - warmup_end)
+        )
         return jnp.where(t <= warmup_end, falling, rising).astype(jnp.float32)
 
     return schedule

@@ -8,18 +8,22 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax import ScalarOrSchedule
 
-from momentum_optax import _scaling
 from momentum_optax import _tree
-from momentum_optax import _types
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax import scaling
+from momentum_optax._coefficients import check_bool
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import check_nonnegative
+from momentum_optax._coefficients import is_known_zero
+from momentum_optax._coefficients import value_at
 
 
 class TorchMomentumState(NamedTuple):
     """Momentum buffer of :func:`torch_sgd`, and the step count that marks its first step."""
 
     momentum_buffer: optax.Params
-    count: jax.Array  # int32 scalar (saturating); 0 is torch's "buffer is None"
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar (saturating); 0 is torch's "buffer is None"
 
 
 def _torch_momentum(
@@ -27,30 +31,24 @@ def _torch_momentum(
 ) -> optax.GradientTransformation:
     """torch's buffer: ``b_0 = d_0``, then ``b_t = mu b_{t-1} + (1 - dampening) d_t``."""
 
-    def init_fn(params):
+    def init_fn(params: optax.Params) -> TorchMomentumState:
         return TorchMomentumState(
             momentum_buffer=optax.tree.zeros_like(params), count=jnp.zeros([], jnp.int32)
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(
+        updates: optax.Updates, state: TorchMomentumState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, TorchMomentumState]:
         del params
-        _tree.check_state(state, TorchMomentumState, "torch_sgd")
-        _tree.check_tree_match(
-            updates,
-            state.momentum_buffer,
-            what="the momentum buffer TorchMomentumState.momentum_buffer",
-        )
-        mu = _types.value_at(momentum, state.count)
+        _tree.check_inputs(updates, state, TorchMomentumState, "torch_sgd", "momentum_buffer")
+        mu = value_at(momentum, state.count)
         first = state.count == 0
 
-        def leaf(d, buf):
-            dtype = _tree.compute_dtype(d, buf)
-            d_c = jnp.asarray(d, dtype)
-            new_buf = jnp.where(first, d_c, mu * buf.astype(dtype) + (1 - dampening) * d_c)
-            out = d_c + mu * new_buf if nesterov else new_buf
-            return out.astype(jnp.result_type(d, buf)), new_buf.astype(buf.dtype)
+        def leaf(d: jax.Array, buf: jax.Array) -> tuple:
+            new_buf = jnp.where(first, d, mu * buf + (1 - dampening) * d)
+            return (d + mu * new_buf if nesterov else new_buf), new_buf
 
-        updates, buffer = _tree.map_split(leaf, updates, state.momentum_buffer)
+        updates, buffer = _tree.leafwise(leaf, updates, state.momentum_buffer)
         return updates, TorchMomentumState(buffer, optax.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -108,14 +106,14 @@ def torch_sgd(
         PyTorch, ``torch.optim.SGD``. Sutskever et al., *On the importance of
         initialization and momentum in deep learning*, 2013.
     """
-    _types.check_learning_rate("learning_rate", learning_rate)
-    _types.check_coefficient("momentum", momentum)
-    _types.check_coefficient("dampening", dampening, allow_schedule=False)
-    _types.check_learning_rate("weight_decay", weight_decay, allow_schedule=False)
-    _types.check_bool("nesterov", nesterov)
-    _types.check_bool("maximize", maximize)
-    no_momentum = _types.is_constant_zero(momentum)
-    dampened = _types.known_value(dampening) not in (None, 0.0)
+    check_nonnegative("learning_rate", learning_rate)
+    check_coefficient("momentum", momentum)
+    check_coefficient("dampening", dampening, allow_schedule=False)
+    check_nonnegative("weight_decay", weight_decay, allow_schedule=False)
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
+    no_momentum = is_known_zero(momentum)
+    dampened = not isinstance(dampening, jax.Array) and not is_known_zero(dampening)
     if nesterov and (no_momentum or dampened):
         raise ValueError(
             "nesterov must be False unless momentum > 0 and dampening == 0 (as in "
@@ -124,9 +122,9 @@ def torch_sgd(
     parts = []
     if maximize:
         parts.append(optax.scale(-1.0))
-    if not _types.is_constant_zero(weight_decay):
+    if not is_known_zero(weight_decay):
         parts.append(optax.add_decayed_weights(weight_decay))
     if not no_momentum:
         parts.append(_torch_momentum(momentum, dampening, nesterov))
-    parts.append(_scaling.scale_by_learning_rate(learning_rate))
+    parts.append(scaling.scale_by_learning_rate(learning_rate))
     return optax.chain(*parts)

@@ -6,7 +6,10 @@ import math
 from typing import Any
 from typing import NamedTuple
 
-from momentum_optax import _types
+import jax
+import numpy as np
+
+from momentum_optax import _coefficients
 
 
 class Tuning(NamedTuple):
@@ -20,10 +23,12 @@ class Tuning(NamedTuple):
 def _check_curvature(L: Any, mu: Any) -> tuple[float, float]:
     values = []
     for name, value in (("L", L), ("mu", mu)):
-        if _types.is_schedule(value):
+        if _coefficients.is_schedule(value):
             raise TypeError(f"{name} must be a finite float > 0; got the callable {value!r}.")
-        number = _types.as_real_scalar(name, value, "a finite float > 0")
-        if not math.isfinite(number):
+        if isinstance(value, jax.Array):  # host-side arithmetic: a concrete array is read here
+            value = np.asarray(value)
+        number = _coefficients.known_constant(name, value, "a finite float > 0")
+        if number is None or not math.isfinite(number):
             raise ValueError(f"{name} must be a finite float > 0; got {value!r}.")
         values.append(number)
     L, mu = values
@@ -83,8 +88,9 @@ def heavy_ball(L: float, mu: float) -> Tuning:
 
     Example:
         >>> import momentum_optax as mo
-        >>> mo.tuning.heavy_ball(L=100.0, mu=1.0)
-        Tuning(learning_rate=0.03305785123966942, momentum=0.6694214876033059, rate=0.8181818181818182)
+        >>> mo.tuning.heavy_ball(L=100.0, mu=1.0)  # doctest: +NORMALIZE_WHITESPACE
+        Tuning(learning_rate=0.03305785123966942, momentum=0.6694214876033059,
+               rate=0.8181818181818182)
 
     References:
         Polyak, *Some methods of speeding up the convergence of iteration

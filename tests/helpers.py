@@ -145,7 +145,7 @@ ALL_TRANSFORMS = [
     ),
     Row(
         "periodic_reset_scheduled_ema",
-        lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, 10), debias=True), 4),
+        lambda: mo.periodic_reset(mo.ema(mo.schedules.anneal(0.5, 0.9, steps=10), debias=True), 4),
         scheduled=True,
     ),
     Row("sgd", lambda: mo.sgd(0.1), optimizer=True),

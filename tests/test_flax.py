@@ -20,7 +20,7 @@ from experiments import tasks
     [
         mo.sgd(0.05, 0.9),
         mo.sgd(0.05, 0.9, nesterov=True),
-        mo.sgd(0.5, mo.schedules.anneal(0.5, 0.9, 50), ema=True, reset_every=40),
+        mo.sgd(0.5, mo.schedules.anneal(0.5, 0.9, steps=50), ema=True, reset_every=40),
     ],
     ids=["heavy_ball", "nesterov", "annealed_ema_reset"],
 )

@@ -198,7 +198,7 @@ SATURATING = [
         lambda: mo.delta_momentum(1.0),
     ),
     (
-        lambda: mo.sgd(optax.linear_schedule(0.5, 0.1, 20), mo.schedules.anneal(0.5, 0.9, 20)),
+        lambda: mo.sgd(optax.linear_schedule(0.5, 0.1, 20), mo.schedules.anneal(0.5, 0.9, steps=20)),
         lambda: mo.sgd(0.1, 0.9),
     ),
 ]

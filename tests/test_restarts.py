@@ -18,7 +18,7 @@ class PeriodicResetTest(parameterized.TestCase):
     def test_equals_fresh_inner_on_consecutive_chunks(self, every, inner_name):
         make_inner = {
             "trace": lambda: mo.trace(0.9),
-            "scheduled_trace": lambda: mo.trace(mo.schedules.anneal(0.5, 0.9, 3)),
+            "scheduled_trace": lambda: mo.trace(mo.schedules.anneal(0.5, 0.9, steps=3)),
             "ema": lambda: mo.ema(0.8, debias=True),
         }[inner_name]
         grads = list(helpers.random_steps(0, 3 * every + 2, (2, 3)))

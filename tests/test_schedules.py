@@ -23,7 +23,7 @@ class ScheduleFormulaTest(parameterized.TestCase):
         start, end = start_end
         t = np.arange(2 * steps + 3)
         want = start + (end - start) * np.minimum(t, steps) / steps
-        got = helpers.schedule_values(mo.schedules.anneal(start, end, steps), len(t))
+        got = helpers.schedule_values(mo.schedules.anneal(start, end, steps=steps), len(t))
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
     def test_anneal_defaults_are_seed_002s_half_to_nine_tenths(self):

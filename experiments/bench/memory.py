@@ -12,7 +12,7 @@ import momentum_optax as mo
 
 def transformations() -> dict[str, object]:
     """name -> an object with ``init`` (a transformation, or fused_sgd's pair)."""
-    schedule = mo.schedules.anneal(0.5, 0.9, 100)
+    schedule = mo.schedules.anneal(0.5, 0.9, steps=100)
     return {
         "trace": mo.trace(0.9),
         "trace, scheduled": mo.trace(schedule),

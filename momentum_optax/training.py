@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from typing import NamedTuple
@@ -9,36 +10,64 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax import ScalarOrSchedule
 
-from momentum_optax import _scaling
 from momentum_optax import _tree
-from momentum_optax import _types
-from momentum_optax import accumulators
-from momentum_optax import aliases
-from momentum_optax._types import ScalarOrSchedule
+from momentum_optax._coefficients import check_bool
+from momentum_optax._coefficients import check_coefficient
+from momentum_optax._coefficients import check_nonnegative
+from momentum_optax._coefficients import check_positive_int
+from momentum_optax._coefficients import init_count
+from momentum_optax._coefficients import is_known_zero
+from momentum_optax._coefficients import next_count
+from momentum_optax._coefficients import value_at
+from momentum_optax.accumulators import heavy_ball
+from momentum_optax.accumulators import heavy_ball_output
 
 DEFAULT_CHUNK = 1 << 17  # elements per block: measured best of 8K-512K on 2-core CPUs (cache-sized)
+
+
+class FusedSGDState(NamedTuple):
+    """Momentum buffer of :func:`fused_sgd`, and the step count its schedules read."""
+
+    trace: optax.Params
+    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when neither coefficient is scheduled
 
 
 class FusedSGD(NamedTuple):
     """Heavy-ball / Nesterov SGD whose update and application are one pass over memory.
 
-    ``init`` is ``mo.sgd(...).init`` (the states are interchangeable); ``apply`` maps
+    ``init(params)`` returns a :class:`FusedSGDState`; ``apply`` maps
     ``(params, state, grads)`` to ``(params, state)`` and is what :func:`train_step`
     calls. Build it with :func:`fused_sgd`.
     """
 
-    init: Callable[[Any], Any]
-    apply: Callable[[Any, Any, Any], tuple[Any, Any]]
+    init: Callable[[Any], FusedSGDState]
+    apply: Callable[[Any, FusedSGDState, Any], tuple[Any, FusedSGDState]]
+
+
+def _velocity(g: jax.Array, m: jax.Array, beta: Any) -> jax.Array:
+    """The new buffer, as :func:`trace` computes and stores it."""
+    dtype = _tree.compute_dtype(g, m)
+    return heavy_ball(g.astype(dtype), m.astype(dtype), beta).astype(m.dtype)
+
+
+def _applied(
+    p: jax.Array, g: jax.Array, new_m: jax.Array, neg_lr: Any, beta_next: Any, nesterov: bool
+) -> jax.Array:
+    """``p + (-lr) * out``, rounded where ``sgd`` then ``optax.apply_updates`` round."""
+    dtype = _tree.compute_dtype(g, new_m)
+    out_dtype = jnp.result_type(g, new_m)
+    out = heavy_ball_output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
+    update = (neg_lr * out.astype(out_dtype).astype(dtype)).astype(out_dtype)
+    return (p + update).astype(p.dtype)
 
 
 def _one_pass(
     p: jax.Array,
     m: jax.Array,
     g: jax.Array,
-    neg_lr: Any,
-    beta: Any,
-    beta_next: Any,
+    coefficients: tuple[Any, Any, Any],
     nesterov: bool,
     chunk: int,
 ) -> tuple[jax.Array, jax.Array]:
@@ -53,30 +82,27 @@ def _one_pass(
     arrays): when the size is not a multiple of the block, the last block is
     moved back to end at the last element and masked to the elements not yet done.
     """
+    neg_lr, beta, beta_next = coefficients
     shape, size = p.shape, p.size
     if size == 0:
         return p, m
     p, m, g = p.reshape(-1), m.reshape(-1), g.reshape(-1)
     chunk = min(chunk, size)
     blocks = -(-size // chunk)
-    # arithmetic in at least float32, rounded once on write (as in trace and apply_updates)
-    dtype = _tree.compute_dtype(g, m)
-    out_dtype = jnp.result_type(g, m)
 
-    def block(i, carry):
+    def block(i: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         p, m = carry
         first_new = i * chunk
         start = jnp.minimum(first_new, size - chunk)
         fresh = start + jnp.arange(chunk) >= first_new  # all True but in a shifted last block
-        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk).astype(dtype)
+        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk)
         m_b = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        new_m = jnp.where(fresh, (g_b + beta * m_b.astype(dtype)).astype(m.dtype), m_b)
-        m = jax.lax.dynamic_update_slice_in_dim(m, new_m, start, 0)
-        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk).astype(dtype)
-        step = (g_b + beta_next * new_m if nesterov else new_m).astype(out_dtype)
-        update = (neg_lr * step.astype(dtype)).astype(out_dtype)  # as _scaling does
+        m = jax.lax.dynamic_update_slice_in_dim(
+            m, jnp.where(fresh, _velocity(g_b, m_b, beta), m_b), start, 0
+        )
+        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk)
         p_b = jax.lax.dynamic_slice_in_dim(p, start, chunk)
-        new_p = jnp.where(fresh, (p_b + update).astype(p.dtype), p_b)
+        new_p = jnp.where(fresh, _applied(p_b, g_b, new_m, neg_lr, beta_next, nesterov), p_b)
         return jax.lax.dynamic_update_slice_in_dim(p, new_p, start, 0), m
 
     p, m = jax.lax.fori_loop(0, blocks, block, (p, m))
@@ -95,19 +121,22 @@ def fused_sgd(
     .. math::  m_t = g_t + \mu_t m_{t-1}, \qquad
                \theta_{t+1} = \theta_t - \eta_t m_t \ (\text{or } \eta_t (g_t + \mu_{t+1} m_t))
 
-    Same results as ``mo.sgd`` followed by ``optax.apply_updates`` (bit for bit,
-    tested; with Nesterov and a bfloat16/float16 buffer the output is computed
-    from the stored, rounded buffer, so it may differ by one rounding), same
-    state. Arithmetic runs in at least float32, rounded once on write. On CPU the leaves are processed in blocks of
-    ``chunk_size`` elements inside one ``fori_loop``, so each element of the
-    parameters, gradient and buffer crosses memory once (five passes instead of
-    six); on GPU/TPU, where XLA fuses the two outputs into one kernel by itself,
-    the plain expressions are used. Donate ``params`` and ``state`` (as
-    :func:`train_step` does) so the blocks are written in place.
+    The parameters and the momentum buffer are those of ``mo.sgd`` followed by
+    ``optax.apply_updates``, bit for bit in float32 (tested; with Nesterov and a
+    bfloat16/float16 buffer the output is computed from the stored, rounded
+    buffer, so it may differ by one rounding). The state is a
+    :class:`FusedSGDState` (the buffer and one step count for both schedules).
+    Arithmetic runs in at least float32, rounded once on write. On CPU the
+    leaves are processed in blocks of ``chunk_size`` elements inside one
+    ``fori_loop``, so each element of the parameters, gradient and buffer
+    crosses memory once (five passes instead of six); on GPU/TPU, where XLA
+    fuses the two outputs into one kernel by itself, the plain expressions are
+    used. Donate ``params`` and ``state`` (as :func:`train_step` does) so the
+    blocks are written in place.
 
     Args:
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
-        momentum: :math:`\mu`, a float in [0, 1] or a schedule.
+        momentum: :math:`\mu`, a float in (0, 1] or a schedule.
         nesterov: use Nesterov's accelerated output.
         chunk_size: elements per block (default 131,072; ``None`` picks it).
 
@@ -124,45 +153,52 @@ def fused_sgd(
         >>> params["w"]
         Array([0.9, 0.9, 0.9, 0.9, 0.9], dtype=float32)
     """
-    plain = aliases.sgd(learning_rate, momentum, nesterov=nesterov)
-    scale = _scaling.scale_by_learning_rate(learning_rate)  # the chain's last link, to read -lr_t
-    chunk = (
-        DEFAULT_CHUNK if chunk_size is None else _types.check_positive_int("chunk_size", chunk_size)
-    )
-    if _types.is_constant_zero(momentum):
+    check_nonnegative("learning_rate", learning_rate)
+    check_coefficient("momentum", momentum)
+    check_bool("nesterov", nesterov)
+    chunk = DEFAULT_CHUNK if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    if is_known_zero(momentum):
         raise ValueError(
             "momentum must be > 0 for fused_sgd (plain SGD is already one pass: use mo.sgd); got 0."
         )
 
-    def apply(params, state, grads):
-        _tree.check_state(state, tuple, "fused_sgd")
-        velocity, lr_state = state
-        _tree.check_state(velocity, accumulators.TraceState, "fused_sgd")
-        _tree.check_tree_match(grads, velocity.trace, what="the momentum buffer TraceState.trace")
-        _tree.check_tree_match(
-            params, velocity.trace, what="the momentum buffer TraceState.trace", name="params"
+    def init(params: optax.Params) -> FusedSGDState:
+        return FusedSGDState(
+            trace=optax.tree.zeros_like(params), count=init_count(learning_rate, momentum)
         )
-        if jax.default_backend() != "cpu":
-            updates, state = plain.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-        beta = _types.value_at(momentum, velocity.count)
-        beta_next = _types.value_at(momentum, _types.next_count(velocity.count))
-        # the scalar parts of the state (step counts) advance through the plain chain
-        # on zero-size leaves, so their meaning stays exactly that of mo.sgd
-        empty = jax.tree.map(lambda x: x.reshape(-1)[:0], params)
-        _, small = plain.update(empty, (velocity._replace(trace=empty), lr_state), empty)
-        neg_lr, _ = scale.update(jnp.ones([], jnp.float32), lr_state)
-        new = jax.tree.map(
-            lambda p, m, g: _one_pass(p, m, g, neg_lr, beta, beta_next, nesterov, chunk),
-            params,
-            velocity.trace,
-            grads,
-        )
-        treedef = jax.tree.structure(params)
-        new_params, new_trace = (treedef.unflatten(x) for x in zip(*treedef.flatten_up_to(new)))
-        return new_params, (small[0]._replace(trace=new_trace), small[1])
 
-    return FusedSGD(init=plain.init, apply=apply)
+    def apply(
+        params: optax.Params, state: FusedSGDState, grads: optax.Updates
+    ) -> tuple[optax.Params, FusedSGDState]:
+        _tree.check_inputs(grads, state, FusedSGDState, "fused_sgd", "trace")
+        _tree.check_tree_match(params, state.trace, what="FusedSGDState.trace", name="params")
+        count, following = state.count, next_count(state.count)
+        coefficients = (
+            -value_at(learning_rate, count),
+            value_at(momentum, count),
+            value_at(momentum, following),
+        )
+        if jax.default_backend() == "cpu":
+            one_pass = functools.partial(
+                _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
+            )
+            leaves, treedef = jax.tree.flatten(params)
+            if not leaves:
+                return params, FusedSGDState(trace=state.trace, count=following)
+            new = [one_pass(*x) for x in zip(leaves, *map(jax.tree.leaves, (state.trace, grads)))]
+            new_params, new_trace = (jax.tree.unflatten(treedef, list(x)) for x in zip(*new))
+        else:
+            neg_lr, beta, beta_next = coefficients
+            new_trace = jax.tree.map(lambda g, m: _velocity(g, m, beta), grads, state.trace)
+            new_params = jax.tree.map(
+                lambda p, g, m: _applied(p, g, m, neg_lr, beta_next, nesterov),
+                params,
+                grads,
+                new_trace,
+            )
+        return new_params, FusedSGDState(trace=new_trace, count=following)
+
+    return FusedSGD(init=init, apply=apply)
 
 
 def train_step(
@@ -213,10 +249,10 @@ def train_step(
             "optimizer must be an optax.GradientTransformation or a FusedSGD; "
             f"got {optimizer!r} of type {type(optimizer).__name__}."
         )
-    _types.check_bool("has_aux", has_aux)
+    check_bool("has_aux", has_aux)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
 
-    def step(params, opt_state, *batch):
+    def step(params: optax.Params, opt_state: Any, *batch: Any) -> tuple[Any, Any, Any]:
         value, grads = grad_fn(params, *batch)
         if isinstance(optimizer, FusedSGD):
             params, opt_state = optimizer.apply(params, opt_state, grads)

@@ -1,9 +1,15 @@
 """Coefficient types, their validation at construction, and their value at a step.
 
-Every momentum coefficient is a :data:`ScalarOrSchedule`: a constant or an
-``optax.Schedule`` (a callable of the int32 step count). Constants are checked
-here, when a transformation is built; schedules and traced values (under
-``optax.inject_hyperparams``, ``vmap`` or ``jit``) are never inspected in Python.
+Every momentum coefficient is an ``optax.ScalarOrSchedule``: a constant or an
+``optax.Schedule`` (a callable of the int32 step count).
+
+One rule decides what is known in Python, for validation and for the state's
+structure alike: a *known constant* is a Python or NumPy real number (a NumPy
+0-d array included). Known constants are range-checked when a transformation is
+built. A ``jax.Array`` is a run-time value, concrete or traced: under
+``optax.inject_hyperparams`` the same hyper-parameter is a concrete array in
+``init`` and a tracer in a jitted ``update``, so neither a check nor the state's
+structure may depend on its value. Schedules are never called at construction.
 """
 
 from __future__ import annotations
@@ -11,15 +17,11 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
-from typing import Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-ScalarOrSchedule = Union[float, jax.Array, optax.Schedule]
-"""A coefficient: a constant in its valid range, or a schedule ``count -> value``."""
 
 
 def is_schedule(value: Any) -> bool:
@@ -32,7 +34,7 @@ def any_schedule(*values: Any) -> bool:
     return any(is_schedule(v) for v in values)
 
 
-def value_at(coefficient: ScalarOrSchedule, count: jax.Array | None) -> Any:
+def value_at(coefficient: optax.ScalarOrSchedule, count: jax.Array | None) -> Any:
     """The coefficient at step ``count``: the constant itself, or the schedule's value.
 
     A constant is returned unchanged (a Python float stays weakly typed, so a
@@ -53,29 +55,32 @@ def next_count(count: jax.Array | None) -> jax.Array | None:
     return None if count is None else optax.safe_increment(count)
 
 
-def is_traced(value: Any) -> bool:
-    """Whether ``value`` is a tracer (inside jit/vmap/grad): never inspected in Python."""
-    return isinstance(value, jax.core.Tracer)
+def known_constant(name: str, value: Any, expected: str) -> float | None:
+    """``value`` as a float if it is a known constant; ``None`` for a ``jax.Array``.
 
-
-def as_real_scalar(name: str, value: Any, expected: str) -> float:
-    """``value`` as a Python float, or a TypeError naming ``name`` and ``expected``."""
-    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
-        raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
-    if isinstance(value, numbers.Real):
+    Raises a TypeError naming ``name`` and ``expected`` for anything else (a
+    bool, a string, ``None``, a non-scalar array, a callable).
+    """
+    if isinstance(value, jax.Array):
+        return None
+    if isinstance(value, (np.ndarray, np.generic)) and value.shape == ():
+        if np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer):
+            return float(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
-        array = np.asarray(value)
-        if array.shape == () and (
-            np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-        ):
-            return float(array)
     raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}.")
 
 
+def is_known_zero(value: Any) -> bool:
+    """Whether ``value`` is a known constant equal to 0 (a schedule or an array is not)."""
+    if is_schedule(value) or isinstance(value, jax.Array):
+        return False
+    return known_constant("value", value, "a real number") == 0.0
+
+
 def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> float | None:
-    """``value`` as a float to range-check; ``None`` for an accepted schedule or a traced
-    value (never inspected); a TypeError for anything else, or a callable when
+    """``value`` as a float to range-check; ``None`` for an accepted schedule or a
+    ``jax.Array`` (never inspected); a TypeError for anything else, or a callable when
     ``allow_schedule`` is False."""
     if allow_schedule:
         expected += " or a schedule (a callable of the step count)"
@@ -83,9 +88,7 @@ def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> flo
         if not allow_schedule:
             raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
         return None
-    if is_traced(value):
-        return None
-    return as_real_scalar(name, value, expected)
+    return known_constant(name, value, expected)
 
 
 def check_coefficient(
@@ -112,9 +115,9 @@ def check_coefficient(
         raise ValueError(f"{name} must be in {interval}; got {value!r}.")
 
 
-def check_learning_rate(name: str, value: Any, *, allow_schedule: bool = True) -> None:
-    """Validates a learning rate (or another scale): a finite constant >= 0, a schedule
-    (when ``allow_schedule``), or a traced value."""
+def check_nonnegative(name: str, value: Any, *, allow_schedule: bool = True) -> None:
+    """Validates a learning rate, a weight decay or an epsilon: a finite constant >= 0,
+    a schedule (when ``allow_schedule``), or a ``jax.Array`` (accepted unchecked)."""
     number = _constant(name, value, "a float >= 0", allow_schedule)
     if number is None:
         return
@@ -132,22 +135,10 @@ def check_positive_int(name: str, value: Any, *, maximum: int = INT32_MAX) -> in
         raise TypeError(
             f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}."
         )
+    value = int(value)
     if not 1 <= value <= maximum:
         raise ValueError(f"{name} must be an integer >= 1 and <= {maximum}; got {value!r}.")
-    return int(value)
-
-
-def known_value(value: Any) -> float | None:
-    """``value`` as a float if it is a Python/NumPy number, else ``None`` (a schedule, a
-    ``jax.Array`` or a tracer, e.g. from ``optax.inject_hyperparams``, is not known here)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.generic)):
-        return None
-    return float(value)
-
-
-def is_constant_zero(value: Any) -> bool:
-    """Whether ``value`` is known, in Python, to be the number 0."""
-    return known_value(value) == 0.0
+    return value
 
 
 def check_bool(name: str, value: Any) -> None:
@@ -159,7 +150,7 @@ def check_bool(name: str, value: Any) -> None:
 
 
 def check_accumulator_dtype(name: str, value: Any) -> Any:
-    """Validates an accumulator dtype: ``None`` or a floating/complex dtype; returns it canonical."""
+    """Validates an accumulator dtype: ``None`` or a floating/complex dtype, returned canonical."""
     if value is None:
         return None
     try:
