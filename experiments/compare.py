@@ -119,7 +119,9 @@ def nqm_run(
             m.name,
             m.space,
             t,
-            jax.tree.map(lambda a: a.reshape(len(group), trials, seeds, *a.shape[1:])[i], curves),
+            jax.tree.map(
+                lambda a, i=i: a.reshape(len(group), trials, seeds, *a.shape[1:])[i], curves
+            ),
             schedule,
         )
         for i, (m, t) in enumerate(zip(group, tables))
@@ -292,7 +294,7 @@ def figures(
         ylabel=f"final {numbers['objective_name']}",
     )
     ax.legend(fontsize=7)
-    return names + [plotting.save(fig, out, "tuning.png")]
+    return [*names, plotting.save(fig, out, "tuning.png")]
 
 
 def space_text(name: str, space: tuning.Space) -> str:

@@ -134,7 +134,9 @@ def run(
     curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), key_data, task.data)
     curves = jax.tree.map(lambda a: a.reshape(len(methods), n, seeds, *a.shape[1:]), curves)
     out = [
-        Trials(m.name, m.space, t, loop.Curves(*jax.tree.map(lambda a: a[i], curves)), schedule)
+        Trials(
+            m.name, m.space, t, loop.Curves(*jax.tree.map(lambda a, i=i: a[i], curves)), schedule
+        )
         for i, (m, t) in enumerate(zip(methods, tables))
     ]
     return out[0] if single else out

@@ -90,7 +90,8 @@ OPTIMIZERS = {
         mo.trace(0.9, nesterov=True), optax.scale_by_learning_rate(0.01)
     ),
     "ema debias, scheduled": lambda: optax.chain(
-        mo.ema(mo.schedules.anneal(0.5, 0.9, steps=5), debias=True), optax.scale_by_learning_rate(0.01)
+        mo.ema(mo.schedules.anneal(0.5, 0.9, steps=5), debias=True),
+        optax.scale_by_learning_rate(0.01),
     ),
     "delta_momentum": lambda: optax.chain(
         optax.scale_by_learning_rate(0.01), mo.delta_momentum(0.5)

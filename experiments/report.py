@@ -216,7 +216,7 @@ def write_report(
     per finding (``(folder, finding)`` pairs, folder prefixing its plots)."""
     ordered = sorted(entries, key=lambda e: order(e[1].id))
     parts = [f"# Momentum claims, measured\n\n{header}\n"]
-    for title, belongs, intro in PARTS:
+    for title, belongs, _ in PARTS:
         chosen = [e for e in ordered if belongs(e[1])]
         if chosen:
             parts.append(

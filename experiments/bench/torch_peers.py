@@ -1,4 +1,4 @@
-"""PyTorch baselines, measured when torch is installed (``pip install torch``); skipped otherwise."""
+"""PyTorch baselines, measured when torch is installed (``pip install torch``), else left out."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ nothing of the library; it computes the same curves (a test checks it).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -159,10 +160,13 @@ def throughput(
                 bare_scan(task, schedule),
                 chunked(task, idx, schedule),
             )
-            run_floor = lambda: jax.block_until_ready(floor(params, *batches))
+            run_floor = functools.partial(
+                lambda f, b: jax.block_until_ready(f(params, *b)), floor, batches
+            )
             # the library and the floor timed as a pair, alone: the peers (PyTorch's threads
             # above all) would slow whatever is timed after them
-            groups = [{LIBRARY: lambda: jax.block_until_ready(lib(key)), FLOOR: run_floor}]
+            run_lib = functools.partial(lambda f: jax.block_until_ready(f(key)), lib)
+            groups = [{LIBRARY: run_lib, FLOOR: run_floor}]
             if every < steps:
                 peers = {FLOOR: run_floor, PYTHON: python_loop(task, params, idx, schedule)}
                 if torch_peers.available():
@@ -247,9 +251,9 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
     compile_s = run_s = 0.0
     for m in momenta.tolist():  # the value as a Python constant: a new program each time
         start = time.perf_counter()
-        fn = jax.jit(lambda: train(m)).lower().compile()
+        fn = jax.jit(functools.partial(train, m)).lower().compile()
         compile_s += time.perf_counter() - start
-        run_s += timing.timed(lambda: jax.block_until_ready(fn()))
+        run_s += timing.timed(functools.partial(lambda f: jax.block_until_ready(f()), fn))
     record("one compile per value (Python constant)", compile_s, run_s)
 
     progress(f"sweep of {values} momenta: one compile, traced value, {values} runs")
@@ -273,6 +277,6 @@ def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> l
         record(
             "PyTorch eager, sequentially",
             0.0,
-            sum(timing.timed(lambda: run(float(m))) for m in momenta.tolist()),
+            sum(timing.timed(functools.partial(run, float(m))) for m in momenta.tolist()),
         )
     return rows

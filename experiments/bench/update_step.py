@@ -39,7 +39,9 @@ def variants() -> dict[str, tuple[Callable, Callable, bool]]:
         "optax.sgd": chain(optax.sgd(LR, MOMENTUM)),
         "optax.sgd, not donated": chain(optax.sgd(LR, MOMENTUM), donate=False),
         "mo.sgd": chain(mo.sgd(LR, MOMENTUM)),
-        "mo.sgd, scheduled momentum": chain(mo.sgd(LR, mo.schedules.anneal(0.5, MOMENTUM, steps=1000))),
+        "mo.sgd, scheduled momentum": chain(
+            mo.sgd(LR, mo.schedules.anneal(0.5, MOMENTUM, steps=1000))
+        ),
         "mo.sgd, nesterov": chain(mo.sgd(LR, MOMENTUM, nesterov=True)),
         "mo.sgd, ema": chain(mo.sgd(LR, MOMENTUM, ema=True)),
         "mo.sgd, reset every 100": chain(mo.sgd(LR, MOMENTUM, reset_every=100)),

@@ -185,7 +185,7 @@ def describe(
     numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
     rows, edges = [], []
-    for family, n in numbers.items():
+    for n in numbers.values():
         for sel in n["selected"]:
             rows.append(
                 {

@@ -132,7 +132,7 @@ def units(arms: tuple[Arm, ...], *, trials: int, seeds: int) -> int:
         a.schedule.steps * step_units(a.batch) + len(a.schedule.eval_steps) * EVAL_UNITS
         for a in arms
     ]
-    return int(round(2 * trials * seeds * sum(per_run)))
+    return round(2 * trials * seeds * sum(per_run))
 
 
 def step_units(batch: int) -> float:

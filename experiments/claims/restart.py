@@ -252,4 +252,4 @@ def run(
     q = restart_quadratic
     quad = q.measure(cfg.quadratic, jax.random.fold_in(key, 1), status)
     verdict = q.judge(quad["steps"], cfg.quadratic)
-    return findings + [q.describe(quad, verdict, q.figure(quad, cfg.quadratic, out), cfg.quadratic)]
+    return [*findings, q.describe(quad, verdict, q.figure(quad, cfg.quadratic, out), cfg.quadratic)]

@@ -153,7 +153,7 @@ def union(
         def branch(i):
             def apply(u, s, p):
                 new_u, new_s = opts[i].update(u, s[i], p, **extra_args)
-                return new_u, s[:i] + (new_s,) + s[i + 1 :]
+                return new_u, (*s[:i], new_s, *s[i + 1 :])
 
             return apply
 
