@@ -97,8 +97,34 @@ def scale_by_qhadam(
         \quad u_t = \frac{(1-\nu_1) g_t + \nu_1 m_t / (1-\beta_1^t)}
                          {\sqrt{(1-\nu_2) g_t^2 + \nu_2 v_t / (1-\beta_2^t)} + \epsilon}
 
-    ``nu1 = nu2 = 1`` is Adam. Arguments are constants: ``b1, b2`` in [0, 1),
-    ``nu1, nu2`` in [0, 1], ``eps`` >= 0.
+    ``nu1 = nu2 = 1`` is Adam's direction. The moments are kept in the
+    parameters' dtype; the corrections :math:`1 - \beta^t` are kept in float32
+    as moving averages of ones, so a constant gradient is returned exactly.
+
+    Args:
+        b1: :math:`\beta_1`, the first moment's decay, a constant in [0, 1).
+        b2: :math:`\beta_2`, the second moment's decay, a constant in [0, 1).
+        nu1: :math:`\nu_1`, the weight of the first moment against the
+            gradient, a constant in [0, 1].
+        nu2: :math:`\nu_2`, the weight of the second moment against the squared
+            gradient, a constant in [0, 1].
+        eps: :math:`\epsilon`, added to the denominator, a constant >= 0.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`QhAdamState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.scale_by_qhadam(nu1=1.0, nu2=1.0, eps=0.0)  # Adam's direction
+        >>> state = opt.init(jnp.zeros(2))
+        >>> for _ in range(3):
+        ...     u, state = opt.update(jnp.array([2.0, -0.5]), state)
+        >>> u  # a constant gradient: m_hat = g, v_hat = g^2, so u = sign(g)
+        Array([ 1., -1.], dtype=float32)
+
+    References:
+        Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
     """
     check_coefficient("b1", b1, allow_one=False, allow_schedule=False)
     check_coefficient("b2", b2, allow_one=False, allow_schedule=False)

@@ -62,7 +62,7 @@ READING = (
 
 def rmsprop(row: dict) -> optax.GradientTransformation:
     """RMSprop (decay 0.9) with heavy-ball momentum ``row["momentum"]`` on the scaled step
-    (bit for bit ``optax.rmsprop(lr, momentum=b)``; ``b = 0``: plain RMSprop)."""
+    (``optax.rmsprop(lr, momentum=b)`` bit for bit in float32; ``b = 0``: plain RMSprop)."""
     return optax.chain(
         optax.scale_by_rms(decay=0.9, eps=row["eps"]),
         optax.scale_by_learning_rate(row["lr"]),

@@ -1,0 +1,94 @@
+"""Packaging: every imported package is declared where it is used; the PyPI description works."""
+
+import ast
+import doctest
+import importlib.metadata
+import pathlib
+import re
+import sys
+
+import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
+
+# which requirements a file's imports must be covered by
+SCOPES = {
+    "momentum_optax": ("dependencies",),
+    "experiments": ("dependencies", "experiments", "torch"),
+    "tests": ("dependencies", "test", "experiments", "torch"),
+}
+
+
+def _requirement_names(extras):
+    names = set()
+    for extra in extras:
+        entries = (
+            PROJECT[extra] if extra == "dependencies" else PROJECT["optional-dependencies"][extra]
+        )
+        names |= {re.split(r"[<>=!~\[; ]", entry, maxsplit=1)[0].lower() for entry in entries}
+    return names
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+def _third_party(module):
+    return module not in sys.stdlib_module_names and module not in (
+        "momentum_optax",
+        "experiments",
+        "tests",
+    )
+
+
+@pytest.mark.parametrize("folder", sorted(SCOPES))
+def test_every_imported_package_is_declared_in_the_extra_that_installs_it(folder):
+    distributions = importlib.metadata.packages_distributions()
+    declared = _requirement_names(SCOPES[folder])
+    missing = set()
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for module in filter(_third_party, _imports(path)):
+            if module == "torch" and "torch" in declared:
+                continue  # optional: may not be installed here
+            names = {d.lower() for d in distributions.get(module, [module])}
+            if not names & declared:
+                missing.add(f"{module} ({path.relative_to(ROOT)})")
+    assert not missing, f"imported but not declared for {folder}: {sorted(missing)}"
+
+
+def test_long_description_runs_and_has_no_relative_links():
+    readme = PROJECT["readme"]
+    text = (ROOT / readme).read_text()
+    links = re.findall(r"\]\(([^)]+)\)|<img[^>]+src=\"([^\"]+)\"", text)
+    relative = [link for pair in links for link in pair if link and "://" not in link]
+    assert not relative, f"{readme} links to relative paths, which PyPI cannot show: {relative}"
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {}, readme, readme, 0)
+    assert test.examples, f"{readme} has no example to run"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_license_file_matches_the_declared_license():
+    assert PROJECT["license"] == "Apache-2.0"
+    assert (
+        "Apache License\n                           Version 2.0" in (ROOT / "LICENSE").read_text()
+    )
+
+
+def test_changelog_names_the_current_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {PROJECT['version']}" in changelog
