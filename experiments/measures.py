@@ -82,7 +82,7 @@ def momentum_filter(values: np.ndarray, decay: float) -> np.ndarray:
 
 def coherence(values: np.ndarray, decay: float) -> np.ndarray:
     """``|sum_k decay^k v_{t-k}| / sum_k decay^k |v_{t-k}|``: 1 when recent values add
-    up, 0 when they cancel (seed 002's picture of the components of the steps)."""
+    up, 0 when they cancel (the Momentum article's picture of the components of the steps)."""
     magnitude = momentum_filter(np.abs(values), decay)
     return np.abs(momentum_filter(values, decay)) / np.maximum(magnitude, 1e-30)
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from optax import ScalarOrSchedule
 
+from momentum_optax import _heavy_ball
 from momentum_optax import _tree
 from momentum_optax._coefficients import check_accumulator_dtype
 from momentum_optax._coefficients import check_bool
@@ -28,16 +29,6 @@ from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import init_count
 from momentum_optax._coefficients import next_count
 from momentum_optax._coefficients import value_at
-
-
-def heavy_ball(g: Any, m: Any, beta: Any) -> Any:
-    """The heavy-ball velocity ``g + beta * m`` (one leaf; shared with the fused path)."""
-    return g + beta * m
-
-
-def heavy_ball_output(g: Any, new_m: Any, beta_next: Any, nesterov: bool) -> Any:
-    """The update of :func:`trace`: ``new_m``, or Nesterov's ``g + beta_next * new_m``."""
-    return g + beta_next * new_m if nesterov else new_m
 
 
 class TraceState(NamedTuple):
@@ -114,8 +105,8 @@ def trace(
         beta_next = value_at(decay, next_count(state.count))
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
-            new_m = heavy_ball(g, m, beta)
-            return heavy_ball_output(g, new_m, beta_next, nesterov), new_m
+            new_m = _heavy_ball.velocity(g, m, beta)
+            return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
 
         updates, new_trace = _tree.leafwise(leaf, updates, state.trace)
         return updates, TraceState(trace=new_trace, count=next_count(state.count))

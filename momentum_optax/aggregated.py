@@ -9,12 +9,12 @@ import jax
 import optax
 from optax import ScalarOrSchedule
 
+from momentum_optax import _heavy_ball
 from momentum_optax import _tree
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import init_count
 from momentum_optax._coefficients import next_count
 from momentum_optax._coefficients import value_at
-from momentum_optax.accumulators import heavy_ball
 
 
 class AggMoState(NamedTuple):
@@ -81,7 +81,7 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
         betas = [value_at(decay, state.count) for decay in decays]
 
         def leaf(g: jax.Array, *velocities: jax.Array) -> tuple:
-            new = [heavy_ball(g, v, b) for b, v in zip(betas, velocities)]
+            new = [_heavy_ball.velocity(g, v, b) for b, v in zip(betas, velocities)]
             return sum(new) / len(new), *new
 
         updates, *velocities = _tree.leafwise(leaf, updates, *state.velocities)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 from optax import ScalarOrSchedule
 
+from momentum_optax import _heavy_ball
 from momentum_optax import _tree
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
@@ -21,8 +22,6 @@ from momentum_optax._coefficients import init_count
 from momentum_optax._coefficients import is_known_zero
 from momentum_optax._coefficients import next_count
 from momentum_optax._coefficients import value_at
-from momentum_optax.accumulators import heavy_ball
-from momentum_optax.accumulators import heavy_ball_output
 
 DEFAULT_CHUNK = 1 << 17  # elements per block: measured best of 8K-512K on 2-core CPUs (cache-sized)
 
@@ -49,7 +48,7 @@ class FusedSGD(NamedTuple):
 def _velocity(g: jax.Array, m: jax.Array, beta: Any) -> jax.Array:
     """The new buffer, as :func:`trace` computes and stores it."""
     dtype = _tree.compute_dtype(g, m)
-    return heavy_ball(g.astype(dtype), m.astype(dtype), beta).astype(m.dtype)
+    return _heavy_ball.velocity(g.astype(dtype), m.astype(dtype), beta).astype(m.dtype)
 
 
 def _applied(
@@ -58,7 +57,7 @@ def _applied(
     """``p + (-lr) * out``, rounded where ``sgd`` then ``optax.apply_updates`` round."""
     dtype = _tree.compute_dtype(g, new_m)
     out_dtype = jnp.result_type(g, new_m)
-    out = heavy_ball_output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
+    out = _heavy_ball.output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
     update = (neg_lr * out.astype(out_dtype).astype(dtype)).astype(out_dtype)
     return (p + update).astype(p.dtype)
 

@@ -1,6 +1,6 @@
 """C5: momentum as a per-weight adaptive learning rate, measured along MNIST-1D training.
 
-Measure: the MNIST-1D MLP trained by heavy ball and by seed 000's delta momentum, each over
+Measure: the MNIST-1D MLP trained by heavy ball and by McCaffrey's delta momentum, each over
 the same log grid of learning rates, every trial on every seed, in one compiled vmap (a
 traced index picks the method of a row). A small scan of its own (``experiments.loop``
 does not return per-weight quantities) sums, per weight ``i`` and per window of steps,
@@ -9,7 +9,7 @@ learning rate of weight ``i`` in a window is ``sum |u_i| / (lr sum |g_i|)``: exa
 every weight under plain SGD. Each method's learning rate is selected on the final loss on
 the full training set.
 Judge: the spread of the effective rate across weights (p90 / p10) in the last window,
-for seed 000's momentum, above a threshold.
+for McCaffrey's momentum, above a threshold.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Config:
     batch_size: int = 32
     windows: int = 6  # the run cut into this many equal windows: the first early, the last late
     lr: tuple[float, float] = (3e-3, 1.0)
-    delta_momentum: float = 0.5  # seed 000's worked example
+    delta_momentum: float = 0.5  # McCaffrey's worked example
     heavy_ball: float = 0.9  # the usual heavy-ball momentum
     spread: float = 2.0  # primary: p90 / p10 of the effective rate above this
     faster: float = 1.0  # secondary: the early median effective rate above this
@@ -55,7 +55,7 @@ QUICK = Config(seeds=3, trials=8, steps=1000, windows=4)
 FULL = Config()
 
 PRIMARY = (
-    "With seed 000's delta momentum (momentum {mu:g}) at its tuned learning rate, the "
+    "With McCaffrey's delta momentum (momentum {mu:g}) at its tuned learning rate, the "
     "effective learning rate sum|u_i| / (lr sum|g_i|) differs across the weights: in the "
     "last {window} steps, the ratio of its 90th to its 10th percentile over the weights "
     "has a 95% interval over seeds above {spread:g}."
@@ -65,7 +65,7 @@ READING = (
     "the same gradient, momentum moves some weights much further than others, and by "
     "amounts that change during training. It is measured as each weight's step per unit "
     "of learning rate and of gradient (1 for every weight under plain SGD). The primary "
-    "is on the technique the quote describes, seed 000's delta momentum (the update plus "
+    "is on the technique the quote describes, McCaffrey's delta momentum (the update plus "
     "a fraction of the previous delta); heavy ball is reported beside it. 'Early ... "
     "moves you faster' is read as an early median effective rate above 1, and the rate "
     "becoming smaller later as the early median above the late one (secondary)."

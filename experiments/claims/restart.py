@@ -221,8 +221,8 @@ def describe(
         reading=READING.format(n=n, pct=100 * (1 - cfg.gain)),
         primary=PRIMARY.format(pct=100 * (1 - cfg.gain), gain=cfg.gain),
         setup=f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU "
-        f"MLP, heavy ball mo.sgd(lr, beta, reset_every=k) (seed 001's v_t = 0 every k "
-        f"steps, mo.periodic_reset around the momentum) for k in "
+        f"MLP, heavy ball mo.sgd(lr, beta, reset_every=k) (Understanding Momentum's v_t = 0 "
+        f"every k steps, mo.periodic_reset around the momentum) for k in "
         f"{report.listing(cfg.periods)} and without restarts; {s.steps} steps of batch "
         f"{s.batch_size}, full-set losses every {s.eval_every} steps, {cfg.seeds} seeds "
         "(same initialisation and batches for every arm). All arms in one compile.",

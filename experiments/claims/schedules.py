@@ -3,8 +3,8 @@
 Measure: heavy ball (``mo.sgd``) with three momentum coefficients, each written as a
 schedule of the step count so that they share one state structure and run in one
 compile (``comparison.run`` picks the arm by a traced index): a constant beta, tuned
-over log lr x log(1 - beta); seed 002's anneal ``mo.schedules.anneal(0.5, 0.9)``; and
-seed 001's ``mo.schedules.linear_to_one(0.5, total_steps=T)`` with T the run's length,
+over log lr x log(1 - beta); the Momentum article's anneal ``mo.schedules.anneal(0.5, 0.9)``; and
+Understanding Momentum's ``mo.schedules.linear_to_one(0.5, total_steps=T)`` with T the run's length,
 so that it reaches 1 at the last step. The schedules have no beta to tune: each gets the
 same number of trials over log lr alone. Every arm is selected on validation loss.
 Judge: per schedule (the claim names both), the paired ratio of final validation loss,
@@ -33,7 +33,10 @@ from experiments.protocol import verdicts
 NAME = "schedules"
 CLAIMS = ("C8",)
 CONSTANT, ANNEAL, LINEAR = "constant momentum (tuned)", "anneal 0.5 -> 0.9", "linear rise to 1"
-NAMED = {ANNEAL: "anneal 0.5 -> 0.9 (seed 002)", LINEAR: "linear rise to 1 at T (seed 001)"}
+NAMED = {
+    ANNEAL: "anneal 0.5 -> 0.9 (the Momentum article)",
+    LINEAR: "linear rise to 1 at T (Understanding Momentum)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +46,10 @@ class Config:
     schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=500)
     lr: tuple[float, float] = (1e-3, 0.3)
     one_minus_beta: tuple[float, float] = (0.01, 0.5)  # the constant arm: beta in [0.5, 0.99]
-    start: float = 0.5  # both schedules start here (seed 002: "initialized at around 0.5")
-    end: float = 0.9  # the anneal's end (seed 002)
+    start: float = (
+        0.5  # both schedules start here (the Momentum article: "initialized at around 0.5")
+    )
+    end: float = 0.9  # the anneal's end (the Momentum article)
     anneal_fraction: float = 0.5  # the anneal reaches 0.9 at this fraction of the run
     margin: float = 1.05  # primary: final validation loss ratio (schedule / constant) below
 
@@ -59,13 +64,13 @@ PRIMARY = (
     "{pct:.0f}% worse). Both hold: supported; neither: not supported; one: depends."
 )
 READING = (
-    "Neither source claims a schedule beats constant momentum; seed 002 describes the "
-    "anneal as common practice and seed 001 proposes the linear rise as a way to "
+    "Neither source claims a schedule beats constant momentum; the Momentum article describes the "
+    "anneal as common practice and Understanding Momentum proposes the linear rise as a way to "
     "'increase gamma over time'. The testable reading is that following the schedule "
     "costs nothing against constant momentum with its beta tuned, each at its own tuned "
     "learning rate, measured on validation loss at the end of the run (where the linear "
-    "rise has reached momentum 1). Seed 001's schedule is implemented exactly: T is the "
-    "total number of training steps, so the momentum reaches 1 only at the last step."
+    "rise has reached momentum 1). Understanding Momentum's schedule is implemented exactly: "
+    "T is the total number of training steps, so the momentum reaches 1 only at the last step."
 )
 
 
@@ -227,10 +232,10 @@ def describe(
         f"steps={round(cfg.anneal_fraction * s.steps)}), i.e. over the first "
         f"{cfg.anneal_fraction:.0%} of the run ('slowly'), then {cfg.end:g} for the rest, "
         f"so it ends where constant momentum 0.9 would. Linear rise: "
-        f"mo.schedules.linear_to_one({cfg.start:g}, total_steps={s.steps}), seed 001's "
-        "gamma_t = gamma_0 + (1 - gamma_0) t / T with T the total number of steps. Both "
-        "schedules start at 0.5 (seed 002's value; seed 001 leaves gamma_0 free), so "
-        "they differ only in where they go. All arms in one compile.",
+        f"mo.schedules.linear_to_one({cfg.start:g}, total_steps={s.steps}), Understanding "
+        "Momentum's gamma_t = gamma_0 + (1 - gamma_0) t / T with T the total number of steps. "
+        "Both schedules start at 0.5 (the Momentum article's value; Understanding Momentum "
+        "leaves gamma_0 free), so they differ only in where they go. All arms in one compile.",
         budget=f"{cfg.trials} trials per arm: constant momentum over log lr in "
         f"{report.listing(cfg.lr)} x log(1 - beta) in {report.listing(cfg.one_minus_beta)}"
         f" (scrambled Halton); each schedule over log lr in {report.listing(cfg.lr)} "
