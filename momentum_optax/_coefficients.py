@@ -3,13 +3,15 @@
 Every momentum coefficient is an ``optax.ScalarOrSchedule``: a constant or an
 ``optax.Schedule`` (a callable of the int32 step count).
 
-One rule decides what is known in Python, for validation and for the state's
-structure alike: a *known constant* is a Python or NumPy real number (a NumPy
-0-d array included). Known constants are range-checked when a transformation is
-built. A ``jax.Array`` is a run-time value, concrete or traced: under
-``optax.inject_hyperparams`` the same hyper-parameter is a concrete array in
-``init`` and a tracer in a jitted ``update``, so neither a check nor the state's
-structure may depend on its value. Schedules are never called at construction.
+One rule says what is known in Python: a *known constant* is a Python or NumPy
+real number (a NumPy 0-d array included). Only a known constant decides the
+state's structure (``sgd(lr, 0.0)`` keeps no buffer). A ``jax.Array`` is a
+run-time value: under ``optax.inject_hyperparams`` the same hyper-parameter is a
+concrete array in ``init`` and a tracer in a jitted ``update``, so the structure
+must not depend on it. Validation reads the value where it can: a known constant,
+or a concrete ``jax.Array`` read as the NumPy number it holds, is range-checked
+when a transformation is built; a tracer passes unchecked. Schedules are never
+called at construction.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def next_count(count: jax.Array | None) -> jax.Array | None:
 
 
 def known_constant(name: str, value: Any, expected: str) -> float | None:
-    """``value`` as a float if it is a known constant; ``None`` for a ``jax.Array``.
+    """``value`` as a float if it is a known constant; ``None`` for a ``jax.Array``
+    (concrete or traced: a run-time value).
 
     Raises a TypeError naming ``name`` and ``expected`` for anything else (a
     bool, a string, ``None``, a non-scalar array, a callable).
@@ -78,9 +81,16 @@ def is_known_zero(value: Any) -> bool:
     return known_constant("value", value, "a real number") == 0.0
 
 
+def readable(value: Any) -> Any:
+    """``value`` with a concrete ``jax.Array`` read back as a NumPy array (a tracer stays)."""
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
+        return np.asarray(value)
+    return value
+
+
 def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> float | None:
     """``value`` as a float to range-check; ``None`` for an accepted schedule or a
-    ``jax.Array`` (never inspected); a TypeError for anything else, or a callable when
+    tracer (never inspected); a TypeError for anything else, or a callable when
     ``allow_schedule`` is False."""
     if allow_schedule:
         expected += " or a schedule (a callable of the step count)"
@@ -88,7 +98,7 @@ def _constant(name: str, value: Any, expected: str, allow_schedule: bool) -> flo
         if not allow_schedule:
             raise TypeError(f"{name} must be {expected}; got the callable {value!r}.")
         return None
-    return known_constant(name, value, expected)
+    return known_constant(name, readable(value), expected)
 
 
 def check_coefficient(
@@ -117,7 +127,7 @@ def check_coefficient(
 
 def check_nonnegative(name: str, value: Any, *, allow_schedule: bool = True) -> None:
     """Validates a learning rate, a weight decay or an epsilon: a finite constant >= 0,
-    a schedule (when ``allow_schedule``), or a ``jax.Array`` (accepted unchecked)."""
+    a schedule (when ``allow_schedule``), or a traced value (accepted unchecked)."""
     number = _constant(name, value, "a float >= 0", allow_schedule)
     if number is None:
         return

@@ -6,9 +6,6 @@ import math
 from typing import Any
 from typing import NamedTuple
 
-import jax
-import numpy as np
-
 from momentum_optax import _coefficients
 
 
@@ -25,9 +22,9 @@ def _check_curvature(L: Any, mu: Any) -> tuple[float, float]:
     for name, value in (("L", L), ("mu", mu)):
         if _coefficients.is_schedule(value):
             raise TypeError(f"{name} must be a finite float > 0; got the callable {value!r}.")
-        if isinstance(value, jax.Array):  # host-side arithmetic: a concrete array is read here
-            value = np.asarray(value)
-        number = _coefficients.known_constant(name, value, "a finite float > 0")
+        number = _coefficients.known_constant(
+            name, _coefficients.readable(value), "a finite float > 0"
+        )
         if number is None or not math.isfinite(number):
             raise ValueError(f"{name} must be a finite float > 0; got {value!r}.")
         values.append(number)
