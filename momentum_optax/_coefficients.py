@@ -67,7 +67,7 @@ def known_constant(name: str, value: Any, expected: str) -> float | None:
     if isinstance(value, jax.Array):
         return None
     if isinstance(value, (np.ndarray, np.generic)) and value.shape == ():
-        if np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer):
+        if jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer):
             return float(value)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)

@@ -82,18 +82,20 @@ def check_inputs(
     field: str,
     *,
     reference: Any = None,
+    name: str = "updates",
+    detail: str = "",
 ) -> None:
     """The two checks that open an ``update``: the state's type, then the updates' tree.
 
     ``updates`` must match ``state.<field>`` (or ``reference``, when the field's
-    leaves are not shaped like the parameters); the messages name ``owner``,
-    ``expected`` and the field, e.g. "the structure of updates differs from
-    TraceState.trace".
+    leaves are not shaped like the parameters, with ``detail`` saying how); the
+    messages name ``owner``, ``expected`` and the field, e.g. "the structure of
+    updates differs from TraceState.trace".
     """
     check_state(state, expected, owner)
     if reference is None:
         reference = getattr(state, field)
-    check_tree_match(updates, reference, what=f"{expected.__name__}.{field}")
+    check_tree_match(updates, reference, what=f"{expected.__name__}.{field}{detail}", name=name)
 
 
 def compute_dtype(*arrays: Any) -> Any:
@@ -101,9 +103,19 @@ def compute_dtype(*arrays: Any) -> Any:
 
     Coefficients such as 0.999 are thus applied in float32 even to bfloat16
     buffers (in bfloat16, 0.999 rounds to 1.0). For float32 inputs this is a
-    no-op, so in float32 the results are optax's bit for bit.
+    no-op, so in float32 the results are optax's bit for bit. The dtypes are
+    worked out under standard promotion, so the policy holds under
+    ``jax.numpy_dtype_promotion('strict')`` too (the arithmetic itself then
+    runs on arrays that all have this dtype).
     """
-    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
+def result_dtype(*arrays: Any) -> Any:
+    """The dtype an update comes out in: the promotion of ``arrays`` (standard rules)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.result_type(*arrays)
 
 
 def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
@@ -128,13 +140,15 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
         if len(out) != n:
             raise ValueError(f"the leaf formula returned {len(out)} values for {n} (u, *buffers).")
         update, *new = out
-        update = jnp.asarray(update).astype(jnp.result_type(g, *bufs[:1]))
+        update = jnp.asarray(update).astype(result_dtype(g, *bufs[:1]))
         return (update, *(jnp.asarray(v).astype(b.dtype) for v, b in zip(new, bufs)))
 
+    for i, buffer in enumerate(buffers[1:], start=1):
+        check_tree_match(buffer, buffers[0], what="the first buffer", name=f"buffer {i}")
     leaves, treedef = jax.tree.flatten(updates)
     if not leaves:
         return (updates, *buffers) if buffers else updates
-    # the buffers' structure was checked against the updates' (None leaves included)
+    # the first buffer was checked against the updates by check_inputs, the others here
     outputs = [leaf(*x) for x in zip(leaves, *(jax.tree.leaves(b) for b in buffers))]
     trees = tuple(jax.tree.unflatten(treedef, list(column)) for column in zip(*outputs))
     return trees if buffers else trees[0]

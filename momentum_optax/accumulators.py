@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import DTypeLike
 from optax import ScalarOrSchedule
 
 from momentum_optax import _heavy_ball
@@ -39,7 +40,7 @@ class TraceState(NamedTuple):
 
 
 def trace(
-    decay: ScalarOrSchedule, *, nesterov: bool = False, accumulator_dtype: Any = None
+    decay: ScalarOrSchedule, *, nesterov: bool = False, accumulator_dtype: DTypeLike | None = None
 ) -> optax.GradientTransformation:
     r"""Heavy-ball momentum (Polyak, 1964): a decaying sum of past updates.
 
@@ -50,7 +51,7 @@ def trace(
 
     with :math:`m_{-1} = 0` and :math:`\beta_t` the decay at step count ``t``
     (``t = 0`` on the first update). Followed by
-    ``optax.scale_by_learning_rate(lr)`` this is the rule
+    ``mo.scale_by_learning_rate(lr)`` this is the rule
     ``v_t = gamma v_{t-1} + eta grad`` of *Understanding Momentum in Neural
     Network Optimization*, with ``v = lr * m``. The Nesterov output uses the
     *next* coefficient :math:`\beta_{t+1}`: that is what makes it equal, step
@@ -72,7 +73,7 @@ def trace(
     Example:
         >>> import jax.numpy as jnp, optax
         >>> import momentum_optax as mo
-        >>> opt = optax.chain(mo.trace(0.9), optax.scale_by_learning_rate(0.1))
+        >>> opt = optax.chain(mo.trace(0.9), mo.scale_by_learning_rate(0.1))
         >>> params = jnp.array([1.0, -2.0])
         >>> state = opt.init(params)
         >>> for _ in range(2):
@@ -102,7 +103,7 @@ def trace(
         del params
         _tree.check_inputs(updates, state, TraceState, "trace", "trace")
         beta = value_at(decay, state.count)
-        beta_next = value_at(decay, next_count(state.count))
+        beta_next: Any = value_at(decay, next_count(state.count)) if nesterov else None
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
             new_m = _heavy_ball.velocity(g, m, beta)
@@ -127,7 +128,7 @@ def ema(
     *,
     debias: bool = False,
     nesterov: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformation:
     r"""Momentum as an exponential moving average of the updates.
 
@@ -195,10 +196,12 @@ def ema(
         del params
         _tree.check_inputs(updates, state, EmaState, "ema", "ema")
         beta = value_at(decay, state.count)
-        beta_next = value_at(decay, next_count(state.count))
+        beta_next: Any = value_at(decay, next_count(state.count)) if nesterov else None
         # c_t = 1 - prod b_i, itself a moving average of ones (exact for a schedule)
         correction: Any = (1 - beta) + beta * state.bias_correction if debias else 1.0
-        correction_next: Any = (1 - beta_next) + beta_next * correction if debias else 1.0
+        correction_next: Any = (
+            (1 - beta_next) + beta_next * correction if debias and nesterov else 1.0
+        )
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
             new_m = (1 - beta) * g + beta * m
@@ -234,7 +237,7 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
 
     where :math:`d_t` is the incoming update (already scaled by the learning
     rate, so place it *after* the scaling:
-    ``chain(optax.scale_by_learning_rate(lr), delta_momentum(mu))``). The stored
+    ``chain(scale_by_learning_rate(lr), delta_momentum(mu))``). The stored
     delta is :math:`d_t` itself, without the momentum term, exactly as in
     J. McCaffrey's code (``ih_prev_weights_delta = delta``). Unlike heavy ball, the
     past therefore enters through one step only: a two-tap filter, not a

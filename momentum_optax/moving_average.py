@@ -66,7 +66,9 @@ def sma(window: int) -> optax.GradientTransformation:
     ) -> tuple[optax.Updates, SmaState]:
         del params
         slots = jax.tree.map(lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.buffer)
-        _tree.check_inputs(updates, state, SmaState, "sma", "buffer", reference=slots)
+        _tree.check_inputs(
+            updates, state, SmaState, "sma", "buffer", reference=slots, detail=" (one slot)"
+        )
         filled = jnp.minimum(state.filled + 1, window)
 
         def leaf(g: jax.Array, buffer: jax.Array) -> tuple:

@@ -99,7 +99,8 @@ def scale_by_qhadam(
 
     ``nu1 = nu2 = 1`` is Adam's direction. The moments are kept in the
     parameters' dtype; the corrections :math:`1 - \beta^t` are kept in float32
-    as moving averages of ones, so a constant gradient is returned exactly.
+    as moving averages of ones, so a constant gradient gives its sign, up to
+    rounding.
 
     Args:
         b1: :math:`\beta_1`, the first moment's decay, a constant in [0, 1).
@@ -144,7 +145,7 @@ def scale_by_qhadam(
     ) -> tuple[optax.Updates, QhAdamState]:
         del params
         _tree.check_inputs(updates, state, QhAdamState, "scale_by_qhadam", "first_moment")
-        # the same (1 - b) as in the moments, so a constant gradient is returned exactly
+        # the same (1 - b) as in the moments: a constant gradient gives m_hat = g up to rounding
         c1 = (1 - b1) + b1 * state.correction[0]
         c2 = (1 - b2) + b2 * state.correction[1]
 
@@ -171,7 +172,7 @@ def qhadam(
     nu1: float = 0.7,
     nu2: float = 1.0,
     eps: float = 1e-8,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     r"""QHAdam as a ready optimizer: ``chain(scale_by_qhadam(...), scale_by_learning_rate(lr))``.
 
     .. math::  \theta_{t+1} = \theta_t - \eta_t\, u_t

@@ -215,9 +215,7 @@ def adaptive_restart(
         )
         fresh, fresh_next = inner.update(updates, fresh_state, params, **extra_args)
         if scheme == "gradient":
-            _tree.check_tree_match(
-                fresh, state.previous, what="the previous update AdaptiveRestartState.previous"
-            )
+            _tree.check_tree_match(fresh, state.previous, what="AdaptiveRestartState.previous")
             restart = _tree.vdot(state.previous, fresh) < 0
         else:
             if value is None:

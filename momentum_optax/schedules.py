@@ -1,7 +1,7 @@
 """Momentum schedules: ``optax.Schedule`` objects mapping the step count to a coefficient.
 
 Pass one wherever a transformation takes a ``decay`` or ``momentum``:
-``mo.trace(mo.schedules.anneal(0.5, 0.9, 1000))``. The transformation then
+``mo.trace(mo.schedules.anneal(0.5, 0.9, steps=1000))``. The transformation then
 keeps a saturating int32 step count and reads the schedule once per step.
 """
 

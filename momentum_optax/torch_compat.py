@@ -62,7 +62,7 @@ def torch_sgd(
     nesterov: bool = False,
     weight_decay: float = 0.0,
     maximize: bool = False,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     r"""``torch.optim.SGD``, step for step.
 
     .. math::

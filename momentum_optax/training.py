@@ -121,9 +121,10 @@ def fused_sgd(
                \theta_{t+1} = \theta_t - \eta_t m_t \ (\text{or } \eta_t (g_t + \mu_{t+1} m_t))
 
     The parameters and the momentum buffer are those of ``mo.sgd`` followed by
-    ``optax.apply_updates``, bit for bit in float32 (tested; with Nesterov and a
-    bfloat16/float16 buffer the output is computed from the stored, rounded
-    buffer, so it may differ by one rounding). The state is a
+    ``optax.apply_updates`` in one compiled step (as :func:`train_step` runs it),
+    bit for bit in float32 (tested; on CPU, with Nesterov and a bfloat16/float16
+    buffer, the output is computed from the stored, rounded buffer, so it may
+    differ by one rounding). The state is a
     :class:`FusedSGDState` (the buffer and one step count for both schedules).
     Arithmetic runs in at least float32, rounded once on write. On CPU the
     leaves are processed in blocks of ``chunk_size`` elements inside one
@@ -169,8 +170,8 @@ def fused_sgd(
     def apply(
         params: optax.Params, state: FusedSGDState, grads: optax.Updates
     ) -> tuple[optax.Params, FusedSGDState]:
-        _tree.check_inputs(grads, state, FusedSGDState, "fused_sgd", "trace")
-        _tree.check_tree_match(params, state.trace, what="FusedSGDState.trace", name="params")
+        _tree.check_inputs(grads, state, FusedSGDState, "fused_sgd", "trace", name="grads")
+        _tree.check_inputs(params, state, FusedSGDState, "fused_sgd", "trace", name="params")
         count, following = state.count, next_count(state.count)
         coefficients = (
             -value_at(learning_rate, count),
@@ -186,15 +187,16 @@ def fused_sgd(
                 return params, FusedSGDState(trace=state.trace, count=following)
             new = [one_pass(*x) for x in zip(leaves, *map(jax.tree.leaves, (state.trace, grads)))]
             new_params, new_trace = (jax.tree.unflatten(treedef, list(x)) for x in zip(*new))
-        else:
+        else:  # XLA fuses the two outputs itself: mo.sgd's expressions, then apply_updates
             neg_lr, beta, beta_next = coefficients
-            new_trace = jax.tree.map(lambda g, m: _velocity(g, m, beta), grads, state.trace)
-            new_params = jax.tree.map(
-                lambda p, g, m: _applied(p, g, m, neg_lr, beta_next, nesterov),
-                params,
-                grads,
-                new_trace,
-            )
+
+            def leaf(g: jax.Array, m: jax.Array) -> tuple:
+                new_m = _heavy_ball.velocity(g, m, beta)
+                return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
+
+            out, new_trace = _tree.leafwise(leaf, grads, state.trace)
+            updates = _tree.leafwise(lambda u: (neg_lr * u,), out)
+            new_params = optax.apply_updates(params, updates)
         return new_params, FusedSGDState(trace=new_trace, count=following)
 
     return FusedSGD(init=init, apply=apply)
