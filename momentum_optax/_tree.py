@@ -159,11 +159,13 @@ def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
 
     ``optax.tree.vdot`` accumulates in the leaves' own dtype; with bfloat16
     updates that rounds every partial sum to 8 bits of mantissa, which can flip
-    the sign of a restart test, hence this one.
+    the sign of a restart test, hence this one. It is a sum of products rather
+    than ``jnp.vdot``, so a leaf sharded on an explicit mesh reduces to a
+    replicated scalar without an ``out_sharding``.
     """
 
     def leaf(a: Any, b: Any) -> jax.Array:
         dtype = compute_dtype(a, b)
-        return jnp.real(jnp.vdot(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
+        return jnp.sum(jnp.real(jnp.conj(jnp.asarray(a, dtype)) * jnp.asarray(b, dtype)))
 
     return sum(jax.tree.leaves(jax.tree.map(leaf, tree_a, tree_b)), jnp.zeros([], jnp.float32))

@@ -54,8 +54,9 @@ def sma(window: int) -> optax.GradientTransformation:
     window = check_positive_int("window", window)
 
     def init_fn(params: optax.Params) -> SmaState:
+        # zeros_like keeps each parameter's sharding; the window axis is replicated
         stacked = jax.tree.map(
-            lambda p: jnp.zeros((window, *jnp.shape(p)), jnp.result_type(p)), params
+            lambda p: jnp.broadcast_to(jnp.zeros_like(p)[None], (window, *jnp.shape(p))), params
         )
         return SmaState(
             buffer=stacked, index=jnp.zeros([], jnp.int32), filled=jnp.zeros([], jnp.int32)

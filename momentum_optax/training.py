@@ -62,6 +62,12 @@ def _applied(
     return (p + update).astype(p.dtype)
 
 
+def _is_sharded(x: jax.Array) -> bool:
+    """Whether ``x`` is split across devices on an explicit mesh (its type says so)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(axis is not None for axis in spec)
+
+
 def _one_pass(
     p: jax.Array,
     m: jax.Array,
@@ -129,10 +135,10 @@ def fused_sgd(
     Arithmetic runs in at least float32, rounded once on write. On CPU the
     leaves are processed in blocks of ``chunk_size`` elements inside one
     ``fori_loop``, so each element of the parameters, gradient and buffer
-    crosses memory once (five passes instead of six); on GPU/TPU, where XLA
-    fuses the two outputs into one kernel by itself, the plain expressions are
-    used. Donate ``params`` and ``state`` (as :func:`train_step` does) so the
-    blocks are written in place.
+    crosses memory once (five passes instead of six). On GPU/TPU, where XLA
+    fuses the two outputs into one kernel by itself, and for leaves sharded on
+    an explicit mesh, the plain expressions are used. Donate ``params`` and
+    ``state`` (as :func:`train_step` does) so the blocks are written in place.
 
     Args:
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
@@ -178,7 +184,7 @@ def fused_sgd(
             value_at(momentum, count),
             value_at(momentum, following),
         )
-        if jax.default_backend() == "cpu":
+        if jax.default_backend() == "cpu" and not any(map(_is_sharded, jax.tree.leaves(params))):
             one_pass = functools.partial(
                 _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
             )
