@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,13 +73,39 @@ def np_delta_momentum(deltas: np.ndarray, mus: np.ndarray) -> np.ndarray:
     return np.stack(outs)
 
 
-# --- running a transformation ---
+# --- the parameters, gradients and loops every test shares ---
+
+#: a small model's parameters: a nested dict, a matrix, a vector and a scalar leaf
+PARAMS = {"dense": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}, "scale": jnp.float32(2.0)}
+
+
+def grads(seed: int, like: Any = PARAMS, dtype: Any = None) -> Any:
+    """Standard normal gradients shaped like ``like``, in its dtypes (or ``dtype``)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda p: jnp.asarray(rng.standard_normal(jnp.shape(p)), dtype or jnp.result_type(p)), like
+    )
+
+
+def random_steps(seed: int, steps: int, shape: tuple[int, ...] = (5,)) -> np.ndarray:
+    """Gaussian gradients, float32, reproducible from ``seed``: one row per step."""
+    return np.random.default_rng(seed).standard_normal((steps, *shape)).astype(np.float32)
+
+
+def stack(trees: Any) -> Any:
+    """A list of trees as one tree of stacked leaves (leading axis: the list's)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def take(tree: Any, i: int) -> Any:
+    """Entry ``i`` along the leading axis of every leaf (one step of a history)."""
+    return jax.tree.map(lambda x: x[i], tree)
 
 
 def run_updates(
     opt: optax.GradientTransformation, grads: Any, params: Any, jit: bool = False
 ) -> tuple[list[Any], Any]:
-    """Feeds ``grads`` (a list of trees) through ``opt``; returns all updates and the final state."""
+    """Feeds ``grads`` (a list of trees) through ``opt``: all the updates and the final state."""
     update = jax.jit(opt.update) if jit else opt.update
     state = opt.init(params)
     outs = []
@@ -88,9 +115,69 @@ def run_updates(
     return outs, state
 
 
-def random_steps(seed: int, steps: int, shape: tuple[int, ...] = (5,)) -> np.ndarray:
-    """Gaussian gradients, float32, reproducible from ``seed``."""
-    return np.random.default_rng(seed).standard_normal((steps, *shape)).astype(np.float32)
+class Run(NamedTuple):
+    """What :func:`descend` returns."""
+
+    history: Any  # the parameters after each step, stacked on a leading axis
+    params: Any  # the final parameters
+    state: Any  # the final state
+
+
+def gradient_of(loss: Callable[[Any], jax.Array]) -> Callable[[Any, jax.Array], Any]:
+    """The ``grad_fn`` of :func:`descend` for a loss of the parameters alone."""
+    return lambda params, t: jax.grad(loss)(params)
+
+
+def given(sequence: list[Any]) -> Callable[[Any, jax.Array], Any]:
+    """The ``grad_fn`` of :func:`descend` that feeds ``sequence[t]`` at step ``t``."""
+    stacked = stack(sequence)
+    return lambda params, t: take(stacked, t)
+
+
+def descend(
+    opt: optax.GradientTransformation,
+    params: Any,
+    steps: int,
+    grad_fn: Callable[[Any, jax.Array], Any],
+    *,
+    value_fn: Callable[[Any, jax.Array], jax.Array] | None = None,
+    state: Any = None,
+    compile_step: Callable[[Callable], Callable] = jax.jit,
+    scan: bool = False,
+) -> Run:
+    """``steps`` steps of ``opt`` from ``params``: ``init``, then ``update`` and
+    ``optax.apply_updates`` at each step.
+
+    ``grad_fn(params, t)`` is the gradient at step ``t`` (an int32 scalar); with
+    ``value_fn``, ``value=value_fn(params, t)`` is passed to ``update`` as well (the
+    restarts that read the loss). ``state`` continues from a given state instead of
+    ``opt.init(params)``. The step runs as ``compile_step(step)`` in a Python loop
+    (``jax.jit`` by default; ``lambda f: f`` runs it eagerly), or with ``scan`` in one
+    ``jax.lax.scan`` (which may itself be jitted or vmapped).
+    """
+
+    def step(params, state, t):
+        extra = {} if value_fn is None else {"value": value_fn(params, t)}
+        updates, state = opt.update(grad_fn(params, t), state, params, **extra)
+        return optax.apply_updates(params, updates), state
+
+    state = opt.init(params) if state is None else state
+    if scan:
+
+        def body(carry, t):
+            params, state = step(*carry, t)
+            return (params, state), params
+
+        (params, state), history = jax.lax.scan(
+            body, (params, state), jnp.arange(steps, dtype=jnp.int32)
+        )
+        return Run(history, params, state)
+    step = compile_step(step)
+    history = []
+    for t in range(steps):
+        params, state = step(params, state, jnp.int32(t))
+        history.append(params)
+    return Run(stack(history), params, state)
 
 
 # --- the table of every public transformation (one row per configuration) ---
@@ -108,9 +195,22 @@ class Row:
     scheduled: bool = False
     optimizer: bool = False  # a full optimizer (learning rate included)
     buffer: bool = False  # make(accumulator_dtype=...) sets the momentum buffer's dtype
+    # inside an optax wrapper (masked, MultiSteps): the updates the library's transformation
+    # sees, and so the checks it makes of them, are the wrapper's (masked, accumulated)
+    wrapped: bool = False
+    # optax.masked's mask: the leaves outside it pass through unchanged
+    mask: Callable[[Any], Any] | None = None
+    # the wrapper rounds what it hands on (MultiSteps casts its float32 mean of the
+    # gradients to their dtype), so the whole is not float32 arithmetic rounded once
+    rounds_its_input: bool = False
 
     def __repr__(self) -> str:
         return self.name
+
+
+def _all_but_scalars(tree: Any) -> Any:
+    """An ``optax.masked`` mask: train every leaf with at least one axis."""
+    return jax.tree.map(lambda x: jnp.ndim(x) > 0, tree)
 
 
 ALL_TRANSFORMS = [
@@ -187,6 +287,22 @@ ALL_TRANSFORMS = [
         ),
         scheduled=True,
         optimizer=True,
+    ),
+    Row(
+        "masked_trace",
+        lambda **kw: optax.masked(mo.trace(0.9, **kw), _all_but_scalars),
+        buffer=True,
+        wrapped=True,
+        mask=_all_but_scalars,
+    ),
+    Row(
+        "multi_steps_sgd_nesterov",
+        lambda: optax.MultiSteps(
+            mo.sgd(0.1, 0.9, nesterov=True), every_k_schedule=2
+        ).gradient_transformation(),
+        optimizer=True,
+        wrapped=True,
+        rounds_its_input=True,
     ),
 ]
 

@@ -4,6 +4,11 @@ import inspect
 import pathlib
 import re
 
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
 import momentum_optax as mo
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
@@ -19,17 +24,80 @@ def test_all_lists_exactly_the_public_names():
     assert set(mo.__all__) - {"schedules", "tuning"} == public
 
 
-def test_every_public_name_has_a_docstring():
+def _public_objects():
+    """(name, object) for every name of ``mo.__all__``, and for the public functions and
+    classes defined in its public modules (``schedules``, ``tuning``)."""
     for name in mo.__all__:
-        assert inspect.getdoc(getattr(mo, name)), name
-    for module in (mo.schedules, mo.tuning):
-        for name, value in vars(module).items():
+        value = getattr(mo, name)
+        if not inspect.ismodule(value):
+            yield name, value
+            continue
+        for inner, member in vars(value).items():
             if (
-                inspect.isfunction(value)
-                and value.__module__ == module.__name__
-                and not name.startswith("_")
+                (inspect.isfunction(member) or inspect.isclass(member))
+                and member.__module__ == value.__name__
+                and not inner.startswith("_")
             ):
-                assert inspect.getdoc(value), f"{module.__name__}.{name}"
+                yield f"{name}.{inner}", member
+
+
+PUBLIC = dict(_public_objects())
+FUNCTIONS = {name: value for name, value in PUBLIC.items() if inspect.isfunction(value)}
+CLASSES = {name: value for name, value in PUBLIC.items() if inspect.isclass(value)}
+SECTIONS = ("Args", "Returns", "Example")
+
+
+def test_the_public_modules_hold_functions_and_classes():
+    assert {"trace", "sgd", "fused_sgd", "train_step", "check_restored"} <= set(FUNCTIONS)
+    assert {"schedules.anneal", "tuning.nesterov"} <= set(FUNCTIONS)
+    assert {"TraceState", "FusedSGDState", "tuning.Tuning"} <= set(CLASSES)
+    assert set(PUBLIC) == set(FUNCTIONS) | set(CLASSES)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_public_function_documents_args_returns_and_an_example(name):
+    # the docstring order: summary, Args, Returns, Example (a doctest), References
+    doc = inspect.getdoc(FUNCTIONS[name]) or ""
+    positions = {}
+    for section in SECTIONS:
+        found = re.search(rf"^{section}:[ \t]*$", doc, flags=re.M)
+        assert found, f"{name}: no {section} section"
+        positions[section] = found.start()
+    assert positions["Args"] < positions["Returns"] < positions["Example"], name
+    assert doc.splitlines()[0].strip() and positions["Args"] > 0, f"{name}: no summary line"
+    assert ">>>" in doc[positions["Example"] :], f"{name}: the Example has no doctest"
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_every_public_class_has_its_own_docstring(name):
+    cls = CLASSES[name]
+    doc = cls.__doc__ or ""
+    # a NamedTuple without a docstring gets "Name(field, ...)": that is not documentation
+    assert doc.strip() and not doc.startswith(f"{cls.__name__}("), name
+
+
+STATES = {
+    "TraceState": (lambda: mo.trace(0.9), ("trace", "count")),
+    "SmaState": (lambda: mo.sma(3), ("buffer", "index", "filled")),
+    "QhAdamState": (lambda: mo.scale_by_qhadam(), ("first_moment", "second_moment", "correction")),
+    "FusedSGDState": (lambda: mo.fused_sgd(0.1, 0.9), ("trace", "count")),
+    "TorchMomentumState": (lambda: mo.torch_sgd(0.1, 0.9), ("momentum_buffer", "count")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATES))
+def test_init_returns_the_public_state_with_its_named_fields(name):
+    # a checkpoint names these fields: renaming one breaks every saved state
+    (make, fields), cls = STATES[name], getattr(mo, name)
+    state = make().init({"w": jnp.zeros(3)})
+    found = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, cls))
+    assert sum(isinstance(x, cls) for x in found) == 1, state
+    assert cls._fields == fields
+
+
+def test_trace_state_holds_optaxs_trace_field_first():
+    # a constant trace's leaves are optax.TraceState's: a checkpoint moves across
+    assert mo.TraceState._fields[: len(optax.TraceState._fields)] == optax.TraceState._fields
 
 
 def test_signatures_follow_the_design_contract():
@@ -41,6 +109,16 @@ def test_signatures_follow_the_design_contract():
     assert params(mo.sgd) == ["learning_rate", "momentum", "nesterov", "ema", "reset_every"]
     assert params(mo.schedules.linear_to_one) == ["start", "total_steps"]
     assert params(mo.schedules.anneal) == ["start", "end", "steps"]
+    steps = inspect.signature(mo.schedules.anneal).parameters["steps"]
+    assert steps.kind is inspect.Parameter.KEYWORD_ONLY and steps.default is inspect.Parameter.empty
+    flip_sign = inspect.signature(mo.scale_by_learning_rate).parameters["flip_sign"]
+    assert flip_sign.kind is inspect.Parameter.KEYWORD_ONLY and flip_sign.default is True
+    assert params(mo.scale_by_learning_rate) == ["learning_rate", "flip_sign"]
+    assert params(mo.fused_sgd) == ["learning_rate", "momentum", "nesterov", "chunk_size"]
+    assert params(mo.train_step) == ["loss_fn", "optimizer", "has_aux"]
+    assert params(mo.check_restored) == ["restored", "target"]
+    assert params(mo.scale_by_qhadam) == ["b1", "b2", "nu1", "nu2", "eps"]
+    assert params(mo.qhadam) == ["learning_rate", "b1", "b2", "nu1", "nu2", "eps"]
     assert params(mo.torch_sgd) == [
         "learning_rate",
         "momentum",
@@ -73,26 +151,7 @@ def test_readme_usage_example_runs_and_converges():
     assert float(namespace["loss"](namespace["w"])) < 1e-6
 
 
-def test_readme_table_lists_every_transformation():
+def test_readme_table_lists_every_public_function():
     text = README.read_text(encoding="utf-8")
-    for name in (
-        "trace",
-        "ema",
-        "delta_momentum",
-        "periodic_reset",
-        "sgd",
-        "schedules.linear_to_one",
-        "schedules.anneal",
-        "torch_sgd",
-        "adaptive_restart",
-        "qhm",
-        "qhadam",
-        "aggmo",
-        "sma",
-        "schedules.sutskever",
-        "schedules.demon",
-        "schedules.inverse_cycle",
-        "tuning.heavy_ball",
-        "tuning.nesterov",
-    ):
-        assert f"`mo.{name}(" in text, name
+    missing = [name for name in sorted(FUNCTIONS) if f"`mo.{name}(" not in text]
+    assert not missing, f"README.md does not list: {missing}"

@@ -161,7 +161,7 @@ def test_c15_expected_curves_start_at_the_mean_and_end_below_the_best():
 
 
 @pytest.mark.slow
-def test_c3_run_end_to_end(tmp_path):
+def test_c3_end_to_end_picks_each_betas_best_lr_and_reports_their_difference(tmp_path):
     cfg = dataclasses.replace(
         c3.QUICK,
         betas=(0.0, 0.9, 0.99),
@@ -183,7 +183,7 @@ def test_c3_run_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_c4_c15_run_end_to_end(tmp_path):
+def test_c4_c15_end_to_end_reports_drawn_settings_and_the_nesterov_step_ratio(tmp_path):
     cfg = dataclasses.replace(
         c4.QUICK, trials=3, schedule=loop.Schedule(steps=200, batch_size=32, eval_every=100)
     )

@@ -63,23 +63,20 @@ def test_c9_no_restart_arm_is_plain_heavy_ball_over_the_run():
     assert never.name == c9.NEVER
     row = {"lr": jnp.float32(0.1), "momentum": jnp.float32(0.9)}
     params = jnp.array([1.0, -2.0])
-    opts = [never.make(row), mo.sgd(0.1, 0.9)]
-    states = [o.init(params) for o in opts]
-    for t in range(short.schedule.steps):
-        grad = jnp.sin(params + t)
-        (u0, states[0]), (u1, states[1]) = (o.update(grad, s) for o, s in zip(opts, states))
-        chex.assert_trees_all_close(u0, u1, rtol=1e-5)
+    grads = [jnp.sin(params + t) for t in range(short.schedule.steps)]
+    arm, _ = helpers.run_updates(never.make(row), grads, params)
+    heavy_ball, _ = helpers.run_updates(mo.sgd(0.1, 0.9), grads, params)
+    chex.assert_trees_all_close(arm, heavy_ball, rtol=1e-5)
 
 
 def test_c9_restarted_arm_forgets_its_momentum_every_k_steps():
     arm = c9.methods(CFG)[0]
     opt = arm.make({"lr": jnp.float32(1.0), "momentum": jnp.float32(0.5)})
-    state = opt.init(jnp.zeros(1))
-    updates = []
-    for _ in range(52):
-        u, state = opt.update(jnp.ones(1), state)
-        updates.append(float(u[0]))
-    assert updates[50] == pytest.approx(-1.0) and updates[49] < -1.9  # fresh at step 50
+    outs, _ = helpers.run_updates(opt, [jnp.ones(1)] * 52, jnp.zeros(1), jit=True)
+    updates = [float(u[0]) for u in outs]
+    # m = 2 - 0.5^t grows towards 2, then starts afresh at step 50
+    np.testing.assert_allclose(updates[:50], -(2 - 0.5 ** np.arange(50)), rtol=1e-6)
+    assert updates[50:] == pytest.approx([-1.0, -1.5])
 
 
 # ------------------------------------------------------------------------------ E1's judge
@@ -140,18 +137,18 @@ def test_nesterov_sequence_is_t_over_t_plus_three():
 
 def test_union_runs_the_chosen_option_exactly():
     opts = [mo.sgd(0.1, 0.9), mo.adaptive_restart(mo.sgd(0.1, 0.9, nesterov=True), "function")]
+    loss = lambda v: jnp.sum(jnp.array([10.0, 1.0]) * v**2)
+    x0 = jnp.array([1.0, -3.0])
+
+    def run(opt):
+        grad, value = helpers.gradient_of(loss), lambda v, t: loss(v)
+        return helpers.descend(opt, x0, 12, grad, value_fn=value)
+
     for index in (0, 1):
-        chosen = e1.union(opts, jnp.int32(index))
-        ref = opts[index]
-        x = y = jnp.array([1.0, -3.0])
-        s, r = chosen.init(x), ref.init(y)
-        loss = lambda v: jnp.sum(jnp.array([10.0, 1.0]) * v**2)
-        for _ in range(12):
-            u, s = chosen.update(jax.grad(loss)(x), s, x, value=loss(x))
-            w, r = ref.update(jax.grad(loss)(y), r, y, value=loss(y))
-            x, y = x + u, y + w
-        np.testing.assert_allclose(x, y, rtol=1e-5)  # switch vs eager: rounding only
-    assert int(s[1].restarts) > 0  # the restarting option did restart
+        chosen = run(e1.union(opts, jnp.int32(index)))
+        # the switch against the option alone: rounding only
+        np.testing.assert_allclose(chosen.history, run(opts[index]).history, rtol=1e-5)
+    assert int(chosen.state[1].restarts) > 0  # the restarting option did restart
 
 
 # ------------------------------------------------------------------------ tiny end-to-end

@@ -154,15 +154,8 @@ def test_spaces_follow_the_options():
 
 def test_optimizers_with_one_state_structure_share_a_compile():
     params = jax.ShapeDtypeStruct((compare.NQM_DIM,), jnp.float32)
-    args = parse(
-        *sum(
-            [
-                ["--optimizer", n]
-                for n in ("sgd", "heavy-ball", "nesterov", "adam", "rmsprop", "ema")
-            ],
-            [],
-        )
-    )
+    names = ("sgd", "heavy-ball", "nesterov", "adam", "rmsprop", "ema")
+    args = parse(*(flag for n in names for flag in ("--optimizer", n)))
     key = {m.name: compare.structure(m, params) for m in compare.methods(args)}
     assert key["sgd"] == key["heavy-ball"] == key["nesterov"]
     assert len({key[n] for n in ("heavy-ball", "adam", "rmsprop", "ema")}) == 4

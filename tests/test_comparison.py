@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import momentum_optax as mo
@@ -12,6 +11,7 @@ from experiments import data
 from experiments import loop
 from experiments import tasks
 from experiments.protocol import tuning
+from tests import helpers
 
 KEY = jax.random.key(0)
 TINY = loop.Schedule(steps=6, batch_size=4, eval_every=3)
@@ -22,23 +22,19 @@ def test_loop_equals_a_python_loop_of_the_same_steps():
     opt = mo.sgd(0.1, 0.9)
     curves = jax.jit(lambda k: loop.train(opt, task, k, TINY))(KEY)
     init_key, batch_key = jax.random.split(KEY)
-    params = task.init(init_key)
-    state = opt.init(params)
     ds = task.data
     full = jax.jit(lambda p: tasks.loss(task, p, ds.x_train, ds.y_train))
 
-    @jax.jit
-    def step(params, state, idx):  # one step, as a reference outside any scan
-        grads = jax.grad(lambda p: tasks.loss(task, p, ds.x_train[idx], ds.y_train[idx]))(params)
-        updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    expected = [full(params)]
-    for t in range(TINY.steps):  # uniform batches with replacement, key fold_in(batch_key, t)
+    def batch_gradient(params, t):  # uniform batches with replacement, key fold_in(batch_key, t)
         idx = jax.random.randint(jax.random.fold_in(batch_key, t), (4,), 0, len(ds.y_train))
-        params, state = step(params, state, idx)
-        if (t + 1) % 3 == 0:
-            expected.append(full(params))
+        return jax.grad(lambda p: tasks.loss(task, p, ds.x_train[idx], ds.y_train[idx]))(params)
+
+    # the same steps, one jitted step at a time from Python, outside any scan
+    run = helpers.descend(opt, task.init(init_key), TINY.steps, batch_gradient)
+    expected = [full(task.init(init_key))]
+    evaluated = range(TINY.eval_every - 1, TINY.steps, TINY.eval_every)
+    expected += [full(helpers.take(run.history, t)) for t in evaluated]
+    params = run.params
     np.testing.assert_allclose(curves.train_loss, expected, rtol=2e-5)
     _, test_acc = tasks.loss_and_accuracy(task, params, ds.x_test, ds.y_test)
     np.testing.assert_allclose(curves.test_accuracy, test_acc)
@@ -124,7 +120,7 @@ def test_selection_by_steps_counts_runs_that_never_arrive_and_breaks_ties():
 def test_schedule_refuses_bad_lengths():
     with pytest.raises(ValueError, match="multiple of eval_every"):
         loop.Schedule(steps=10, batch_size=1, eval_every=3)
-    with pytest.raises(ValueError, match="Schedule.batch_size"):
+    with pytest.raises(ValueError, match=r"Schedule\.batch_size"):
         loop.Schedule(steps=10, batch_size=0, eval_every=5)
 
 

@@ -5,8 +5,8 @@ Run after building the site, with Debian's chromium installed:
     .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
     .venv/bin/python -m pytest -m docs tests/test_docs_site.py
 
-A missing site or a missing chromium is a failure, not a skip. In a run that does not
-ask for these tests (no ``-m docs``, file not named), the module is skipped as a whole.
+A missing site or a missing chromium is a failure, not a skip. A run that does not ask
+for these tests (no ``-m docs``, file not named) deselects them (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -40,20 +40,6 @@ MATH_PAGES = (
 )
 MIN_FORMULAS_FIRST_PAGE = 10
 MIN_FORMULAS_TOTAL = 60
-
-
-def _requested(config: pytest.Config) -> bool:
-    """True when the run names this module or selects the docs marker."""
-    if re.search(r"(?<!not )\bdocs\b", config.getoption("markexpr") or ""):
-        return True
-    here = pathlib.Path(__file__).resolve()
-    return any(pathlib.Path(a.split("::")[0]).resolve() == here for a in config.args)
-
-
-@pytest.fixture(autouse=True)
-def _only_when_requested(request):
-    if not _requested(request.config):
-        pytest.skip("the site check runs with: pytest -m docs tests/test_docs_site.py")
 
 
 @pytest.fixture(scope="module")

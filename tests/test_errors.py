@@ -2,6 +2,7 @@
 
 import re
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import momentum_optax as mo
 from tests import helpers
+from tests.helpers import PARAMS
 
 NAN, INF = float("nan"), float("inf")
 TRACE = mo.trace(0.9)
@@ -42,7 +44,6 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.schedules.linear_to_one(1.2, 10), ValueError, "start", "1.2"),
     (lambda: mo.schedules.linear_to_one(0.5, 0), ValueError, "total_steps", "0"),
     (lambda: mo.schedules.linear_to_one(0.5, 10.0), TypeError, "total_steps", "10.0"),
-    (lambda: mo.schedules.anneal(0.5, 0.9), TypeError, "steps", "keyword"),
     (lambda: mo.schedules.anneal(0.5, 1.1, steps=10), ValueError, "end", "1.1"),
     (lambda: mo.schedules.anneal(NAN, 0.9, steps=10), ValueError, "start", "nan"),
     (lambda: mo.sgd(None), TypeError, "learning_rate", "None"),
@@ -51,6 +52,8 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.sgd(INF), ValueError, "learning_rate", "inf"),
     (lambda: mo.sgd("0.1"), TypeError, "learning_rate", "'0.1'"),
     (lambda: mo.sgd(0.1, 1.5), ValueError, "momentum", "1.5"),
+    (lambda: mo.sgd(0.1, jnp.asarray(1.5)), ValueError, "momentum", "Array(1.5"),
+    (lambda: mo.sgd(jnp.float32(-0.1)), ValueError, "learning_rate", "Array(-0.1"),
     (lambda: mo.sgd(0.1, 0.9, ema="no"), TypeError, "ema", "'no'"),
     (lambda: mo.sgd(0.1, 0.9, reset_every=0), ValueError, "reset_every", "0"),
     (lambda: mo.sgd(0.1, 0.9, reset_every=1.5), TypeError, "reset_every", "1.5"),
@@ -121,24 +124,61 @@ def test_bad_argument_is_rejected_at_construction_naming_it(call, exception, arg
     ), message
 
 
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda: mo.trace(0.0),
-        lambda: mo.trace(1.0),
-        lambda: mo.ema(1.0),
-        lambda: mo.ema(np.float32(0.5), debias=True),
-        lambda: mo.trace(jnp.asarray(0.9)),
-        lambda: mo.delta_momentum(0),
-        lambda: mo.periodic_reset(TRACE, np.int64(4)),
-        lambda: mo.sgd(0.0),
-        lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
-        lambda: mo.periodic_reset(TRACE, 2**31 - 1),
-    ],
-    ids=lambda c: "",
-)
+def test_anneal_takes_its_steps_by_keyword_only():
+    with pytest.raises(TypeError, match="positional argument"):
+        mo.schedules.anneal(0.5, 0.9, 10)
+    with pytest.raises(TypeError, match="keyword-only argument: 'steps'"):
+        mo.schedules.anneal(0.5, 0.9)
+
+
+VALID_EDGES = {
+    "trace_zero": lambda: mo.trace(0.0),
+    "trace_one": lambda: mo.trace(1.0),
+    "ema_one": lambda: mo.ema(1.0),
+    "ema_numpy_debias": lambda: mo.ema(np.float32(0.5), debias=True),
+    "trace_jax_array": lambda: mo.trace(jnp.asarray(0.9)),
+    "delta_momentum_int_zero": lambda: mo.delta_momentum(0),
+    "periodic_reset_numpy_int": lambda: mo.periodic_reset(TRACE, np.int64(4)),
+    "sgd_zero_learning_rate": lambda: mo.sgd(0.0),
+    "sgd_schedules": lambda: mo.sgd(optax.constant_schedule(0.1), lambda t: 0.9),
+    "periodic_reset_int32_max": lambda: mo.periodic_reset(TRACE, 2**31 - 1),
+}
+
+
+@pytest.mark.parametrize("call", VALID_EDGES.values(), ids=VALID_EDGES.keys())
 def test_valid_edge_values_are_accepted(call):
     assert isinstance(call(), optax.GradientTransformation)
+
+
+def test_concrete_values_are_range_checked_and_traced_ones_are_used_as_given():
+    # the same out-of-range value: rejected when it can be read (a Python or NumPy number,
+    # a concrete jax.Array), accepted unchecked as a tracer, and then used as given
+    for concrete in (1.5, np.float32(1.5), np.asarray(1.5), jnp.asarray(1.5)):
+        with pytest.raises(ValueError, match=r"decay must be in \[0, 1\]; got .*1\.5"):
+            mo.trace(concrete)
+
+    @jax.jit
+    def two_updates(decay):
+        opt = mo.trace(decay)
+        _, state = opt.update(jnp.ones(2), opt.init(jnp.zeros(2)))
+        return opt.update(jnp.ones(2), state)[0]
+
+    np.testing.assert_allclose(two_updates(1.5), 1.0 + 1.5 * 1.0)
+
+
+def test_a_jax_array_momentum_keeps_a_buffer_whatever_its_value():
+    # the state's structure never depends on a jax.Array's value: a zero number keeps no
+    # buffer, a zero array keeps one (as under inject_hyperparams), with the same updates
+    assert jax.tree.leaves(mo.sgd(0.1, 0.0).init(PARAMS)) == []
+    as_array = mo.sgd(0.1, jnp.float32(0.0))
+    traces = optax.tree.get_all_with_path(as_array.init(PARAMS), "trace")
+    assert len(traces) == 1
+    chex.assert_trees_all_equal(traces[0][1], optax.tree.zeros_like(PARAMS))
+    grads = [helpers.grads(seed) for seed in range(3)]
+    with_buffer, _ = helpers.run_updates(as_array, grads, PARAMS)
+    without, _ = helpers.run_updates(mo.sgd(0.1, 0.0), grads, PARAMS)
+    chex.assert_trees_all_close(with_buffer, without, rtol=1e-6)
+    chex.assert_trees_all_close(without, jax.tree.map(lambda g: -0.1 * g, grads), rtol=1e-6)
 
 
 def test_tuning_accepts_numpy_and_jax_scalars():
@@ -148,65 +188,124 @@ def test_tuning_accepts_numpy_and_jax_scalars():
     assert from_numpy == from_jax == mo.tuning.nesterov(100.0, 1.0)
 
 
-def test_traced_hyperparameters_are_not_checked_in_python():
-    # under inject_hyperparams and vmap the coefficient is a tracer: no tracer error
+# --- traced hyper-parameters: not checked in Python, and used as the formula says ---
+
+STEPS = 6
+
+
+def test_traced_decay_under_inject_hyperparams_follows_the_trace_formula():
+    # the injected decay is an array (a tracer in the jitted update): no tracer error, and
+    # the buffer follows m_t = g_t + 0.9 m_{t-1} step after step
+    grads = helpers.random_steps(0, STEPS, (3,))
     opt = optax.inject_hyperparams(mo.trace)(decay=0.9)
-    state = opt.init(jnp.zeros(3))
-    updates, _ = jax.jit(opt.update)(jnp.ones(3), state)
-    np.testing.assert_allclose(updates, 1.0)
-
-    def first_two_updates(momentum):
-        opt = mo.sgd(0.1, momentum)
-        state = opt.init(jnp.zeros(2))
-        _, state = opt.update(jnp.ones(2), state)
-        return opt.update(jnp.ones(2), state)[0]
-
-    out = jax.jit(jax.vmap(first_two_updates))(jnp.array([0.0, 0.5, 0.9]))
-    np.testing.assert_allclose(out[:, 0], [-0.1, -0.15, -0.19], rtol=1e-6)
+    got, _ = helpers.run_updates(opt, list(grads), jnp.zeros(3), jit=True)
+    want = helpers.np_trace(grads.astype(np.float64), np.full(STEPS + 1, 0.9))
+    chex.assert_trees_all_close(np.stack(got), want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
+def test_vmapped_momentum_follows_the_heavy_ball_formula_for_each_value():
+    momenta = np.array([0.0, 0.5, 0.9], np.float32)
+    grads = helpers.random_steps(1, STEPS, (2,))
+
+    def updates(momentum):
+        return jnp.stack(helpers.run_updates(mo.sgd(0.1, momentum), list(grads), jnp.zeros(2))[0])
+
+    got = jax.jit(jax.vmap(updates))(jnp.asarray(momenta))
+    for i, beta in enumerate(momenta.tolist()):
+        want = -0.1 * helpers.np_trace(grads.astype(np.float64), np.full(STEPS + 1, beta))
+        chex.assert_trees_all_close(got[i], want, rtol=1e-5, atol=1e-6)
+
+
+def _np_torch_sgd(grads, p0, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
+    """torch.optim.SGD: d = g + wd p; b_0 = d_0, b_t = mu b_{t-1} + (1 - dampening) d_t;
+    p -= lr b. The parameters after each step."""
+    p, buf, out = p0.astype(np.float64), None, []
+    for g in grads.astype(np.float64):
+        d = g + weight_decay * p
+        buf = d if buf is None else momentum * buf + (1 - dampening) * d
+        p = p - lr * buf
+        out.append(p)
+    return np.stack(out)
+
+
+def _np_heavy_ball(grads, p0, lr, momenta):
+    """p -= lr m_t, m_t = g_t + b_t m_{t-1}. The parameters after each step."""
+    steps = helpers.np_trace(grads.astype(np.float64), np.append(momenta, 0.0))
+    return p0.astype(np.float64) - lr * np.cumsum(steps, axis=0)
+
+
+INJECTED = {
+    "torch_sgd": (
         lambda: optax.inject_hyperparams(mo.torch_sgd)(learning_rate=0.1, momentum=0.9),
+        lambda g, p0: _np_torch_sgd(g, p0, 0.1, 0.9),
+    ),
+    "torch_sgd_all_traced": (
         lambda: optax.inject_hyperparams(mo.torch_sgd)(
             learning_rate=0.1, momentum=0.5, dampening=0.5, weight_decay=0.1
         ),
+        lambda g, p0: _np_torch_sgd(g, p0, 0.1, 0.5, 0.5, 0.1),
+    ),
+    # inject_hyperparams reads the schedule at its own count and passes the value
+    "sgd_scheduled_from_zero": (
         lambda: optax.inject_hyperparams(mo.sgd)(
             learning_rate=0.1, momentum=optax.linear_schedule(0.0, 0.9, 10)
         ),
+        lambda g, p0: _np_heavy_ball(g, p0, 0.1, np.minimum(np.arange(STEPS) / 10, 1) * 0.9),
+    ),
+    "sgd_zero": (
         lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.0),
-    ],
-    ids=["torch_sgd", "torch_sgd_all_traced", "sgd_scheduled_from_zero", "sgd_zero"],
-)
-def test_inject_hyperparams_works_under_jit(make):
-    opt = make()
-    params = jnp.ones(3)
-    state = opt.init(params)
-    step = jax.jit(opt.update)
-    outs = []
-    for _ in range(3):
-        updates, state = step(jnp.ones(3), state, params)
-        outs.append(float(updates[0]))
-    assert np.all(np.isfinite(outs)) and outs[0] < 0
+        lambda g, p0: _np_heavy_ball(g, p0, 0.1, np.zeros(STEPS)),
+    ),
+}
+
+
+@pytest.mark.parametrize("make,formula", INJECTED.values(), ids=INJECTED.keys())
+def test_inject_hyperparams_under_jit_follows_the_formula(make, formula):
+    grads = helpers.random_steps(2, STEPS, (3,))
+    p0 = np.array([1.0, -2.0, 0.5], np.float32)
+    run = helpers.descend(make(), jnp.asarray(p0), STEPS, helpers.given(list(grads)))
+    chex.assert_trees_all_close(run.history, formula(grads, p0), rtol=1e-5, atol=1e-6)
 
 
 # --- mismatched updates, for every transformation of the table ---
 
-PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(2)}
+_KERNEL, _BIAS = jnp.ones((3, 4)), jnp.ones(4)
 MISMATCHES = [
-    ({"w": jnp.ones(3)}, r"missing \['b'\]"),
-    ({"w": jnp.ones(3), "b": jnp.ones(2), "c": jnp.ones(1)}, r"unexpected \['c'\]"),
-    ({"w": jnp.ones(3), "bias": jnp.ones(2)}, r"missing \['b'\].*unexpected \['bias'\]"),
-    ([jnp.ones(2), jnp.ones(3)], r"missing .*unexpected"),
-    ({"w": jnp.ones((3, 3)), "b": jnp.ones(2)}, r"\['w'\] has shape \(3, 3\).*\(3,\)"),
-    ({"w": jnp.ones(1), "b": jnp.ones(2)}, r"\['w'\] has shape \(1,\).*\(3,\)"),
-    ({"w": jnp.ones(3), "b": jnp.ones(())}, r"\['b'\] has shape \(\)"),
+    ({"dense": {"kernel": _KERNEL, "bias": _BIAS}}, r"missing \['scale'\]"),
+    (
+        {"dense": {"kernel": _KERNEL, "bias": _BIAS}, "scale": jnp.ones(()), "extra": jnp.ones(1)},
+        r"unexpected \['extra'\]",
+    ),
+    (
+        {"dense": {"kernel": _KERNEL, "b": _BIAS}, "scale": jnp.ones(())},
+        r"missing \['dense'\]\['bias'\].*unexpected \['dense'\]\['b'\]",
+    ),
+    ([_BIAS, _KERNEL, jnp.ones(())], r"missing .*unexpected"),
+    (
+        {"dense": {"kernel": jnp.ones((4, 3)), "bias": _BIAS}, "scale": jnp.ones(())},
+        r"\['dense'\]\['kernel'\] has shape \(4, 3\).*\(3, 4\)",
+    ),
+    (
+        {"dense": {"kernel": jnp.ones((1, 4)), "bias": _BIAS}, "scale": jnp.ones(())},
+        r"\['dense'\]\['kernel'\] has shape \(1, 4\)",
+    ),
+    (
+        {"dense": {"kernel": _KERNEL, "bias": jnp.ones(())}, "scale": jnp.ones(())},
+        r"\['dense'\]\['bias'\] has shape \(\)",
+    ),
+    (
+        {"dense": {"kernel": _KERNEL, "bias": _BIAS}, "scale": jnp.ones(1)},
+        r"\['scale'\] has shape \(1,\) but \w+State\.\w+",
+    ),
 ]
 
-
-# rows that keep a per-parameter buffer (plain sgd keeps none: nothing can broadcast)
-STATEFUL = [row for row in helpers.ALL_TRANSFORMS if jax.tree.leaves(row.make().init(PARAMS))]
+# rows that keep a per-parameter buffer and see the updates as given (plain sgd keeps
+# none: nothing can broadcast; a wrapper hands on updates it has masked or accumulated)
+STATEFUL = [
+    row
+    for row in helpers.ALL_TRANSFORMS
+    if jax.tree.leaves(row.make().init(PARAMS)) and not row.wrapped
+]
 
 
 @pytest.mark.parametrize("row", STATEFUL, ids=repr)
@@ -220,12 +319,41 @@ def test_mismatched_updates_raise_naming_the_path(row, jit):
             update(updates, state)
 
 
+# each state's field that the updates are checked against, as the message names it
+CHECKED_FIELDS = {
+    "trace": (lambda: mo.trace(0.9), "TraceState.trace"),
+    "ema": (lambda: mo.ema(0.9, debias=True), "EmaState.ema"),
+    "delta_momentum": (lambda: mo.delta_momentum(0.5), "DeltaMomentumState.previous_delta"),
+    "sma": (lambda: mo.sma(3), "SmaState.buffer (one slot)"),
+    "qhm": (lambda: mo.qhm(0.7, 0.9), "QhmState.ema"),
+    "aggmo": (lambda: mo.aggmo((0.5, 0.9)), "AggMoState.velocities[0]"),
+    "scale_by_qhadam": (lambda: mo.scale_by_qhadam(), "QhAdamState.first_moment"),
+    "torch_sgd": (lambda: mo.torch_sgd(0.1, 0.9), "TorchMomentumState.momentum_buffer"),
+    "periodic_reset": (lambda: mo.periodic_reset(mo.ema(0.9), 3), "EmaState.ema"),
+}
+
+
+@pytest.mark.parametrize("make,field", CHECKED_FIELDS.values(), ids=CHECKED_FIELDS.keys())
+def test_mismatch_messages_name_the_state_type_and_field(make, field):
+    opt = make()
+    state = opt.init(PARAMS)
+    with pytest.raises(ValueError) as structure:
+        opt.update({"dense": PARAMS["dense"]}, state)
+    assert str(structure.value).startswith(
+        f"the structure of updates differs from {field}: missing ['scale']"
+    ), structure.value
+    wrong_shape = {**PARAMS, "scale": jnp.ones(2)}
+    with pytest.raises(ValueError) as shape:
+        opt.update(wrong_shape, state)
+    assert f"updates['scale'] has shape (2,) but {field} has shape ()" in str(shape.value)
+
+
 def test_state_of_another_transformation_is_rejected():
     for make, other in [(mo.trace, mo.ema), (mo.ema, mo.trace), (mo.delta_momentum, mo.trace)]:
         with pytest.raises(TypeError, match=r"state must be the \w+State returned by"):
             make(0.9).update(PARAMS, other(0.9).init(PARAMS))
-    with pytest.raises(TypeError, match="PeriodicResetState.*got a TraceState"):
+    with pytest.raises(TypeError, match=r"PeriodicResetState.*got a TraceState"):
         mo.periodic_reset(mo.trace(0.9), 2).update(PARAMS, mo.trace(0.9).init(PARAMS))
     trace_state = mo.trace(0.9).init({"other": jnp.zeros(3)})
-    with pytest.raises(ValueError, match=r"missing \['other'\]"):
+    with pytest.raises(ValueError, match=r"missing \['other'\]; unexpected \['dense'\]\['bias'\]"):
         mo.trace(0.9).update(PARAMS, trace_state)

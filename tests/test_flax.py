@@ -13,6 +13,7 @@ from experiments import loop
 from experiments import models
 from experiments import quickstart
 from experiments import tasks
+from tests import helpers
 
 
 @pytest.mark.parametrize(
@@ -57,27 +58,24 @@ def test_compiled_loop_matches_a_python_loop_of_steps():
     # the same steps, one jitted step at a time from Python: batches of uniform indices
     # drawn from the batch key, one draw per step
     ds = task.data
-
-    @jax.jit
-    def step(params, state, idx):
-        value, grads = jax.value_and_grad(
-            lambda p: tasks.loss(task, p, ds.x_train[idx], ds.y_train[idx])
-        )(params)
-        updates, state = opt.update(grads, state, params, value=value)
-        return optax.apply_updates(params, updates), state
-
-    full_loss = jax.jit(lambda p: tasks.loss(task, p, ds.x_train, ds.y_train))
     init_key, batch_key = jax.random.split(key)
-    draw = jax.jit(
-        lambda t: jax.random.randint(jax.random.fold_in(batch_key, t), (16,), 0, len(ds.y_train))
+
+    def batch_loss(params, t):
+        idx = jax.random.randint(jax.random.fold_in(batch_key, t), (16,), 0, len(ds.y_train))
+        return tasks.loss(task, params, ds.x_train[idx], ds.y_train[idx])
+
+    run = helpers.descend(
+        opt,
+        task.init(init_key),
+        schedule.steps,
+        jax.grad(batch_loss),
+        value_fn=batch_loss,
     )
-    params = task.init(init_key)
-    state = opt.init(params)
-    train_loss = [full_loss(params)]
-    for t in range(schedule.steps):
-        params, state = step(params, state, draw(t))
-        if (t + 1) % schedule.eval_every == 0:
-            train_loss.append(full_loss(params))
+    full_loss = jax.jit(lambda p: tasks.loss(task, p, ds.x_train, ds.y_train))
+    evaluated = range(schedule.eval_every - 1, schedule.steps, schedule.eval_every)
+    train_loss = [full_loss(task.init(init_key))]
+    train_loss += [full_loss(helpers.take(run.history, t)) for t in evaluated]
+    params, state = run.params, run.state
     val_loss, val_acc = tasks.loss_and_accuracy(task, params, ds.x_val, ds.y_val)
     test_loss, test_acc = tasks.loss_and_accuracy(task, params, ds.x_test, ds.y_test)
     np.testing.assert_allclose(curves.train_loss, train_loss, rtol=1e-4)

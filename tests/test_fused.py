@@ -8,9 +8,10 @@ import optax
 import pytest
 
 import momentum_optax as mo
+from tests import helpers
 
-# leaves smaller than a block, an exact multiple of it, and a ragged size
-PARAMS = {
+# the block edge cases: a leaf smaller than a block, an exact multiple of it, a ragged size
+BLOCK_CASES = {
     "small": jnp.linspace(-1.0, 1.0, 5),
     "exact": jnp.ones((8, 16)),
     "ragged": jnp.full((7, 19), 0.5),
@@ -27,13 +28,6 @@ CONFIGS = [
 ]
 
 
-def _grads(seed):
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda p: jnp.asarray(rng.standard_normal(jnp.shape(p)), jnp.float32), PARAMS
-    )
-
-
 def _plain_step(opt):
     @jax.jit
     def step(params, state, grads):
@@ -48,7 +42,7 @@ def _run_side_by_side(fused, plain, params, dtype=jnp.float32):
     ours, theirs = (params, fused.init(params)), (params, plain.init(params))
     plain_step = _plain_step(plain)
     for seed in range(15):
-        grads = jax.tree.map(lambda g: g.astype(dtype), _grads(seed))
+        grads = jax.tree.map(lambda g: g.astype(dtype), helpers.grads(seed, BLOCK_CASES))
         ours = jax.jit(fused.apply)(*ours, grads)
         theirs = plain_step(*theirs, grads)
     return (ours[0], ours[1].trace), (theirs[0], theirs[1][0].trace)
@@ -58,20 +52,20 @@ def _run_side_by_side(fused, plain, params, dtype=jnp.float32):
 @pytest.mark.parametrize("config", CONFIGS, ids=["heavy_ball", "nesterov", "scheduled"])
 def test_fused_sgd_is_bit_for_bit_sgd_then_apply_updates(config, chunk_size):
     fused = mo.fused_sgd(**config, chunk_size=chunk_size)
-    ours, theirs = _run_side_by_side(fused, mo.sgd(**config), PARAMS)
+    ours, theirs = _run_side_by_side(fused, mo.sgd(**config), BLOCK_CASES)
     chex.assert_trees_all_equal(ours, theirs)
 
 
 def test_fused_sgd_state_counts_the_steps_its_schedules_read():
     scheduled = mo.fused_sgd(optax.linear_schedule(0.1, 0.0, 4), 0.9)
-    state = scheduled.init(PARAMS)
-    assert mo.fused_sgd(0.1, 0.9).init(PARAMS).count is None  # constants keep no count
-    params = PARAMS
+    state = scheduled.init(BLOCK_CASES)
+    assert mo.fused_sgd(0.1, 0.9).init(BLOCK_CASES).count is None  # constants keep no count
+    params = BLOCK_CASES
     for _ in range(5):
-        params, state = scheduled.apply(params, state, _grads(0))
+        params, state = scheduled.apply(params, state, helpers.grads(0, BLOCK_CASES))
     assert int(state.count) == 5
     # the learning rate reached 0 at step 4: the last step leaves the parameters alone
-    again, _ = scheduled.apply(params, state, _grads(1))
+    again, _ = scheduled.apply(params, state, helpers.grads(1, BLOCK_CASES))
     chex.assert_trees_all_equal(again, params)
 
 
@@ -117,7 +111,7 @@ def test_fused_path_is_one_loop_that_writes_in_place_without_copies():
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
 def test_fused_sgd_matches_sgd_in_low_precision(dtype):
     # arithmetic in float32, rounded once on write, exactly as trace + apply_updates
-    params = jax.tree.map(lambda p: p.astype(dtype), PARAMS)
+    params = jax.tree.map(lambda p: p.astype(dtype), BLOCK_CASES)
     fused, plain = mo.fused_sgd(0.05, 0.99, chunk_size=32), mo.sgd(0.05, 0.99)
     ours, theirs = _run_side_by_side(fused, plain, params, dtype)
     chex.assert_trees_all_equal(ours, theirs)
@@ -160,9 +154,9 @@ def test_train_step_donates_and_matches_a_manual_step(make):
     loss = lambda p, x: sum(jnp.sum((leaf - x) ** 2) for leaf in jax.tree.leaves(p))
     step = mo.train_step(loss, opt)
     reference = mo.sgd(0.05, 0.9, nesterov=True)
-    params = jax.tree.map(jnp.array, PARAMS)
+    params = jax.tree.map(jnp.array, BLOCK_CASES)
     state = opt.init(params)
-    ref_params, ref_state = PARAMS, reference.init(PARAMS)
+    ref_params, ref_state = BLOCK_CASES, reference.init(BLOCK_CASES)
     for _ in range(5):
         old = jax.tree.leaves(params)[0]
         params, state, value = step(params, state, jnp.float32(0.3))

@@ -181,13 +181,11 @@ def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
     loss = lambda x: 0.5 * jnp.sum(curvature * x**2)
 
     def steps_to_tolerance(opt, budget=20_000):
-        def body(carry, _):
-            x, state = carry
-            updates, state = opt.update(jax.grad(loss)(x), state, x, value=loss(x))
-            x = optax.apply_updates(x, updates)
-            return (x, state), loss(x)
-
-        _, losses = jax.lax.scan(body, (jnp.ones(10), opt.init(jnp.ones(10))), length=budget)
+        value = lambda x, t: loss(x)
+        run = helpers.descend(
+            opt, jnp.ones(10), budget, helpers.gradient_of(loss), value_fn=value, scan=True
+        )
+        losses = jax.vmap(loss)(run.history)
         below = np.flatnonzero(np.asarray(losses) < 1e-6 * float(loss(jnp.ones(10))))
         return int(below[0]) + 1 if below.size else budget + 1
 
@@ -205,15 +203,10 @@ def test_restart_rescues_too_much_momentum_on_an_ill_conditioned_quadratic():
 def test_torch_sgd_reproduces_torch_trajectory(case):
     a, c = jnp.asarray(FIXTURE["a"]), jnp.asarray(FIXTURE["c"])
     opt = mo.torch_sgd(**case["config"])
-    params = jnp.asarray(FIXTURE["p0"])
-    state = opt.init(params)
-    got = []
-    for _ in case["trajectory"]:
-        updates, state = opt.update(a * params + c, state, params)
-        params = optax.apply_updates(params, updates)
-        got.append(params)
+    steps = len(case["trajectory"])
+    run = helpers.descend(opt, jnp.asarray(FIXTURE["p0"]), steps, lambda p, t: a * p + c)
     chex.assert_trees_all_close(
-        np.stack(got), np.asarray(case["trajectory"], np.float32), rtol=2e-5, atol=2e-6
+        run.history, np.asarray(case["trajectory"], np.float32), rtol=2e-5, atol=2e-6
     )
 
 
@@ -291,15 +284,9 @@ def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     opt = mo.sgd(tuned.learning_rate, tuned.momentum, nesterov=method == "nesterov")
     steps = int(np.ceil(100 / -np.log(tuned.rate)))  # about 100 e-folds
     with jax.enable_x64(True):
-
-        def body(carry, _):
-            x, state = carry
-            updates, state = opt.update(jax.grad(loss)(x), state, x)
-            x = optax.apply_updates(x, updates)
-            return (x, state), jnp.linalg.norm(x)
-
         x0 = jnp.ones(eigenvalues.shape, jnp.float64)
-        _, norms = jax.lax.scan(body, (x0, opt.init(x0)), length=steps)
+        run = helpers.descend(opt, x0, steps, helpers.gradient_of(loss), scan=True)
+        norms = jnp.linalg.norm(run.history, axis=-1)
     window = np.arange(steps // 2, steps)
     slope = np.polyfit(window, np.log(np.asarray(norms)[window]), 1)[0]
     measured = float(np.exp(slope))

@@ -2,48 +2,49 @@
 
 import jax.numpy as jnp
 import numpy as np
-from absl.testing import parameterized
+import pytest
 
 import momentum_optax as mo
 from tests import helpers
 
 
-class ScheduleFormulaTest(parameterized.TestCase):
-    @parameterized.product(start=(0.0, 0.5, 0.9), total_steps=(1, 7, 100))
-    def test_linear_to_one_follows_seed_001(self, start, total_steps):
-        # gamma_t = gamma_0 + (1 - gamma_0) t / T, then constant
-        t = np.arange(3 * total_steps + 2)
-        want = start + (1 - start) * np.minimum(t, total_steps) / total_steps
-        got = helpers.schedule_values(mo.schedules.linear_to_one(start, total_steps), len(t))
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
-        self.assertEqual(got[total_steps], 1.0)
+@pytest.mark.parametrize("total_steps", [1, 7, 100])
+@pytest.mark.parametrize("start", [0.0, 0.5, 0.9])
+def test_linear_to_one_follows_seed_001(start, total_steps):
+    # gamma_t = gamma_0 + (1 - gamma_0) t / T, then constant
+    t = np.arange(3 * total_steps + 2)
+    want = start + (1 - start) * np.minimum(t, total_steps) / total_steps
+    got = helpers.schedule_values(mo.schedules.linear_to_one(start, total_steps), len(t))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert got[total_steps] == 1.0
 
-    @parameterized.product(start_end=((0.5, 0.9), (0.9, 0.5), (0.0, 0.99)), steps=(1, 10))
-    def test_anneal_is_linear_then_constant(self, start_end, steps):
-        start, end = start_end
-        t = np.arange(2 * steps + 3)
-        want = start + (end - start) * np.minimum(t, steps) / steps
-        got = helpers.schedule_values(mo.schedules.anneal(start, end, steps=steps), len(t))
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
-    def test_anneal_defaults_are_seed_002s_half_to_nine_tenths(self):
-        schedule = mo.schedules.anneal(steps=10)
-        self.assertAlmostEqual(float(schedule(0)), 0.5, places=6)
-        self.assertAlmostEqual(float(schedule(10)), 0.9, places=6)
+@pytest.mark.parametrize("steps", [1, 10])
+@pytest.mark.parametrize("start,end", [(0.5, 0.9), (0.9, 0.5), (0.0, 0.99)])
+def test_anneal_is_linear_then_constant(start, end, steps):
+    t = np.arange(2 * steps + 3)
+    want = start + (end - start) * np.minimum(t, steps) / steps
+    got = helpers.schedule_values(mo.schedules.anneal(start, end, steps=steps), len(t))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
-    def test_schedules_are_float32_and_jittable_on_int32_counts(self):
-        schedule = mo.schedules.linear_to_one(0.5, 10)
-        value = schedule(jnp.int32(5))
-        self.assertEqual(value.dtype, jnp.float32)
-        self.assertAlmostEqual(float(value), 0.75, places=6)
 
-    def test_trace_reaches_pure_accumulation_when_linear_to_one_hits_one(self):
-        # at gamma = 1 nothing is forgotten: the trace is the running sum of gradients
-        opt = mo.trace(mo.schedules.linear_to_one(0.0, 2))
-        state = opt.init(jnp.zeros(()))
-        outs = []
-        for _ in range(5):
-            u, state = opt.update(jnp.float32(1.0), state)
-            outs.append(float(u))
-        # gammas 0, 0.5, 1, 1, 1: m = 1, 1.5, 2.5, 3.5, 4.5
-        np.testing.assert_allclose(outs, [1.0, 1.5, 2.5, 3.5, 4.5])
+def test_anneal_defaults_are_seed_002s_half_to_nine_tenths():
+    schedule = mo.schedules.anneal(steps=10)
+    assert float(schedule(0)) == pytest.approx(0.5, abs=1e-6)
+    assert float(schedule(5)) == pytest.approx(0.7, abs=1e-6)
+    assert float(schedule(10)) == pytest.approx(0.9, abs=1e-6)
+
+
+def test_schedules_are_float32_and_jittable_on_int32_counts():
+    schedule = mo.schedules.linear_to_one(0.5, 10)
+    value = schedule(jnp.int32(5))
+    assert value.dtype == jnp.float32
+    assert float(value) == pytest.approx(0.75, abs=1e-6)
+
+
+def test_trace_reaches_pure_accumulation_when_linear_to_one_hits_one():
+    # at gamma = 1 nothing is forgotten: the trace is the running sum of gradients
+    opt = mo.trace(mo.schedules.linear_to_one(0.0, 2))
+    outs, _ = helpers.run_updates(opt, [jnp.float32(1.0)] * 5, jnp.zeros(()))
+    # gammas 0, 0.5, 1, 1, 1: m = 1, 1.5, 2.5, 3.5, 4.5
+    np.testing.assert_allclose(outs, [1.0, 1.5, 2.5, 3.5, 4.5])
