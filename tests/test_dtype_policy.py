@@ -8,6 +8,7 @@ import optax
 import pytest
 
 import momentum_optax as mo
+from tests import helpers
 
 LOW = [jnp.bfloat16, jnp.float16]
 # every transformation whose leaf formula runs through the policy
@@ -27,42 +28,30 @@ POLICY_ROWS = {
 }
 
 
-def _steps(opt, params, n=4):
-    state = opt.init(params)
-    outs = []
-    for i in range(n):
-        grads = jax.tree.map(lambda p, i=i: (p * (i + 1) - 0.25).astype(p.dtype), params)
-        updates, state = opt.update(grads, state, params)
-        outs.append(updates)
-    return outs, state
-
-
-def _steps_fixed(opt, grads, n):
-    state = opt.init(grads)
-    for _ in range(n):
-        updates, state = opt.update(grads, state)
-    return updates, state
+def _ramp(params, n=4):
+    """``n`` gradients shaped like ``params``, in its dtypes."""
+    return [
+        jax.tree.map(lambda p, i=i: (p * (i + 1) - 0.25).astype(p.dtype), params) for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=["bfloat16", "float16"])
 @pytest.mark.parametrize("row", sorted(POLICY_ROWS))
 def test_strict_dtype_promotion_gives_the_standard_results(row, dtype):
     params = {"w": jnp.linspace(-1.0, 1.0, 5).astype(dtype), "b": jnp.asarray(0.5, dtype)}
-    expected = _steps(POLICY_ROWS[row](), params)
+    expected = helpers.run_updates(POLICY_ROWS[row](), _ramp(params), params)
     with jax.numpy_dtype_promotion("strict"):
-        got = _steps(POLICY_ROWS[row](), params)
+        got = helpers.run_updates(POLICY_ROWS[row](), _ramp(params), params)
     chex.assert_trees_all_equal(got, expected)
 
 
 def test_low_precision_hyperparameters_under_inject_hyperparams_are_read_and_checked():
     params = jnp.linspace(-1.0, 1.0, 4).astype(jnp.bfloat16)
     opt = optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.9)
-    state = opt.init(params)
-    for _ in range(3):
-        updates, state = opt.update(params, state)
+    updates = helpers.run_updates(opt, [params] * 3, params)[0][-1]
     # inject_hyperparams keeps the values in the parameters' dtype: 0.1 -> 0.100098 in bfloat16
     reference = mo.sgd(float(jnp.bfloat16(0.1)), float(jnp.bfloat16(0.9)))
-    expected, _ = _steps_fixed(reference, params, 3)
+    expected = helpers.run_updates(reference, [params] * 3, params)[0][-1]
     chex.assert_trees_all_equal(updates, expected)
     with pytest.raises(ValueError, match=r"decay must be in \[0, 1\]; got Array\(1\.5"):
         mo.trace(jnp.asarray(1.5, jnp.bfloat16))
