@@ -138,6 +138,8 @@ def check_public_names(app, env) -> None:
             logger.warning("momentum_optax.%s has no automodule in docs/api/", module.stem)
     for name in momentum_optax.__all__:
         obj = getattr(momentum_optax, name)
+        if getattr(obj, "__module__", "").split(".")[0] == "optax":
+            continue  # optax's own class, re-exported (mo.TraceState): optax documents it
         if isinstance(obj, type(momentum_optax)):
             target = obj.__name__
         else:

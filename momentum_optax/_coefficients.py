@@ -5,7 +5,7 @@ Every momentum coefficient is an ``optax.ScalarOrSchedule``: a constant or an
 
 One rule says what is known in Python: a *known constant* is a Python or NumPy
 real number (a NumPy 0-d array included). Only a known constant decides the
-state's structure (``sgd(lr, 0.0)`` keeps no buffer). A ``jax.Array`` is a
+state's structure (``torch_sgd(lr, 0.0)`` keeps no buffer, as in PyTorch). A ``jax.Array`` is a
 run-time value: under ``optax.inject_hyperparams`` the same hyper-parameter is a
 concrete array in ``init`` and a tracer in a jitted ``update``, so the structure
 must not depend on it. Validation reads the value where it can: a known constant,
@@ -43,7 +43,17 @@ def value_at(coefficient: optax.ScalarOrSchedule, count: jax.Array | None) -> An
     constant coefficient compiles to exactly the program optax compiles).
     """
     if is_schedule(coefficient):
-        return jnp.asarray(coefficient(count))
+        if count is None:
+            raise ValueError(
+                "this state has no step count: it was made with a constant coefficient (or by "
+                "optax), but this transformation's coefficient is a schedule, which reads the "
+                "step count."
+            )
+        # a schedule is a scalar function of an int32 count, written for JAX's standard
+        # promotion (optax's own mix the count with Python floats): evaluated under it, so a
+        # schedule also works when the caller runs with jax_numpy_dtype_promotion='strict'
+        with jax.numpy_dtype_promotion("standard"):
+            return jnp.asarray(coefficient(count))
     return coefficient
 
 

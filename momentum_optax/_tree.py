@@ -25,12 +25,32 @@ def _listing(paths: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def structure(tree: Any) -> Any:
+    """The tree structure of ``tree`` with its ``None`` entries as leaves.
+
+    An update tree may hold ``None`` where a parameter is frozen (optax passes
+    such entries through); treating ``None`` as a leaf lets such a tree be
+    matched against a buffer that holds an array there.
+    """
+    return jax.tree_util.tree_structure(tree, is_leaf=_is_none)
+
+
+def _is_leaf(x: Any) -> bool:
+    return x is None or jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x))
+
+
 def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "updates") -> None:
     """Raises ``ValueError`` unless ``updates`` has ``reference``'s structure and leaf shapes.
 
-    Runs at trace time (structure and shapes are static), so it costs nothing in
-    a compiled step. Without it a (3, 3) gradient would silently broadcast
-    against a (3,) momentum buffer and reshape the state.
+    A ``None`` entry of ``updates`` matches whatever ``reference`` holds there
+    (it passes through, as in optax). Runs at trace time (structure and shapes
+    are static), so it costs nothing in a compiled step. Without it a (3, 3)
+    gradient would silently broadcast against a (3,) momentum buffer and
+    reshape the state.
 
     Args:
       updates: the incoming gradient/update tree.
@@ -38,9 +58,18 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
       what: how the error names ``reference``.
       name: how the error names ``updates``.
     """
-    updates_def: Any = jax.tree_util.tree_structure(updates)
-    reference_def: Any = jax.tree_util.tree_structure(reference)
-    if updates_def != reference_def:
+    updates_def: Any = structure(updates)
+    try:
+        references = updates_def.flatten_up_to(reference)
+    except (ValueError, TypeError):
+        references = None
+    flat_updates = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)[0]
+    if references is not None:
+        for (_, update), ref in zip(flat_updates, references):
+            if update is not None and not _is_leaf(ref):
+                references = None  # a leaf of the updates where the reference has a subtree
+                break
+    if references is None:
         got, want = _paths(updates), _paths(reference)
         missing = [p for p in want if p not in set(got)]
         extra = [p for p in got if p not in set(want)]
@@ -50,13 +79,21 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
         if extra:
             parts.append(f"unexpected {_listing(extra)}")
         if not parts:
-            parts.append(f"same leaf paths in other containers: {updates_def} vs {reference_def}")
+            parts.append(
+                f"same leaf paths in other containers: {updates_def} vs {structure(reference)}"
+            )
         raise ValueError(
             f"the structure of {name} differs from {what}: {'; '.join(parts)}. "
             "Was the state initialised from other parameters?"
         )
-    flat_updates = jax.tree_util.tree_flatten_with_path(updates)[0]
-    for (path, update), ref in zip(flat_updates, jax.tree_util.tree_leaves(reference)):
+    for (path, update), ref in zip(flat_updates, references):
+        if update is None:
+            continue
+        if ref is None:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} is an array but {what} holds None there "
+                "(the state was initialised from parameters with None at that place)."
+            )
         if _shape(update) != _shape(ref):
             raise ValueError(
                 f"{name}{jax.tree_util.keystr(path)} has shape {_shape(update)} but "
@@ -67,10 +104,36 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
 def check_state(state: Any, expected: type, owner: str) -> None:
     """Raises ``TypeError`` unless ``state`` is an ``expected``, as ``owner``'s init makes."""
     if not isinstance(state, expected):
+        want, got = expected.__name__, type(state).__name__
+        if want == got:  # two classes of one name (e.g. another library's state)
+            want = f"{expected.__module__}.{expected.__qualname__}"
+            got = f"{type(state).__module__}.{type(state).__qualname__}"
         raise TypeError(
-            f"state must be the {expected.__name__} returned by {owner}(...).init; "
-            f"got a {type(state).__name__}. Was it made by another transformation, "
+            f"state must be the {want} returned by {owner}(...).init; "
+            f"got a {got}. Was it made by another transformation, "
             "or restored from a checkpoint without a target?"
+        )
+
+
+def check_count(state: Any, scheduled: bool, owner: str, coefficient: str) -> None:
+    """Raises ``TypeError`` when ``state.count`` belongs to the other configuration.
+
+    A state made with a constant ``coefficient`` keeps ``count=None``; one made
+    with a schedule keeps the int32 step count the schedule reads. The message
+    says which the state is and how to continue it.
+    """
+    kind = type(state).__name__
+    if scheduled and state.count is None:
+        raise TypeError(
+            f"this {kind} has no step count: it was made with a constant {coefficient}; "
+            f"{owner} here has a scheduled {coefficient}, which reads the step count: continue "
+            "with state._replace(count=jnp.asarray(steps_taken, jnp.int32))."
+        )
+    if not scheduled and state.count is not None:
+        raise TypeError(
+            f"this {kind} has a step count: it was made with a scheduled {coefficient}; "
+            f"{owner} here has a constant {coefficient}, which keeps count=None: continue "
+            "with state._replace(count=None)."
         )
 
 
@@ -84,15 +147,20 @@ def check_inputs(
     reference: Any = None,
     name: str = "updates",
     detail: str = "",
+    scheduled: bool | None = None,
+    coefficient: str = "coefficient",
 ) -> None:
     """The two checks that open an ``update``: the state's type, then the updates' tree.
 
     ``updates`` must match ``state.<field>`` (or ``reference``, when the field's
     leaves are not shaped like the parameters, with ``detail`` saying how); the
     messages name ``owner``, ``expected`` and the field, e.g. "the structure of
-    updates differs from TraceState.trace".
+    updates differs from TraceState.trace". With ``scheduled`` given, the
+    state's ``count`` is checked against it (:func:`check_count`).
     """
     check_state(state, expected, owner)
+    if scheduled is not None:
+        check_count(state, scheduled, owner, coefficient)
     if reference is None:
         reference = getattr(state, field)
     check_tree_match(updates, reference, what=f"{expected.__name__}.{field}{detail}", name=name)
@@ -145,13 +213,28 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
 
     for i, buffer in enumerate(buffers[1:], start=1):
         check_tree_match(buffer, buffers[0], what="the first buffer", name=f"buffer {i}")
-    leaves, treedef = jax.tree.flatten(updates)
+    treedef: Any = structure(updates)
+    leaves = treedef.flatten_up_to(updates)
     if not leaves:
         return (updates, *buffers) if buffers else updates
-    # the first buffer was checked against the updates by check_inputs, the others here
-    outputs = [leaf(*x) for x in zip(leaves, *(jax.tree.leaves(b) for b in buffers))]
-    trees = tuple(jax.tree.unflatten(treedef, list(column)) for column in zip(*outputs))
+    # the first buffer was checked against the updates by check_inputs, the others here;
+    # a None update passes through and leaves its buffers as they were
+    columns = [treedef.flatten_up_to(b) for b in buffers]
+    outputs = [leaf(*x) if x[0] is not None else x for x in zip(leaves, *columns)]
+    trees = tuple(treedef.unflatten(list(column)) for column in zip(*outputs))
     return trees if buffers else trees[0]
+
+
+def keep_where_none(updates: Any, new: Any, old: Any) -> Any:
+    """``new``, with ``old``'s entries where ``updates`` holds ``None`` (a frozen leaf)."""
+    treedef: Any = structure(updates)
+    kept = [
+        o if u is None else n
+        for u, n, o in zip(
+            treedef.flatten_up_to(updates), treedef.flatten_up_to(new), treedef.flatten_up_to(old)
+        )
+    ]
+    return treedef.unflatten(kept)
 
 
 def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
@@ -168,4 +251,7 @@ def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
         dtype = compute_dtype(a, b)
         return jnp.sum(jnp.real(jnp.conj(jnp.asarray(a, dtype)) * jnp.asarray(b, dtype)))
 
-    return sum(jax.tree.leaves(jax.tree.map(leaf, tree_a, tree_b)), jnp.zeros([], jnp.float32))
+    treedef = structure(tree_b)  # a None entry of either tree (a frozen leaf) adds nothing
+    pairs = zip(treedef.flatten_up_to(tree_a), treedef.flatten_up_to(tree_b))
+    products = [leaf(a, b) for a, b in pairs if a is not None and b is not None]
+    return sum(products, jnp.zeros([], jnp.float32))

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import DTypeLike
 from optax import ScalarOrSchedule
+from optax import TraceState
 
 from momentum_optax import _heavy_ball
 from momentum_optax import _tree
@@ -28,15 +29,36 @@ from momentum_optax._coefficients import check_accumulator_dtype
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import init_count
+from momentum_optax._coefficients import is_schedule
 from momentum_optax._coefficients import next_count
 from momentum_optax._coefficients import value_at
 
+# The state of trace with a constant decay is optax's own optax.TraceState(trace), so a state
+# (or a checkpoint) moves between optax.trace/optax.sgd and mo.trace/mo.sgd unchanged.
 
-class TraceState(NamedTuple):
-    """Momentum buffer of :func:`trace`."""
+
+class ScheduledTraceState(NamedTuple):
+    """Momentum buffer of :func:`trace` with a scheduled decay, and the step count it reads."""
 
     trace: optax.Params
-    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when the decay is a constant
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar: the number of updates made
+
+
+# a state of trace's other configuration (constant vs scheduled decay), and what to do
+_OTHER = {True: TraceState, False: ScheduledTraceState}
+_WRONG_CONFIGURATION = {
+    True: (
+        "state has no step count: it is an optax.TraceState, made with a constant decay (by "
+        "mo.trace, mo.sgd, optax.trace or optax.sgd); this trace has a scheduled decay, which "
+        "reads the step count from a mo.ScheduledTraceState: continue with "
+        "mo.ScheduledTraceState(trace=state.trace, count=jnp.asarray(steps_taken, jnp.int32))."
+    ),
+    False: (
+        "state has a step count: it is a mo.ScheduledTraceState, made with a scheduled decay; "
+        "this trace has a constant decay, whose state is optax.TraceState: continue with "
+        "optax.TraceState(trace=state.trace)."
+    ),
+}
 
 
 def trace(
@@ -68,7 +90,9 @@ def trace(
             parameters' dtype.
 
     Returns:
-        An ``optax.GradientTransformation`` with state :class:`TraceState`.
+        An ``optax.GradientTransformation`` whose state is ``optax.TraceState``
+        (:data:`TraceState`) for a constant decay, :class:`ScheduledTraceState` for a
+        schedule.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -91,26 +115,38 @@ def trace(
     check_bool("nesterov", nesterov)
     accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params: optax.Params) -> TraceState:
-        return TraceState(
-            trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
-            count=init_count(decay),
-        )
+    scheduled = is_schedule(decay)
+    state_type = ScheduledTraceState if scheduled else TraceState
+
+    def init_fn(params: optax.Params) -> TraceState | ScheduledTraceState:
+        trace = optax.tree.zeros_like(params, dtype=accumulator_dtype)
+        if scheduled:
+            return ScheduledTraceState(trace=trace, count=jnp.zeros([], jnp.int32))
+        return TraceState(trace=trace)
 
     def update_fn(
-        updates: optax.Updates, state: TraceState, params: optax.Params | None = None
-    ) -> tuple[optax.Updates, TraceState]:
+        updates: optax.Updates,
+        state: TraceState | ScheduledTraceState,
+        params: optax.Params | None = None,
+    ) -> tuple[optax.Updates, TraceState | ScheduledTraceState]:
         del params
-        _tree.check_inputs(updates, state, TraceState, "trace", "trace")
-        beta = value_at(decay, state.count)
-        beta_next: Any = value_at(decay, next_count(state.count)) if nesterov else None
+        if isinstance(state, _OTHER[scheduled]):
+            raise TypeError(_WRONG_CONFIGURATION[scheduled])
+        _tree.check_inputs(updates, state, state_type, "trace", "trace")
+        count = state.count if scheduled else None
+        beta = value_at(decay, count)
+        beta_next: Any = value_at(decay, next_count(count)) if nesterov else None
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
             new_m = _heavy_ball.velocity(g, m, beta)
             return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
 
         updates, new_trace = _tree.leafwise(leaf, updates, state.trace)
-        return updates, TraceState(trace=new_trace, count=next_count(state.count))
+        if scheduled:
+            return updates, ScheduledTraceState(
+                trace=new_trace, count=optax.safe_increment(state.count)
+            )
+        return updates, TraceState(trace=new_trace)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -194,7 +230,15 @@ def ema(
         updates: optax.Updates, state: EmaState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, EmaState]:
         del params
-        _tree.check_inputs(updates, state, EmaState, "ema", "ema")
+        _tree.check_inputs(
+            updates,
+            state,
+            EmaState,
+            "ema",
+            "ema",
+            scheduled=is_schedule(decay),
+            coefficient="decay",
+        )
         beta = value_at(decay, state.count)
         beta_next: Any = value_at(decay, next_count(state.count)) if nesterov else None
         # c_t = 1 - prod b_i, itself a moving average of ones (exact for a schedule)
@@ -276,7 +320,15 @@ def delta_momentum(momentum: ScalarOrSchedule) -> optax.GradientTransformation:
         updates: optax.Updates, state: DeltaMomentumState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, DeltaMomentumState]:
         del params
-        _tree.check_inputs(updates, state, DeltaMomentumState, "delta_momentum", "previous_delta")
+        _tree.check_inputs(
+            updates,
+            state,
+            DeltaMomentumState,
+            "delta_momentum",
+            "previous_delta",
+            scheduled=is_schedule(momentum),
+            coefficient="momentum",
+        )
         mu = value_at(momentum, state.count)
         # the stored delta is d_t itself, without the momentum term
         updates, new_delta = _tree.leafwise(

@@ -11,6 +11,7 @@ from optax import ScalarOrSchedule
 
 from momentum_optax import _heavy_ball
 from momentum_optax import _tree
+from momentum_optax._coefficients import any_schedule
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import init_count
 from momentum_optax._coefficients import next_count
@@ -76,7 +77,14 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
     ) -> tuple[optax.Updates, AggMoState]:
         del params
         _tree.check_inputs(
-            updates, state, AggMoState, "aggmo", "velocities[0]", reference=state.velocities[0]
+            updates,
+            state,
+            AggMoState,
+            "aggmo",
+            "velocities[0]",
+            reference=state.velocities[0],
+            scheduled=any_schedule(*decays),
+            coefficient="decay",
         )
         betas = [value_at(decay, state.count) for decay in decays]
 

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import optax
+from jax.typing import DTypeLike
 from optax import ScalarOrSchedule
 
 from momentum_optax import accumulators
 from momentum_optax import restarts
 from momentum_optax import scaling
+from momentum_optax._coefficients import check_accumulator_dtype
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import check_nonnegative
 from momentum_optax._coefficients import check_positive_int
-from momentum_optax._coefficients import is_known_zero
 
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: ScalarOrSchedule = 0.0,
+    momentum: ScalarOrSchedule | None = None,
     *,
     nesterov: bool = False,
+    accumulator_dtype: DTypeLike | None = None,
     ema: bool = False,
     reset_every: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -33,19 +35,26 @@ def sgd(
     (with nesterov, :math:`m_t` in :math:`u_t` is replaced by the Nesterov
     output of :func:`trace` / :func:`ema`). The learning rate sits outside the
     velocity, as in ``optax.sgd`` and PyTorch:
-    ``chain(trace(momentum), scale_by_learning_rate(learning_rate))``; with a
-    constant momentum and float32 arrays the updates are ``optax.sgd``'s bit
-    for bit. A momentum
-    given as the number 0 keeps no buffer at all (a ``jax.Array`` or traced
-    momentum, as under ``optax.inject_hyperparams``, always keeps one, so the
-    state's structure does not depend on its value). With ``reset_every=k`` only the
-    momentum is wrapped in :func:`periodic_reset` (a learning-rate schedule is
-    not restarted).
+    ``chain(trace(momentum), scale_by_learning_rate(learning_rate))``.
+
+    A drop-in for ``optax.sgd`` (whose arguments it takes, the flags by
+    keyword): with a constant momentum the state is optax's, tree structure included
+    (``(optax.TraceState(trace), optax.EmptyState())``, or
+    ``optax.ScaleByScheduleState`` for a scheduled learning rate), so an
+    ``optax.sgd`` state or checkpoint continues under ``mo.sgd`` and back, and in
+    float32 the updates are ``optax.sgd``'s bit for bit. As in optax,
+    ``momentum=None`` keeps no buffer, and any number (0 included) keeps one. A
+    scheduled momentum keeps a :class:`ScheduledTraceState`. With
+    ``reset_every=k`` only the momentum is wrapped in :func:`periodic_reset` (a
+    learning-rate schedule is not restarted).
 
     Args:
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
-        momentum: :math:`\mu`, a float in [0, 1] or a schedule.
+        momentum: :math:`\mu`, a float in [0, 1] or a schedule; ``None`` (the
+            default, as in optax) for plain gradient descent without a buffer.
         nesterov: use Nesterov's accelerated output.
+        accumulator_dtype: dtype of the momentum buffer; ``None`` keeps the
+            parameters' dtype.
         ema: keep the velocity as an exponential moving average, as in
             *Momentum* (the article on exponential moving averages);
             equivalent to heavy ball with the learning rate scaled by ``1 - momentum``.
@@ -73,18 +82,31 @@ def sgd(
         (authors not named).
     """
     check_nonnegative("learning_rate", learning_rate)
-    check_coefficient("momentum", momentum)
+    if momentum is not None:
+        check_coefficient("momentum", momentum)
     check_bool("nesterov", nesterov)
     check_bool("ema", ema)
+    accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
     if reset_every is not None:
         reset_every = check_positive_int("reset_every", reset_every)
+    if momentum is None and (nesterov or ema or reset_every is not None):
+        raise ValueError(
+            "momentum is None (plain gradient descent, no buffer), so nesterov, ema and "
+            f"reset_every have nothing to act on; got nesterov={nesterov!r}, ema={ema!r}, "
+            f"reset_every={reset_every!r}. Pass a momentum."
+        )
 
-    if is_known_zero(momentum):
+    velocity: optax.GradientTransformation
+    if momentum is None:
         velocity = optax.identity()
     elif ema:
-        velocity = accumulators.ema(momentum, nesterov=nesterov)
+        velocity = accumulators.ema(
+            momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype
+        )
     else:
-        velocity = accumulators.trace(momentum, nesterov=nesterov)
+        velocity = accumulators.trace(
+            momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype
+        )
     if reset_every is not None:
         velocity = restarts.periodic_reset(velocity, reset_every)
     return optax.chain(velocity, scaling.scale_by_learning_rate(learning_rate))

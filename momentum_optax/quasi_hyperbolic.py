@@ -11,6 +11,7 @@ from optax import ScalarOrSchedule
 
 from momentum_optax import _tree
 from momentum_optax import scaling
+from momentum_optax._coefficients import any_schedule
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import check_nonnegative
 from momentum_optax._coefficients import init_count
@@ -65,7 +66,15 @@ def qhm(nu: ScalarOrSchedule, decay: ScalarOrSchedule) -> optax.GradientTransfor
         updates: optax.Updates, state: QhmState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, QhmState]:
         del params
-        _tree.check_inputs(updates, state, QhmState, "qhm", "ema")
+        _tree.check_inputs(
+            updates,
+            state,
+            QhmState,
+            "qhm",
+            "ema",
+            scheduled=any_schedule(nu, decay),
+            coefficient="nu or decay",
+        )
         beta, weight = value_at(decay, state.count), value_at(nu, state.count)
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:

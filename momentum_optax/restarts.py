@@ -232,7 +232,9 @@ def adaptive_restart(
         new_updates = optax.tree.where(restart, fresh, carried)
         inner_state = optax.tree.where(restart, fresh_next, carried_state)
         if scheme == "gradient":
-            previous = optax.tree.cast_like(new_updates, state.previous)
+            previous = optax.tree.cast_like(
+                _tree.keep_where_none(new_updates, new_updates, state.previous), state.previous
+            )
         else:
             previous = jnp.asarray(value, jnp.float32)
         restarts = jnp.where(restart, optax.safe_increment(state.restarts), state.restarts)

@@ -10,6 +10,7 @@ from momentum_optax import _tree
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_nonnegative
 from momentum_optax._coefficients import is_schedule
+from momentum_optax._coefficients import value_at
 
 
 def scale_by_learning_rate(
@@ -63,8 +64,23 @@ def scale_by_learning_rate(
         updates: optax.Updates, state: optax.OptState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, optax.OptState]:
         del params
+        if scheduled and not isinstance(state, optax.ScaleByScheduleState):
+            raise TypeError(
+                f"state has no step count: it is a {type(state).__name__}, made with a constant "
+                "learning rate; this scale_by_learning_rate has a schedule, which reads the step "
+                "count: continue with "
+                "optax.ScaleByScheduleState(count=jnp.asarray(steps_taken, jnp.int32))."
+            )
+        if not scheduled and isinstance(state, optax.ScaleByScheduleState):
+            raise TypeError(
+                "state has a step count: it is an optax.ScaleByScheduleState, made with a "
+                "scheduled learning rate; this scale_by_learning_rate has a constant one, whose "
+                "state is optax.EmptyState(): continue with optax.EmptyState()."
+            )
+        if not scheduled:
+            _tree.check_state(state, optax.EmptyState, "scale_by_learning_rate")
         if scheduled:
-            step = sign * jnp.asarray(learning_rate(state.count))
+            step = sign * value_at(learning_rate, state.count)
             state = optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
         else:
             step = sign * learning_rate

@@ -59,10 +59,14 @@ def test_low_precision_hyperparameters_under_inject_hyperparams_are_read_and_che
 
 def test_only_python_and_numpy_numbers_decide_the_state_structure():
     params = jnp.zeros(3)
-    assert jax.tree.leaves(mo.sgd(0.1, 0.0).init(params)) == []  # a known 0: no buffer
-    assert jax.tree.leaves(mo.sgd(0.1, np.float32(0.0)).init(params)) == []  # NumPy too
-    # a jax.Array may be traced in the next call: the buffer is kept whatever its value
-    assert len(jax.tree.leaves(mo.sgd(0.1, jnp.float32(0.0)).init(params))) == 1
+    # torch_sgd keeps no buffer for a momentum of 0, as PyTorch: a known 0 decides that
+    assert jax.tree.leaves(mo.torch_sgd(0.1, 0.0).init(params)) == []
+    assert jax.tree.leaves(mo.torch_sgd(0.1, np.float32(0.0)).init(params)) == []  # NumPy too
+    # a jax.Array may be traced in the next call: the buffer (and its count) is kept
+    assert len(jax.tree.leaves(mo.torch_sgd(0.1, jnp.float32(0.0)).init(params))) == 2
+    # mo.sgd, as optax.sgd: momentum None keeps no buffer, any number keeps one
+    assert jax.tree.leaves(mo.sgd(0.1).init(params)) == []
+    assert len(jax.tree.leaves(mo.sgd(0.1, 0.0).init(params))) == 1
     with pytest.raises(ValueError, match="momentum must be in"):
         mo.sgd(0.1, jnp.float32(1.5))  # concrete: range-checked like a number
 

@@ -167,16 +167,16 @@ def test_concrete_values_are_range_checked_and_traced_ones_are_used_as_given():
 
 
 def test_a_jax_array_momentum_keeps_a_buffer_whatever_its_value():
-    # the state's structure never depends on a jax.Array's value: a zero number keeps no
+    # the state's structure never depends on a jax.Array's value: no momentum keeps no
     # buffer, a zero array keeps one (as under inject_hyperparams), with the same updates
-    assert jax.tree.leaves(mo.sgd(0.1, 0.0).init(PARAMS)) == []
+    assert jax.tree.leaves(mo.sgd(0.1).init(PARAMS)) == []
     as_array = mo.sgd(0.1, jnp.float32(0.0))
     traces = optax.tree.get_all_with_path(as_array.init(PARAMS), "trace")
     assert len(traces) == 1
     chex.assert_trees_all_equal(traces[0][1], optax.tree.zeros_like(PARAMS))
     grads = [helpers.grads(seed) for seed in range(3)]
     with_buffer, _ = helpers.run_updates(as_array, grads, PARAMS)
-    without, _ = helpers.run_updates(mo.sgd(0.1, 0.0), grads, PARAMS)
+    without, _ = helpers.run_updates(mo.sgd(0.1), grads, PARAMS)
     chex.assert_trees_all_close(with_buffer, without, rtol=1e-6)
     chex.assert_trees_all_close(without, jax.tree.map(lambda g: -0.1 * g, grads), rtol=1e-6)
 

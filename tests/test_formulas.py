@@ -121,15 +121,17 @@ def test_periodic_reset_matches_numpy_loop(jit):
 # --- the step count: only where a coefficient is scheduled ---
 
 
+@pytest.mark.parametrize("nesterov", [False, True], ids=["classical", "nesterov"])
+def test_a_constant_trace_keeps_optaxs_state_without_a_count(nesterov):
+    state = mo.trace(0.9, nesterov=nesterov).init({"w": jnp.zeros(3)})
+    assert type(state) is optax.TraceState
+    assert optax.tree.get_all_with_path(state, "count") == []
+
+
 @pytest.mark.parametrize(
     "make",
-    [
-        lambda: mo.trace(0.9),
-        lambda: mo.trace(0.9, nesterov=True),
-        lambda: mo.ema(0.9),
-        lambda: mo.delta_momentum(0.5),
-    ],
-    ids=["trace", "trace_nesterov", "ema", "delta_momentum"],
+    [lambda: mo.ema(0.9), lambda: mo.delta_momentum(0.5)],
+    ids=["ema", "delta_momentum"],
 )
 def test_constant_coefficients_keep_no_count(make):
     state = make().init({"w": jnp.zeros(3)})
@@ -139,5 +141,6 @@ def test_constant_coefficients_keep_no_count(make):
 
 def test_scheduled_coefficient_advances_an_int32_count():
     _, state = helpers.run_updates(mo.trace(SCHEDULE), [jnp.ones(2)] * 3, jnp.zeros(2))
+    assert type(state) is mo.ScheduledTraceState
     assert state.count.dtype == jnp.int32
     assert int(state.count) == 3
