@@ -4,6 +4,7 @@ from momentum_optax import schedules
 from momentum_optax import tuning
 from momentum_optax.accumulators import DeltaMomentumState
 from momentum_optax.accumulators import EmaState
+from momentum_optax.accumulators import ScheduledTraceState
 from momentum_optax.accumulators import TraceState
 from momentum_optax.accumulators import delta_momentum
 from momentum_optax.accumulators import ema
@@ -12,6 +13,9 @@ from momentum_optax.aggregated import AggMoState
 from momentum_optax.aggregated import aggmo
 from momentum_optax.aliases import sgd
 from momentum_optax.checkpoints import check_restored
+from momentum_optax.fused import FusedSGD
+from momentum_optax.fused import FusedSGDState
+from momentum_optax.fused import fused_sgd
 from momentum_optax.moving_average import SmaState
 from momentum_optax.moving_average import sma
 from momentum_optax.quasi_hyperbolic import QhAdamState
@@ -26,9 +30,6 @@ from momentum_optax.restarts import periodic_reset
 from momentum_optax.scaling import scale_by_learning_rate
 from momentum_optax.torch_compat import TorchMomentumState
 from momentum_optax.torch_compat import torch_sgd
-from momentum_optax.training import FusedSGD
-from momentum_optax.training import FusedSGDState
-from momentum_optax.training import fused_sgd
 from momentum_optax.training import train_step
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = (
     "PeriodicResetState",
     "QhAdamState",
     "QhmState",
+    "ScheduledTraceState",
     "SmaState",
     "TorchMomentumState",
     "TraceState",

@@ -1,277 +1,176 @@
-"""Fast paths where the library owns the step: donated buffers and a one-pass momentum update."""
+"""The library-owned training step: gradients, the optimizer, donated buffers, metrics."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
-from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
-from optax import ScalarOrSchedule
 
-from momentum_optax import _heavy_ball
-from momentum_optax import _tree
 from momentum_optax._coefficients import check_bool
-from momentum_optax._coefficients import check_coefficient
-from momentum_optax._coefficients import check_nonnegative
-from momentum_optax._coefficients import check_positive_int
-from momentum_optax._coefficients import init_count
-from momentum_optax._coefficients import is_known_zero
-from momentum_optax._coefficients import next_count
-from momentum_optax._coefficients import value_at
+from momentum_optax.fused import FusedSGD
 
-DEFAULT_CHUNK = 1 << 17  # elements per block: measured best of 8K-512K on 2-core CPUs (cache-sized)
+Metrics = Callable[[optax.Updates, optax.Updates, optax.Params], Any]
 
 
-class FusedSGDState(NamedTuple):
-    """Momentum buffer of :func:`fused_sgd`, and the step count its schedules read."""
-
-    trace: optax.Params
-    count: jax.Array | None  # type: ignore[assignment]  # int32 scalar; None when neither coefficient is scheduled
-
-
-class FusedSGD(NamedTuple):
-    """Heavy-ball / Nesterov SGD whose update and application are one pass over memory.
-
-    ``init(params)`` returns a :class:`FusedSGDState`; ``apply`` maps
-    ``(params, state, grads)`` to ``(params, state)`` and is what :func:`train_step`
-    calls. Build it with :func:`fused_sgd`.
-    """
-
-    init: Callable[[Any], FusedSGDState]
-    apply: Callable[[Any, FusedSGDState, Any], tuple[Any, FusedSGDState]]
-
-
-def _velocity(g: jax.Array, m: jax.Array, beta: Any) -> jax.Array:
-    """The new buffer, as :func:`trace` computes and stores it."""
-    dtype = _tree.compute_dtype(g, m)
-    return _heavy_ball.velocity(g.astype(dtype), m.astype(dtype), beta).astype(m.dtype)
+def _as_transformation(optimizer: Any) -> optax.GradientTransformationExtraArgs | FusedSGD:
+    """What the step calls: the fused pair, or a transformation that takes ``value=``."""
+    if isinstance(optimizer, FusedSGD):
+        return optimizer
+    if isinstance(optimizer, optax.MultiSteps):
+        # its update forwards extra arguments (value=) to the transformation it wraps
+        return optax.GradientTransformationExtraArgs(*optimizer.gradient_transformation())
+    if isinstance(optimizer, optax.GradientTransformationExtraArgs):
+        return optimizer
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optax.with_extra_args_support(optimizer)  # ignores value=
+    hint = ""
+    if callable(optimizer):
+        hint = " (a function or class: call it to build the optimizer, e.g. mo.sgd(0.1, 0.9))"
+    elif isinstance(optimizer, tuple) and len(optimizer) == 2:
+        hint = " (an (init, update) pair: wrap it as optax.GradientTransformation(init, update))"
+    raise TypeError(
+        "optimizer must be an optax.GradientTransformation, an optax.MultiSteps or a "
+        f"mo.FusedSGD; got {optimizer!r} of type {type(optimizer).__name__}{hint}."
+    )
 
 
-def _applied(
-    p: jax.Array, g: jax.Array, new_m: jax.Array, neg_lr: Any, beta_next: Any, nesterov: bool
-) -> jax.Array:
-    """``p + (-lr) * out``, rounded where ``sgd`` then ``optax.apply_updates`` round."""
-    dtype = _tree.compute_dtype(g, new_m)
-    out_dtype = jnp.result_type(g, new_m)
-    out = _heavy_ball.output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
-    update = (neg_lr * out.astype(out_dtype).astype(dtype)).astype(out_dtype)
-    return (p + update).astype(p.dtype)
+_CONCRETE: dict[type, bool] = {}  # leaf type -> whether its instances are arrays with buffers
 
 
-def _is_sharded(x: jax.Array) -> bool:
-    """Whether ``x`` is split across devices on an explicit mesh (its type says so)."""
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    return spec is not None and any(axis is not None for axis in spec)
+def _is_concrete_array_type(cls: type) -> bool:
+    """Whether instances of ``cls`` are arrays with buffers (not tracers); cached per type."""
+    if cls not in _CONCRETE:
+        _CONCRETE[cls] = issubclass(cls, jax.Array) and not issubclass(cls, jax.core.Tracer)
+    return _CONCRETE[cls]
 
 
-def _one_pass(
-    p: jax.Array,
-    m: jax.Array,
-    g: jax.Array,
-    coefficients: tuple[Any, Any, Any],
-    nesterov: bool,
-    chunk: int,
-) -> tuple[jax.Array, jax.Array]:
-    """``m' = g + b m``; ``p' = p - lr m'`` (or ``- lr (g + b' m')``), block by block, in place.
-
-    Each block updates the momentum buffer first and then reads its new values
-    back for the parameters; the block is still in cache, so memory sees one
-    read of ``p, m, g`` and one write of ``p, m`` (XLA on CPU otherwise writes
-    ``m'`` in one loop and reads it back in a second). Reading the *new* buffer
-    also spares XLA a defensive copy of ``m``. All blocks have the same size and
-    run inside the loop (an update after the loop would make XLA copy the
-    arrays): when the size is not a multiple of the block, the last block is
-    moved back to end at the last element and masked to the elements not yet done.
-    """
-    neg_lr, beta, beta_next = coefficients
-    shape, size = p.shape, p.size
-    if size == 0:
-        return p, m
-    p, m, g = p.reshape(-1), m.reshape(-1), g.reshape(-1)
-    chunk = min(chunk, size)
-    blocks = -(-size // chunk)
-
-    def block(i: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        p, m = carry
-        first_new = i * chunk
-        start = jnp.minimum(first_new, size - chunk)
-        fresh = start + jnp.arange(chunk) >= first_new  # all True but in a shifted last block
-        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk)
-        m_b = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        m = jax.lax.dynamic_update_slice_in_dim(
-            m, jnp.where(fresh, _velocity(g_b, m_b, beta), m_b), start, 0
-        )
-        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        p_b = jax.lax.dynamic_slice_in_dim(p, start, chunk)
-        new_p = jnp.where(fresh, _applied(p_b, g_b, new_m, neg_lr, beta_next, nesterov), p_b)
-        return jax.lax.dynamic_update_slice_in_dim(p, new_p, start, 0), m
-
-    p, m = jax.lax.fori_loop(0, blocks, block, (p, m))
-    return p.reshape(shape), m.reshape(shape)
+def _is_deleted(leaf: Any) -> bool:
+    """Whether ``leaf`` is a concrete array whose buffer is gone (donated or deleted)."""
+    return _is_concrete_array_type(type(leaf)) and leaf.is_deleted()
 
 
-def fused_sgd(
-    learning_rate: ScalarOrSchedule,
-    momentum: ScalarOrSchedule,
-    *,
-    nesterov: bool = False,
-    chunk_size: int | None = None,
-) -> FusedSGD:
-    r"""``mo.sgd(learning_rate, momentum, nesterov=nesterov)`` fused with ``optax.apply_updates``.
-
-    .. math::  m_t = g_t + \mu_t m_{t-1}, \qquad
-               \theta_{t+1} = \theta_t - \eta_t m_t \ (\text{or } \eta_t (g_t + \mu_{t+1} m_t))
-
-    The parameters and the momentum buffer are those of ``mo.sgd`` followed by
-    ``optax.apply_updates`` in one compiled step (as :func:`train_step` runs it),
-    bit for bit in float32 (tested; on CPU, with Nesterov and a bfloat16/float16
-    buffer, the output is computed from the stored, rounded buffer, so it may
-    differ by one rounding). The state is a
-    :class:`FusedSGDState` (the buffer and one step count for both schedules).
-    Arithmetic runs in at least float32, rounded once on write. On CPU the
-    leaves are processed in blocks of ``chunk_size`` elements inside one
-    ``fori_loop``, so each element of the parameters, gradient and buffer
-    crosses memory once (five passes instead of six). On GPU/TPU, where XLA
-    fuses the two outputs into one kernel by itself, and for leaves sharded on
-    an explicit mesh, the plain expressions are used. Donate ``params`` and
-    ``state`` (as :func:`train_step` does) so the blocks are written in place.
-
-    Args:
-        learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
-        momentum: :math:`\mu`, a float in (0, 1] or a schedule.
-        nesterov: use Nesterov's accelerated output.
-        chunk_size: elements per block (default 131,072; ``None`` picks it).
-
-    Returns:
-        A :class:`FusedSGD` ``(init, apply)``.
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> import momentum_optax as mo
-        >>> fused = mo.fused_sgd(0.1, 0.9)
-        >>> params = {"w": jnp.ones(5)}
-        >>> state = fused.init(params)
-        >>> params, state = fused.apply(params, state, {"w": jnp.ones(5)})
-        >>> params["w"]
-        Array([0.9, 0.9, 0.9, 0.9, 0.9], dtype=float32)
-    """
-    check_nonnegative("learning_rate", learning_rate)
-    check_coefficient("momentum", momentum)
-    check_bool("nesterov", nesterov)
-    chunk = DEFAULT_CHUNK if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    if is_known_zero(momentum):
-        raise ValueError(
-            "momentum must be > 0 for fused_sgd (plain SGD is already one pass: use mo.sgd); got 0."
-        )
-
-    def init(params: optax.Params) -> FusedSGDState:
-        return FusedSGDState(
-            trace=optax.tree.zeros_like(params), count=init_count(learning_rate, momentum)
-        )
-
-    def apply(
-        params: optax.Params, state: FusedSGDState, grads: optax.Updates
-    ) -> tuple[optax.Params, FusedSGDState]:
-        _tree.check_inputs(grads, state, FusedSGDState, "fused_sgd", "trace", name="grads")
-        _tree.check_inputs(params, state, FusedSGDState, "fused_sgd", "trace", name="params")
-        count, following = state.count, next_count(state.count)
-        coefficients = (
-            -value_at(learning_rate, count),
-            value_at(momentum, count),
-            value_at(momentum, following),
-        )
-        if jax.default_backend() == "cpu" and not any(map(_is_sharded, jax.tree.leaves(params))):
-            one_pass = functools.partial(
-                _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
-            )
-            leaves, treedef = jax.tree.flatten(params)
-            if not leaves:
-                return params, FusedSGDState(trace=state.trace, count=following)
-            new = [one_pass(*x) for x in zip(leaves, *map(jax.tree.leaves, (state.trace, grads)))]
-            new_params, new_trace = (jax.tree.unflatten(treedef, list(x)) for x in zip(*new))
-        else:  # XLA fuses the two outputs itself: mo.sgd's expressions, then apply_updates
-            neg_lr, beta, beta_next = coefficients
-
-            def leaf(g: jax.Array, m: jax.Array) -> tuple:
-                new_m = _heavy_ball.velocity(g, m, beta)
-                return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
-
-            out, new_trace = _tree.leafwise(leaf, grads, state.trace)
-            updates = _tree.leafwise(lambda u: (neg_lr * u,), out)
-            new_params = optax.apply_updates(params, updates)
-        return new_params, FusedSGDState(trace=new_trace, count=following)
-
-    return FusedSGD(init=init, apply=apply)
+def _check_not_deleted(params: Any, opt_state: Any, batch: tuple, batch_kwargs: dict) -> None:
+    """Refuses a deleted input before XLA sees it (on several devices XLA can crash on one)."""
+    if not any(map(_is_deleted, jax.tree.leaves((params, opt_state, batch, batch_kwargs)))):
+        return
+    named = {"params": params, "opt_state": opt_state}
+    named.update({f"batch argument {i}": arg for i, arg in enumerate(batch)})
+    named.update({f"batch argument {k!r}": arg for k, arg in batch_kwargs.items()})
+    for name, tree in named.items():
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            if _is_deleted(leaf):
+                raise ValueError(
+                    f"{name}{jax.tree_util.keystr(path)} is a deleted array: its buffer was "
+                    "donated to an earlier step (train_step donates params and opt_state unless "
+                    "donate=False) or deleted. Pass the params and opt_state the last step "
+                    "returned, or build the step with donate=False to reuse its inputs."
+                )
 
 
 def train_step(
     loss_fn: Callable[..., Any],
-    optimizer: optax.GradientTransformation | FusedSGD,
+    optimizer: optax.GradientTransformation | optax.MultiSteps | FusedSGD,
     *,
     has_aux: bool = False,
+    donate: bool = True,
+    metrics: Metrics | None = None,
 ) -> Callable[..., tuple]:
-    r"""A jitted training step that donates the parameters and the optimizer state.
+    r"""A jitted training step: the loss's gradient, the optimizer, the new parameters.
 
-    .. math::  (\theta, s, \ell) \mapsto (\theta', s', \ell), \quad
-               \ell = f(\theta, \text{batch}),\ (u, s') = \text{update}(\nabla f, s, \theta),\
+    .. math::  \ell = f(\theta, \text{batch}), \quad
+               (u, s') = \text{update}(\nabla_\theta f, s, \theta), \quad
                \theta' = \theta + u
 
-    Donation lets XLA write the new parameters and state into the old buffers:
-    without it every step allocates fresh ones (measured 4-5x slower at 1e8
-    parameters on CPU, page faults included). The arrays passed in are consumed:
-    use the returned ones.
+    With ``donate`` (the default) XLA writes the new parameters and state into
+    the old buffers: without it every step allocates fresh ones (measured 4-5x
+    slower at 1e8 parameters on CPU, page faults included). The arrays passed in
+    are then consumed: use the returned ones. A step handed a deleted array (one
+    donated to an earlier step) raises a ``ValueError`` naming it before XLA runs
+    (with arrays on several devices XLA would crash on it). With ``donate=False``
+    the inputs stay usable.
+
+    The batch arguments, by position or keyword, reach ``loss_fn`` unchanged, and
+    are rebuilt inside the differentiated function: a loss may mutate Flax NNX
+    state passed among them (``nnx.merge`` of an ``nnx.State`` holding
+    ``BatchStat`` or RNG variables), which is how an ``nnx.Module`` with
+    ``BatchNorm`` and ``Dropout`` trains (see the "Training steps" guide).
 
     Args:
-        loss_fn: ``loss_fn(params, *batch) -> loss`` (or ``(loss, aux)`` with
-            ``has_aux``).
-        optimizer: any ``optax.GradientTransformation`` (one that takes extra
-            arguments, such as ``optax.chain`` or ``adaptive_restart``, is passed the
-            loss as ``value=``), or a :class:`FusedSGD` for the one-pass momentum update.
-        has_aux: whether ``loss_fn`` returns ``(loss, aux)``; the step then
-            returns ``(params, state, (loss, aux))``.
+        loss_fn: ``loss_fn(params, *batch, **batch_kwargs) -> loss``, a scalar (or
+            ``(loss, aux)`` with ``has_aux``).
+        optimizer: an ``optax.GradientTransformation`` (one that takes extra
+            arguments, such as ``optax.chain`` or ``mo.adaptive_restart``, is passed
+            the loss as ``value=``), an ``optax.MultiSteps`` (its
+            ``gradient_transformation()`` is used, and ``value=`` reaches the
+            transformation it wraps), or a :class:`~momentum_optax.fused.FusedSGD`
+            for the one-pass momentum update.
+        has_aux: whether ``loss_fn`` returns ``(loss, aux)``; the step then returns
+            ``(loss, aux)`` where it returns ``loss``.
+        donate: whether the step consumes ``params`` and ``opt_state`` to write the
+            new ones in place.
+        metrics: ``None``, or ``metrics(grads, updates, params) -> pytree``, traced
+            inside the step: ``grads`` of the loss, the optimizer's ``updates``
+            (for a ``FusedSGD``, the new parameters minus the old), and the
+            ``params`` the gradient was taken at. Its result is returned as a
+            fourth output, e.g. ``lambda g, u, p: optax.tree.norm(g)``.
 
     Returns:
-        ``step(params, opt_state, *batch) -> (params, opt_state, loss)``, jitted.
+        ``step(params, opt_state, *batch, **batch_kwargs)``, jitted, returning
+        ``(params, opt_state, loss)``, or ``(params, opt_state, loss, metrics)``
+        with ``metrics``.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax.numpy as jnp, optax
         >>> import momentum_optax as mo
-        >>> loss = lambda w, x: jnp.sum((w * x - 1.0) ** 2)
+        >>> loss = lambda w, x, *, y: jnp.sum((w * x - y) ** 2)
         >>> opt = mo.sgd(0.1, 0.5)
-        >>> step = mo.train_step(loss, opt)
+        >>> step = mo.train_step(loss, opt, metrics=lambda g, u, p: optax.tree.norm(g))
         >>> w = jnp.zeros(3); state = opt.init(w)
         >>> for _ in range(100):
-        ...     w, state, value = step(w, state, jnp.ones(3))
-        >>> bool(value < 1e-6)
-        True
+        ...     w, state, value, grad_norm = step(w, state, jnp.ones(3), y=1.0)
+        >>> bool(value < 1e-6), bool(grad_norm < 1e-3)
+        (True, True)
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable; got {loss_fn!r}.")
-    if not isinstance(optimizer, (optax.GradientTransformation, FusedSGD)):
-        raise TypeError(
-            "optimizer must be an optax.GradientTransformation or a FusedSGD; "
-            f"got {optimizer!r} of type {type(optimizer).__name__}."
-        )
+    tx = _as_transformation(optimizer)
     check_bool("has_aux", has_aux)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
+    check_bool("donate", donate)
+    if metrics is not None and not callable(metrics):
+        raise TypeError(
+            "metrics must be None or a callable metrics(grads, updates, params) -> pytree; "
+            f"got {metrics!r} of type {type(metrics).__name__}."
+        )
 
-    def step(params: optax.Params, opt_state: Any, *batch: Any) -> tuple[Any, Any, Any]:
-        value, grads = grad_fn(params, *batch)
-        if isinstance(optimizer, FusedSGD):
-            params, opt_state = optimizer.apply(params, opt_state, grads)
+    def step(params: optax.Params, opt_state: Any, batch: tuple, batch_kwargs: dict) -> tuple:
+        leaves, treedef = jax.tree.flatten((batch, batch_kwargs))
+
+        def objective(params: optax.Params, leaves: list) -> Any:
+            # the batch is rebuilt here, inside the trace that differentiates: NNX variables
+            # among it are created at that level, so the loss may update them
+            args, kwargs = jax.tree.unflatten(treedef, leaves)
+            return loss_fn(params, *args, **kwargs)
+
+        value, grads = jax.value_and_grad(objective, has_aux=has_aux)(params, leaves)
+        if isinstance(tx, FusedSGD):
+            new_params, opt_state = tx.apply(params, opt_state, grads)
+            updates = None
         else:
             loss = value[0] if has_aux else value
-            extra = (
-                {"value": loss}
-                if isinstance(optimizer, optax.GradientTransformationExtraArgs)
-                else {}
-            )
-            updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
-            params = optax.apply_updates(params, updates)
-        return params, opt_state, value
+            updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+            new_params = optax.apply_updates(params, updates)
+        if metrics is None:
+            return new_params, opt_state, value
+        if updates is None:  # read only if the metrics use it
+            updates = jax.tree.map(lambda new, old: new - old, new_params, params)
+        return new_params, opt_state, value, metrics(grads, updates, params)
 
-    return jax.jit(step, donate_argnums=(0, 1))
+    jitted = jax.jit(step, donate_argnums=(0, 1) if donate else ())
+
+    def run(params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any) -> tuple:
+        _check_not_deleted(params, opt_state, batch, batch_kwargs)
+        return jitted(params, opt_state, batch, batch_kwargs)
+
+    return run

@@ -127,7 +127,7 @@ def test_signatures_follow_the_design_contract():
     assert flip_sign.kind is inspect.Parameter.KEYWORD_ONLY and flip_sign.default is True
     assert params(mo.scale_by_learning_rate) == ["learning_rate", "flip_sign"]
     assert params(mo.fused_sgd) == ["learning_rate", "momentum", "nesterov", "chunk_size"]
-    assert params(mo.train_step) == ["loss_fn", "optimizer", "has_aux"]
+    assert params(mo.train_step) == ["loss_fn", "optimizer", "has_aux", "donate", "metrics"]
     assert params(mo.check_restored) == ["restored", "target"]
     assert params(mo.scale_by_qhadam) == ["b1", "b2", "nu1", "nu2", "eps"]
     assert params(mo.qhadam) == ["learning_rate", "b1", "b2", "nu1", "nu2", "eps"]

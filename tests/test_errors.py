@@ -103,6 +103,8 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.fused_sgd(0.1, 0.9, chunk_size=0), ValueError, "chunk_size", "0"),
     (lambda: mo.train_step("loss", mo.sgd(0.1)), TypeError, "loss_fn", "'loss'"),
     (lambda: mo.train_step(lambda p: 0.0, "sgd"), TypeError, "optimizer", "'sgd'"),
+    (lambda: mo.train_step(lambda p: 0.0, mo.sgd(0.1), donate="yes"), TypeError, "donate", "'yes'"),
+    (lambda: mo.train_step(lambda p: 0.0, mo.sgd(0.1), metrics=3), TypeError, "metrics", "3"),
 ]
 
 

@@ -1,7 +1,9 @@
-"""momentum_optax inside Flax: nnx.Optimizer and the experiments' compiled loop
-(``experiments.loop``) against the same steps taken one by one in Python."""
+"""momentum_optax inside Flax: nnx.Optimizer, an nnx.Module with BatchNorm and Dropout
+trained by mo.train_step, and the experiments' compiled loop (``experiments.loop``) against
+the same steps taken one by one in Python."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -46,6 +48,72 @@ def test_nnx_optimizer_trains_an_mlp_on_iris(opt):
     assert last < 0.25 * first
     accuracy = np.mean(np.argmax(model(split.x_test), -1) == np.asarray(split.y_test))
     assert accuracy > 0.85
+
+
+class DropoutMLP(nnx.Module):
+    """Linear, BatchNorm, ReLU, Dropout, Linear: the state a step must carry forward."""
+
+    def __init__(self, din: int, hidden: int, dout: int, *, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(din, hidden, rngs=rngs)
+        self.norm = nnx.BatchNorm(hidden, rngs=rngs)
+        self.dropout = nnx.Dropout(0.2, rngs=rngs)
+        self.out = nnx.Linear(hidden, dout, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.dropout(jax.nn.relu(self.norm(self.hidden(x)))))
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [mo.sgd(0.1, 0.9), mo.qhadam(0.01), mo.fused_sgd(0.1, 0.9)],
+    ids=["sgd", "qhadam", "fused_sgd"],
+)
+def test_train_step_trains_an_nnx_module_with_batchnorm_and_dropout(opt):
+    split = data_lib.load("digits", seed=0)
+    model = DropoutMLP(64, 32, 10, rngs=nnx.Rngs(0))
+    model.train()  # BatchNorm on batch statistics, Dropout on: fixed in the graphdef
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss_fn(params, rest, x, y):
+        model = nnx.merge(graphdef, params, rest)
+        logits = model(x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, nnx.state(model, nnx.Not(nnx.Param))  # the new statistics and RNG count
+
+    step = mo.train_step(loss_fn, opt, has_aux=True)
+    probe = mo.train_step(loss_fn, opt, has_aux=True, donate=False)
+    state = opt.init(params)
+    x, y = split.x_train[:256], split.y_train[:256]
+    rests, losses = [rest], []
+    for _ in range(60):
+        old = jax.tree.leaves(params)
+        params, state, (loss, rest) = step(params, state, rest, x, y)
+        assert all(leaf.is_deleted() for leaf in old)  # donated
+        rests.append(rest)
+        losses.append(float(loss))
+    assert np.mean(losses[-5:]) < 0.3 * losses[0], losses
+    # the running statistics moved away from their initial (0, 1)
+    assert float(jnp.max(jnp.abs(rest["norm"]["mean"][...]))) > 0.05
+    assert float(jnp.max(jnp.abs(rest["norm"]["var"][...] - 1.0))) > 0.05
+    # dropout's RNG advanced once a step, and the next step draws another mask: the same
+    # parameters and batch give the same loss with the same RNG state, another with the next
+    counts = [int(r["dropout"]["rngs"]["count"][...]) for r in rests]
+    assert counts == list(range(61)), counts
+    losses_at = [float(probe(params, state, r, x, y)[2][0]) for r in (rests[1], rests[1], rests[2])]
+    assert losses_at[0] == losses_at[1] and losses_at[1] != losses_at[2], losses_at
+    # written back into the model, evaluated on running statistics without dropout
+    nnx.update(model, params, rest)
+    model.eval()
+    accuracy = np.mean(np.argmax(model(split.x_test), -1) == np.asarray(split.y_test))
+    assert accuracy > 0.85, accuracy
+
+
+def test_nnx_optimizer_given_fused_sgd_fails_by_the_first_update_naming_apply():
+    model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+    grads = nnx.state(model, nnx.Param)
+    with pytest.raises(TypeError, match=r"fused\.apply\(params, state, grads\).*mo\.train_step"):
+        optimizer = nnx.Optimizer(model, mo.fused_sgd(0.1, 0.9), wrt=nnx.Param)
+        optimizer.update(model, grads)
 
 
 def test_compiled_loop_matches_a_python_loop_of_steps():

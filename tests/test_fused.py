@@ -1,4 +1,4 @@
-"""The fast paths: the one-pass fused SGD and the donating train step."""
+"""The one-pass fused SGD: sgd + apply_updates bit for bit, in place, and hard to misuse."""
 
 import chex
 import jax
@@ -144,47 +144,41 @@ def test_fused_sgd_rejects_zero_momentum():
         mo.fused_sgd(0.1, 0.0)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [lambda: mo.sgd(0.05, 0.9, nesterov=True), lambda: mo.fused_sgd(0.05, 0.9, nesterov=True)],
-    ids=["sgd", "fused_sgd"],
+MISUSE = (
+    r"not an optax\.GradientTransformation.*fused\.apply\(params, state, grads\).*mo\.train_step"
 )
-def test_train_step_donates_and_matches_a_manual_step(make):
-    opt = make()
-    loss = lambda p, x: sum(jnp.sum((leaf - x) ** 2) for leaf in jax.tree.leaves(p))
-    step = mo.train_step(loss, opt)
-    reference = mo.sgd(0.05, 0.9, nesterov=True)
-    params = jax.tree.map(jnp.array, BLOCK_CASES)
-    state = opt.init(params)
-    ref_params, ref_state = BLOCK_CASES, reference.init(BLOCK_CASES)
-    for _ in range(5):
-        old = jax.tree.leaves(params)[0]
-        params, state, value = step(params, state, jnp.float32(0.3))
-        assert old.is_deleted()  # donated: the new parameters live in the old buffers
-        ref_value, grads = jax.value_and_grad(loss)(ref_params, jnp.float32(0.3))
-        updates, ref_state = reference.update(grads, ref_state, ref_params)
-        ref_params = optax.apply_updates(ref_params, updates)
-        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
-    chex.assert_trees_all_close(params, ref_params, rtol=1e-5, atol=1e-6)
 
 
-def test_train_step_passes_the_loss_to_function_restart():
-    loss = lambda w: jnp.sum((w - 1.0) ** 2)
-    opt = optax.chain(
-        mo.adaptive_restart(mo.trace(0.99), scheme="function"), optax.scale_by_learning_rate(0.4)
-    )
-    step = mo.train_step(loss, opt)
-    w, state = jnp.zeros(2), opt.init(jnp.zeros(2))
-    for _ in range(30):
-        w, state, value = step(w, state)
-    assert int(state[0].restarts) > 0  # the loss rose at least once: it was seen
-    assert float(value) < 1e-2
+def test_fused_sgd_does_not_unpack_as_init_and_update():
+    fused = mo.fused_sgd(0.1, 0.9)
+    assert not isinstance(fused, optax.GradientTransformation)
+    with pytest.raises(TypeError, match=MISUSE + r".*does not unpack as \(init, update\)"):
+        _init, _update = fused
+    with pytest.raises(TypeError, match=MISUSE + ".*has no update"):
+        fused.update({"w": jnp.ones(3)}, fused.init({"w": jnp.ones(3)}), {"w": jnp.ones(3)})
 
 
-def test_train_step_with_aux_returns_it():
-    loss = lambda w: (jnp.sum(w**2), {"norm": jnp.linalg.norm(w)})
-    opt = mo.sgd(0.1, 0.5)
-    step = mo.train_step(loss, opt, has_aux=True)
-    w = jnp.ones(4)
-    w, _, (value, aux) = step(w, opt.init(w))
-    assert float(value) == 4.0 and float(aux["norm"]) == 2.0
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda fused: optax.chain(optax.clip(1.0), fused),
+        lambda fused: optax.MultiSteps(fused, every_k_schedule=1),
+        lambda fused: optax.apply_if_finite(fused, max_consecutive_errors=2),
+    ],
+    ids=["chain", "multi_steps", "apply_if_finite"],
+)
+def test_optax_wrappers_given_fused_sgd_fail_by_the_first_update_naming_apply(wrap):
+    params = {"w": jnp.ones(3)}
+    with pytest.raises(TypeError, match=MISUSE):
+        opt = wrap(mo.fused_sgd(0.1, 0.9))
+        opt.update(params, opt.init(params), params)
+
+
+def test_fused_sgd_keeps_the_fields_its_users_read():
+    fused = mo.fused_sgd(0.1, 0.9)
+    params = {"w": jnp.ones(2)}
+    state = fused.init(params)
+    assert isinstance(state, mo.FusedSGDState)
+    new, state = fused.apply(params, state, {"w": jnp.ones(2)})  # (params, state, grads)
+    np.testing.assert_allclose(new["w"], 0.9)
+    np.testing.assert_allclose(state.trace["w"], 1.0)
