@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
+from momentum_optax.testing import oracles
 
 
 def ramp(start: float, end: float, steps: int) -> optax.Schedule:
@@ -27,50 +28,11 @@ def schedule_values(schedule: Any, n: int) -> np.ndarray:
     return np.full(n, float(schedule), np.float64)
 
 
-# --- NumPy oracles: the formulas of the docstrings, written out independently ---
+# --- NumPy oracles: the formulas of the docstrings, written out independently (in the kit) ---
 
-
-def np_trace(grads: np.ndarray, betas: np.ndarray, nesterov: bool = False) -> np.ndarray:
-    """m_t = g_t + b_t m_{t-1}; out = m_t or g_t + b_{t+1} m_t."""
-    m = np.zeros_like(grads[0])
-    outs = []
-    for t, g in enumerate(grads):
-        m = g + betas[t] * m
-        outs.append(g + betas[t + 1] * m if nesterov else m)
-    return np.stack(outs)
-
-
-def np_ema(
-    grads: np.ndarray, betas: np.ndarray, debias: bool = False, nesterov: bool = False
-) -> np.ndarray:
-    """m_t = b_t m_{t-1} + (1-b_t) g_t, debiased by 1 - prod_{i<=t} b_i."""
-    m = np.zeros_like(grads[0])
-    product = 1.0
-    outs = []
-    for t, g in enumerate(grads):
-        m = betas[t] * m + (1 - betas[t]) * g
-        product *= betas[t]
-        next_product = product * betas[t + 1]
-        if nesterov and debias:
-            out = betas[t + 1] * m / (1 - next_product) + (1 - betas[t]) * g / (1 - product)
-        elif nesterov:
-            out = betas[t + 1] * m + (1 - betas[t]) * g
-        elif debias:
-            out = m / (1 - product)
-        else:
-            out = m
-        outs.append(out)
-    return np.stack(outs)
-
-
-def np_delta_momentum(deltas: np.ndarray, mus: np.ndarray) -> np.ndarray:
-    """out_t = d_t + mu_t d_{t-1}, d_{-1} = 0."""
-    prev = np.zeros_like(deltas[0])
-    outs = []
-    for t, d in enumerate(deltas):
-        outs.append(d + mus[t] * prev)
-        prev = d
-    return np.stack(outs)
+np_trace = oracles.trace  # m_t = g_t + b_t m_{t-1}; out = m_t or g_t + b_{t+1} m_t
+np_ema = oracles.ema  # m_t = b_t m_{t-1} + (1-b_t) g_t, debiased by 1 - prod_{i<=t} b_i
+np_delta_momentum = oracles.delta_momentum  # out_t = d_t + mu_t d_{t-1}, d_{-1} = 0
 
 
 # --- the parameters, gradients and loops every test shares ---

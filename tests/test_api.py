@@ -163,6 +163,15 @@ def test_readme_usage_example_runs_and_converges():
     assert float(namespace["loss"](namespace["w"])) < 1e-6
 
 
+def test_readme_testing_example_runs_and_catches_a_dropped_decay():
+    block = next(b for b in _readme_python_blocks() if "check_transformation" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    broken = block.replace("g + decay * m", "g + m")
+    assert broken != block
+    with pytest.raises(AssertionError, match="step"):
+        exec(compile(broken, "README.md", "exec"), {})
+
+
 def test_readme_table_lists_every_public_function():
     text = README.read_text(encoding="utf-8")
     missing = [name for name in sorted(FUNCTIONS) if f"`mo.{name}(" not in text]

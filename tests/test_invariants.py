@@ -1,7 +1,12 @@
 """Invariants every transformation keeps, driven by the table ``helpers.ALL_TRANSFORMS``.
 
-A new transformation is covered by adding a row to that table.
+The invariants are the testing kit's (``momentum_optax.testing.invariants``), one test per
+row and invariant; a new transformation is covered by adding a row to that table. What the
+kit does not check generically stays here: descent on a quadratic inside a chain, and
+arbitrary pytrees drawn from the kit's strategies.
 """
+
+import functools
 
 import chex
 import hypothesis
@@ -12,53 +17,65 @@ import numpy as np
 import optax
 import pytest
 
+from momentum_optax.testing import Battery
+from momentum_optax.testing import invariants
+from momentum_optax.testing import strategies
 from tests import helpers
 from tests.helpers import PARAMS
 
 ROWS = helpers.ALL_TRANSFORMS
+STEPS = 8
+
+# limitations of optax itself, not of the row's own transformation (strict xfails: they
+# fail the suite once optax fixes them, so the entry is removed then)
+UPSTREAM = {
+    ("multi_steps_sgd_nesterov", "strict_promotion"): (
+        "optax.MultiSteps divides its float gradients by its int32 mini-step count, which "
+        "strict dtype promotion refuses (optax 0.2.8)"
+    ),
+}
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
-def test_state_structure_shapes_and_dtypes_are_stable(row):
-    opt = row.make()
-    state0 = opt.init(PARAMS)
-    state = state0
-    update = jax.jit(opt.update)
-    for seed in range(5):
-        updates, state = update(helpers.grads(seed), state, PARAMS)
-        chex.assert_trees_all_equal_shapes_and_dtypes(updates, PARAMS)
-        chex.assert_tree_all_finite(updates)
-    chex.assert_trees_all_equal_structs(state, state0)
-    chex.assert_trees_all_equal_shapes_and_dtypes(state, state0)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=repr)
-def test_jit_equals_eager(row):
-    grads = [helpers.grads(seed) for seed in range(8)]
-    eager, _ = helpers.run_updates(row.make(), grads, PARAMS)
-    jitted, _ = helpers.run_updates(row.make(), grads, PARAMS, jit=True)
-    chex.assert_trees_all_close(jitted, eager, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=repr)
-def test_jitted_step_compiles_once_over_100_steps(row):
-    chex.clear_trace_counter()
-    run = helpers.descend(
-        row.make(),
-        PARAMS,
-        100,
-        helpers.given([helpers.grads(0)] * 100),
-        compile_step=lambda step: jax.jit(chex.assert_max_traces(step, n=1)),
+def _loss(params):
+    """A loss of the parameters alone, strict-promotion safe (float32 arithmetic)."""
+    return sum(
+        (jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(params)),
+        jnp.zeros([], jnp.float32),
     )
-    chex.assert_tree_all_finite(run.params)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
-def test_scan_equals_python_loop(row):
-    grads = helpers.given([helpers.grads(seed) for seed in range(12)])
-    looped = helpers.descend(row.make(), PARAMS, 12, grads)
-    scanned = helpers.descend(row.make(), PARAMS, 12, grads, scan=True)
-    chex.assert_trees_all_close(scanned, looped, rtol=1e-6, atol=1e-6)
+def _value(params, step):
+    """``update``'s extra arguments at each step: the loss, for the rows that read it
+    (``value=``); the kit hands it only to transformations whose ``update`` accepts it."""
+    del step
+    return {"value": _loss(params)}
+
+
+@functools.cache
+def _battery(row):
+    """One battery per row, shared by its invariants' tests: its jitted run compiles once."""
+    return Battery(row.make(), PARAMS, steps=STEPS, extra_args=_value)
+
+
+def _cases():
+    for row in ROWS:
+        for invariant in invariants.NAMES:
+            reason = UPSTREAM.get((row.name, invariant))
+            marks = [pytest.mark.xfail(reason=reason, raises=AssertionError, strict=True)]
+            yield pytest.param(
+                row, invariant, id=f"{row.name}-{invariant}", marks=marks if reason else []
+            )
+
+
+@pytest.mark.parametrize(("row", "invariant"), list(_cases()))
+def test_invariant_holds(row, invariant):
+    _battery(row).check(invariant)
+
+
+def test_every_upstream_exception_names_a_row_and_an_invariant():
+    names = {row.name for row in ROWS}
+    assert {row for row, _ in UPSTREAM} <= names
+    assert {invariant for _, invariant in UPSTREAM} <= set(invariants.NAMES)
 
 
 # an ill-conditioned quadratic 0.5 sum h (x + 1)^2, curvatures h from 0.01 to 1 over the
@@ -104,30 +121,23 @@ def test_minimises_a_quadratic_inside_a_chain_and_moves_unlike_gradient_descent(
         assert gap > 0.05, gap
 
 
-_DTYPES = st.sampled_from([jnp.float32, jnp.bfloat16])
-# a few shapes, so that the eager operations are compiled once and reused across examples
-_SHAPES = st.sampled_from([(), (1,), (3,), (2, 3), (1, 4, 2)])
-_TREES = st.dictionaries(
-    st.text("abcdef", min_size=1, max_size=3), st.tuples(_SHAPES, _DTYPES), min_size=1, max_size=4
-)
-
-
+@pytest.mark.slow  # the heaviest part of the file: 10 eager examples per row
 @pytest.mark.parametrize("row", ROWS, ids=repr)
-@hypothesis.given(spec=_TREES, seed=st.integers(0, 2**16))
-def test_any_pytree_keeps_its_shapes_dtypes_and_structure(row, spec, seed):
-    rng = np.random.default_rng(seed)
-    params = {
-        k: jnp.asarray(rng.standard_normal(shape), dtype) for k, (shape, dtype) in spec.items()
-    }
+@hypothesis.given(data=st.data())
+def test_any_pytree_keeps_its_shapes_dtypes_and_structure(row, data):
+    # nested dicts, lists, tuples and NamedTuples of leaves of rank 0-3 (zero-size ones
+    # too) in float32, bfloat16 and float16, with gradients of their shapes and dtypes
+    params = data.draw(strategies.params(max_leaves=4), label="params")
+    grads = data.draw(strategies.gradient_sequences(params, steps=3), label="grads")
     opt = row.make()
     state0 = opt.init(params)
     state = state0
-    for _ in range(3):
-        grads = {k: jnp.asarray(rng.standard_normal(v.shape), v.dtype) for k, v in params.items()}
-        updates, state = opt.update(grads, state, params)
-        chex.assert_trees_all_equal_shapes(updates, params)
-        chex.assert_trees_all_equal_dtypes(updates, params)
+    for g in grads:
+        updates, state = opt.update(g, state, params)
+        chex.assert_trees_all_equal_structs(updates, params)
+        chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
         chex.assert_tree_all_finite(updates)
+    chex.assert_trees_all_equal_structs(state, state0)
     chex.assert_trees_all_equal_shapes_and_dtypes(state, state0)
     new_params = optax.apply_updates(params, updates)
     chex.assert_trees_all_equal_shapes_and_dtypes(new_params, params)

@@ -21,9 +21,11 @@ PROJECT = PYPROJECT["project"]
 # which requirements a file's imports must be covered by
 SCOPES = {
     "momentum_optax": ("dependencies",),
+    "momentum_optax/testing": ("dependencies", "testing"),  # pip install momentum_optax[testing]
     "experiments": ("dependencies", "experiments", "torch"),
     "tests": ("dependencies", "test", "experiments", "torch"),
 }
+SELF = re.compile(r"^momentum_optax\[(?P<extras>[^\]]+)\]")  # an extra that includes others
 
 
 def _requirement_names(extras):
@@ -32,7 +34,11 @@ def _requirement_names(extras):
         entries = (
             PROJECT[extra] if extra == "dependencies" else PROJECT["optional-dependencies"][extra]
         )
-        names |= {re.split(r"[<>=!~\[; ]", entry, maxsplit=1)[0].lower() for entry in entries}
+        for entry in entries:
+            if included := SELF.match(entry):
+                names |= _requirement_names(x.strip() for x in included["extras"].split(","))
+            else:
+                names.add(re.split(r"[<>=!~\[; ]", entry, maxsplit=1)[0].lower())
     return names
 
 
@@ -58,7 +64,10 @@ def test_every_imported_package_is_declared_in_the_extra_that_installs_it(folder
     distributions = importlib.metadata.packages_distributions()
     declared = _requirement_names(SCOPES[folder])
     missing = set()
+    nested = [ROOT / other for other in SCOPES if other.startswith(f"{folder}/")]
     for path in sorted((ROOT / folder).rglob("*.py")):
+        if any(path.is_relative_to(inner) for inner in nested):
+            continue  # a sub-package with its own scope
         for module in filter(_third_party, _imports(path)):
             if module == "torch" and "torch" in declared:
                 continue  # optional: may not be installed here
