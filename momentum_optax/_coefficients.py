@@ -53,8 +53,20 @@ def value_at(coefficient: optax.ScalarOrSchedule, count: jax.Array | None) -> An
         # promotion (optax's own mix the count with Python floats): evaluated under it, so a
         # schedule also works when the caller runs with jax_numpy_dtype_promotion='strict'
         with jax.numpy_dtype_promotion("standard"):
-            return jnp.asarray(coefficient(count))
-    return coefficient
+            return _at_least_float32(jnp.asarray(coefficient(count)))
+    return _at_least_float32(coefficient)
+
+
+def _at_least_float32(value: Any) -> Any:
+    """An array coefficient in a low-precision dtype, as ``optax.inject_hyperparams`` keeps
+    one for bfloat16 parameters, cast to float32: its value is kept, and the arithmetic,
+    which runs in at least float32, needs no promotion (strict promotion allows none).
+    A Python number stays as it is (weakly typed)."""
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        dtype = jnp.result_type(value)
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+            return jnp.asarray(value, jnp.float32)
+    return value
 
 
 def init_count(*coefficients: Any) -> jax.Array | None:

@@ -101,6 +101,11 @@ def check_tree_match(updates: Any, reference: Any, *, what: str, name: str = "up
             )
 
 
+def a(name: str) -> str:
+    """``name`` with its indefinite article: "a TraceState", "an EmaState"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def check_state(state: Any, expected: type, owner: str) -> None:
     """Raises ``TypeError`` unless ``state`` is an ``expected``, as ``owner``'s init makes."""
     if not isinstance(state, expected):
@@ -110,7 +115,7 @@ def check_state(state: Any, expected: type, owner: str) -> None:
             got = f"{type(state).__module__}.{type(state).__qualname__}"
         raise TypeError(
             f"state must be the {want} returned by {owner}(...).init; "
-            f"got a {got}. Was it made by another transformation, "
+            f"got {a(got)}. Was it made by another transformation, "
             "or restored from a checkpoint without a target?"
         )
 
@@ -134,6 +139,17 @@ def check_count(state: Any, scheduled: bool, owner: str, coefficient: str) -> No
             f"this {kind} has a step count: it was made with a scheduled {coefficient}; "
             f"{owner} here has a constant {coefficient}, which keeps count=None: continue "
             "with state._replace(count=None)."
+        )
+
+
+def check_made_alike(state: Any, owner: str, setting: str, made: Any, here: Any) -> None:
+    """Raises ``TypeError`` when ``state`` was made with another ``setting`` than ``owner``
+    has here (read from the state's own structure), saying which."""
+    if made != here:
+        raise TypeError(
+            f"this {type(state).__name__} was made with {setting}={made!r}; {owner} here has "
+            f"{setting}={here!r}. Build {owner} as the state was made, or start from its "
+            "init(params)."
         )
 
 
@@ -192,9 +208,11 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
     ``fn(g, *bufs) -> (u, *new_bufs)`` is pure math on one leaf of ``updates``
     and the matching leaves of ``buffers``. It receives every input cast to
     :func:`compute_dtype` of them all (at least float32); its update ``u`` is
-    rounded once to the promotion of the gradient's dtype and the first
-    buffer's, and each new buffer back to its own buffer's dtype, so a state's
-    dtypes never change. ``None`` leaves of ``updates`` pass through.
+    rounded once to the gradient's dtype (so ``optax.apply_updates`` keeps the
+    parameters' dtype, also under strict promotion and with a float32 buffer
+    for bfloat16 parameters), and each new buffer back to its own buffer's
+    dtype, so a state's dtypes never change. ``None`` leaves of ``updates`` pass
+    through and leave their buffers as they were.
 
     Returns:
         The new updates when there are no buffers, else the tuple
@@ -208,7 +226,7 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
         if len(out) != n:
             raise ValueError(f"the leaf formula returned {len(out)} values for {n} (u, *buffers).")
         update, *new = out
-        update = jnp.asarray(update).astype(result_dtype(g, *bufs[:1]))
+        update = jnp.asarray(update).astype(result_dtype(g))
         return (update, *(jnp.asarray(v).astype(b.dtype) for v, b in zip(new, bufs)))
 
     for i, buffer in enumerate(buffers[1:], start=1):

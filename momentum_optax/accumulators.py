@@ -8,7 +8,7 @@ inside), never by a flag.
 Arithmetic runs in at least float32 (coefficients such as 0.999 are never
 rounded to a low-precision dtype); the momentum buffer keeps the dtype it was
 initialised with (``accumulator_dtype``, else the parameters' dtype), and the
-updates come out in the promotion of the gradient's dtype and the buffer's.
+updates come out in the gradient's dtype.
 """
 
 from __future__ import annotations
@@ -239,6 +239,7 @@ def ema(
             scheduled=is_schedule(decay),
             coefficient="decay",
         )
+        _tree.check_made_alike(state, "ema", "debias", state.bias_correction is not None, debias)
         beta = value_at(decay, state.count)
         beta_next: Any = value_at(decay, next_count(state.count)) if nesterov else None
         # c_t = 1 - prod b_i, itself a moving average of ones (exact for a schedule)

@@ -76,6 +76,8 @@ def aggmo(decays: Sequence[ScalarOrSchedule] = (0.0, 0.9, 0.99)) -> optax.Gradie
         updates: optax.Updates, state: AggMoState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, AggMoState]:
         del params
+        _tree.check_state(state, AggMoState, "aggmo")
+        _tree.check_made_alike(state, "aggmo", "len(decays)", len(state.velocities), len(decays))
         _tree.check_inputs(
             updates,
             state,

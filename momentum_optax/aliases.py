@@ -89,11 +89,14 @@ def sgd(
     accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
     if reset_every is not None:
         reset_every = check_positive_int("reset_every", reset_every)
-    if momentum is None and (nesterov or ema or reset_every is not None):
+    if momentum is None and (
+        nesterov or ema or reset_every is not None or accumulator_dtype is not None
+    ):
         raise ValueError(
-            "momentum is None (plain gradient descent, no buffer), so nesterov, ema and "
-            f"reset_every have nothing to act on; got nesterov={nesterov!r}, ema={ema!r}, "
-            f"reset_every={reset_every!r}. Pass a momentum."
+            "momentum is None (plain gradient descent, no buffer), so nesterov, ema, "
+            "reset_every and accumulator_dtype have nothing to act on; got "
+            f"nesterov={nesterov!r}, ema={ema!r}, reset_every={reset_every!r}, "
+            f"accumulator_dtype={accumulator_dtype!r}. Pass a momentum."
         )
 
     velocity: optax.GradientTransformation

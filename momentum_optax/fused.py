@@ -16,6 +16,7 @@ from optax import ScalarOrSchedule
 
 from momentum_optax import _heavy_ball
 from momentum_optax import _tree
+from momentum_optax._coefficients import any_schedule
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import check_nonnegative
@@ -79,7 +80,7 @@ def _applied(
 ) -> jax.Array:
     """``p + (-lr) * out``, rounded where ``sgd`` then ``optax.apply_updates`` round."""
     dtype = _tree.compute_dtype(g, new_m)
-    out_dtype = jnp.result_type(g, new_m)
+    out_dtype = g.dtype
     out = _heavy_ball.output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
     update = (neg_lr * out.astype(out_dtype).astype(dtype)).astype(out_dtype)
     return (p + update).astype(p.dtype)
@@ -202,7 +203,16 @@ def fused_sgd(
     def apply(
         params: optax.Params, state: FusedSGDState, grads: optax.Updates
     ) -> tuple[optax.Params, FusedSGDState]:
-        _tree.check_inputs(grads, state, FusedSGDState, "fused_sgd", "trace", name="grads")
+        _tree.check_inputs(
+            grads,
+            state,
+            FusedSGDState,
+            "fused_sgd",
+            "trace",
+            name="grads",
+            scheduled=any_schedule(learning_rate, momentum),
+            coefficient="learning rate or momentum",
+        )
         _tree.check_inputs(params, state, FusedSGDState, "fused_sgd", "trace", name="params")
         count, following = state.count, next_count(state.count)
         coefficients = (
@@ -214,11 +224,14 @@ def fused_sgd(
             one_pass = functools.partial(
                 _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
             )
-            leaves, treedef = jax.tree.flatten(params)
-            if not leaves:
+            # the gradients' structure, None entries as leaves: a None gradient (a frozen
+            # parameter) leaves its parameter and buffer as they were
+            treedef = _tree.structure(grads)
+            columns = [treedef.flatten_up_to(tree) for tree in (params, state.trace, grads)]
+            if not columns[0]:
                 return params, FusedSGDState(trace=state.trace, count=following)
-            new = [one_pass(*x) for x in zip(leaves, *map(jax.tree.leaves, (state.trace, grads)))]
-            new_params, new_trace = (jax.tree.unflatten(treedef, list(x)) for x in zip(*new))
+            new = [one_pass(p, m, g) if g is not None else (p, m) for p, m, g in zip(*columns)]
+            new_params, new_trace = (treedef.unflatten(list(x)) for x in zip(*new))
         else:  # XLA fuses the two outputs itself: mo.sgd's expressions, then apply_updates
             neg_lr, beta, beta_next = coefficients
 
@@ -228,7 +241,11 @@ def fused_sgd(
 
             out, new_trace = _tree.leafwise(leaf, grads, state.trace)
             updates = _tree.leafwise(lambda u: (neg_lr * u,), out)
-            new_params = optax.apply_updates(params, updates)
+            treedef = _tree.structure(updates)  # a None update leaves its parameter as it is
+            pairs = zip(treedef.flatten_up_to(params), treedef.flatten_up_to(updates))
+            new_params = treedef.unflatten(
+                [p if u is None else optax.apply_updates(p, u) for p, u in pairs]
+            )
         return new_params, FusedSGDState(trace=new_trace, count=following)
 
     return FusedSGD(init=init, apply=apply)

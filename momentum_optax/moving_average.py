@@ -66,6 +66,9 @@ def sma(window: int) -> optax.GradientTransformation:
         updates: optax.Updates, state: SmaState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, SmaState]:
         del params
+        _tree.check_state(state, SmaState, "sma")
+        for slot in jax.tree.leaves(state.buffer)[:1]:  # every leaf holds `window` slots
+            _tree.check_made_alike(state, "sma", "window", slot.shape[0], window)
         slots = jax.tree.map(lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.buffer)
         _tree.check_inputs(
             updates, state, SmaState, "sma", "buffer", reference=slots, detail=" (one slot)"

@@ -154,15 +154,17 @@ def scale_by_qhadam(
     ) -> tuple[optax.Updates, QhAdamState]:
         del params
         _tree.check_inputs(updates, state, QhAdamState, "scale_by_qhadam", "first_moment")
+        # constants; arrays (inject_hyperparams) read in at least float32
+        b1_, b2_, nu1_, nu2_, eps_ = (value_at(x, None) for x in (b1, b2, nu1, nu2, eps))
         # the same (1 - b) as in the moments: a constant gradient gives m_hat = g up to rounding
-        c1 = (1 - b1) + b1 * state.correction[0]
-        c2 = (1 - b2) + b2 * state.correction[1]
+        c1 = (1 - b1_) + b1_ * state.correction[0]
+        c2 = (1 - b2_) + b2_ * state.correction[1]
 
         def leaf(g: jax.Array, m: jax.Array, v: jax.Array) -> tuple:
-            new_m = (1 - b1) * g + b1 * m
-            new_v = (1 - b2) * g * g + b2 * v
-            numerator = (1 - nu1) * g + nu1 * new_m / c1
-            denominator = jnp.sqrt((1 - nu2) * g * g + nu2 * new_v / c2) + eps
+            new_m = (1 - b1_) * g + b1_ * m
+            new_v = (1 - b2_) * g * g + b2_ * v
+            numerator = (1 - nu1_) * g + nu1_ * new_m / c1
+            denominator = jnp.sqrt((1 - nu2_) * g * g + nu2_ * new_v / c2) + eps_
             return numerator / denominator, new_m, new_v
 
         updates, first, second = _tree.leafwise(

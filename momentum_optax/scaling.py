@@ -66,9 +66,9 @@ def scale_by_learning_rate(
         del params
         if scheduled and not isinstance(state, optax.ScaleByScheduleState):
             raise TypeError(
-                f"state has no step count: it is a {type(state).__name__}, made with a constant "
-                "learning rate; this scale_by_learning_rate has a schedule, which reads the step "
-                "count: continue with "
+                f"state has no step count: it is {_tree.a(type(state).__name__)}, made with a "
+                "constant learning rate; this scale_by_learning_rate has a schedule, which reads "
+                "the step count: continue with "
                 "optax.ScaleByScheduleState(count=jnp.asarray(steps_taken, jnp.int32))."
             )
         if not scheduled and isinstance(state, optax.ScaleByScheduleState):
@@ -83,7 +83,7 @@ def scale_by_learning_rate(
             step = sign * value_at(learning_rate, state.count)
             state = optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
         else:
-            step = sign * learning_rate
+            step = sign * value_at(learning_rate, None)
         return _tree.leafwise(lambda u: (step * u,), updates), state
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -41,11 +41,11 @@ def _torch_momentum(
     ) -> tuple[optax.Updates, TorchMomentumState]:
         del params
         _tree.check_inputs(updates, state, TorchMomentumState, "torch_sgd", "momentum_buffer")
-        mu = value_at(momentum, state.count)
+        mu, damping = value_at(momentum, state.count), value_at(dampening, None)
         first = state.count == 0
 
         def leaf(d: jax.Array, buf: jax.Array) -> tuple:
-            new_buf = jnp.where(first, d, mu * buf + (1 - dampening) * d)
+            new_buf = jnp.where(first, d, mu * buf + (1 - damping) * d)
             return (d + mu * new_buf if nesterov else new_buf), new_buf
 
         updates, buffer = _tree.leafwise(leaf, updates, state.momentum_buffer)

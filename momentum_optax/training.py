@@ -69,6 +69,27 @@ def _check_not_deleted(params: Any, opt_state: Any, batch: tuple, batch_kwargs: 
                 )
 
 
+def _check_no_shared_buffer(params: Any, opt_state: Any) -> None:
+    """Refuses one array passed twice among the donated inputs (XLA cannot donate it twice),
+    e.g. a state whose init stored the parameters themselves."""
+    leaves = [x for x in jax.tree.leaves((params, opt_state)) if _is_concrete_array_type(type(x))]
+    if len({id(x) for x in leaves}) == len(leaves):
+        return
+    seen: dict[int, str] = {}
+    for name, tree in (("params", params), ("opt_state", opt_state)):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            if not _is_concrete_array_type(type(leaf)):
+                continue
+            where = f"{name}{jax.tree_util.keystr(path)}"
+            if id(leaf) in seen:
+                raise ValueError(
+                    f"{where} is the same array as {seen[id(leaf)]}: a donated step cannot "
+                    "donate one buffer twice. Copy one of them (e.g. jnp.copy), or build the "
+                    "step with donate=False."
+                )
+            seen[id(leaf)] = where
+
+
 def train_step(
     loss_fn: Callable[..., Any],
     optimizer: optax.GradientTransformation | optax.MultiSteps | FusedSGD,
@@ -91,8 +112,10 @@ def train_step(
     (with arrays on several devices XLA would crash on it). With ``donate=False``
     the inputs stay usable.
 
-    The batch arguments, by position or keyword, reach ``loss_fn`` unchanged, and
-    are rebuilt inside the differentiated function: a loss may mutate Flax NNX
+    The batch arguments, by position or keyword, are traced (arrays, or pytrees of
+    arrays, as for any jitted function: bind a Python flag such as ``train=True``
+    into ``loss_fn`` with ``functools.partial``). They reach ``loss_fn`` as given,
+    rebuilt inside the differentiated function: a loss may mutate Flax NNX
     state passed among them (``nnx.merge`` of an ``nnx.State`` holding
     ``BatchStat`` or RNG variables), which is how an ``nnx.Module`` with
     ``BatchNorm`` and ``Dropout`` trains (see the "Training steps" guide).
@@ -171,6 +194,8 @@ def train_step(
 
     def run(params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any) -> tuple:
         _check_not_deleted(params, opt_state, batch, batch_kwargs)
+        if donate:
+            _check_no_shared_buffer(params, opt_state)
         return jitted(params, opt_state, batch, batch_kwargs)
 
     return run

@@ -234,6 +234,13 @@ ALL_TRANSFORMS = [
         scheduled=True,
     ),
     Row("qhadam", lambda: mo.qhadam(0.05), optimizer=True),
+    Row("scale_by_qhadam", lambda: mo.scale_by_qhadam()),
+    Row(
+        "scale_by_learning_rate_scheduled",
+        lambda: mo.scale_by_learning_rate(optax.cosine_decay_schedule(0.1, 50)),
+        scheduled=True,
+        optimizer=True,
+    ),
     Row("aggmo", lambda: mo.aggmo((0.0, 0.9, 0.99))),
     Row(
         "aggmo_scheduled",

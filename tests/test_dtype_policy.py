@@ -110,3 +110,44 @@ def test_fused_sgd_off_cpu_is_sgd_then_apply_updates_bit_for_bit(monkeypatch, ne
         ours = jax.jit(fused.apply)(*ours, grads)
         theirs = plain_step(*theirs, grads)
     chex.assert_trees_all_equal((ours[0], ours[1].trace), (theirs[0], theirs[1][0].trace))
+
+
+STRICT_BFLOAT16 = {
+    "inject_sgd": lambda: optax.inject_hyperparams(mo.sgd)(learning_rate=0.1, momentum=0.9),
+    "inject_trace": lambda: optax.inject_hyperparams(mo.trace)(decay=0.9),
+    "inject_ema": lambda: optax.inject_hyperparams(mo.ema)(decay=0.9),
+    "inject_qhadam": lambda: optax.inject_hyperparams(mo.qhadam)(
+        learning_rate=0.1, b1=0.9, b2=0.99, nu1=0.7, nu2=1.0, eps=1e-8
+    ),
+    "inject_torch_sgd": lambda: optax.inject_hyperparams(mo.torch_sgd)(
+        learning_rate=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01
+    ),
+    "inject_qhm": lambda: optax.inject_hyperparams(mo.qhm)(nu=0.7, decay=0.9),
+    "inject_scale_by_learning_rate": lambda: optax.inject_hyperparams(mo.scale_by_learning_rate)(
+        learning_rate=0.1
+    ),
+    "sgd_float32_buffer": lambda: mo.sgd(0.1, 0.9, accumulator_dtype=jnp.float32),
+    "ema_float32_buffer": lambda: mo.ema(0.9, accumulator_dtype=jnp.float32),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_BFLOAT16))
+def test_bfloat16_parameters_under_strict_promotion_keep_their_dtype(case):
+    # inject_hyperparams keeps its values in the parameters' dtype, and a float32 buffer
+    # differs from bfloat16 parameters: neither may need an implicit promotion
+    params = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.bfloat16), "s": jnp.bfloat16(0.5)}
+    with jax.numpy_dtype_promotion("strict"):
+        opt = STRICT_BFLOAT16[case]()
+        state = opt.init(params)
+        update = jax.jit(opt.update)
+        for seed in range(3):
+            updates, state = update(helpers.grads(seed, params), state, params)
+            new = optax.apply_updates(params, updates)
+            chex.assert_trees_all_equal_dtypes(updates, params)
+            chex.assert_trees_all_equal_dtypes(new, params)
+    # and the same numbers as under standard promotion
+    opt = STRICT_BFLOAT16[case]()
+    state = opt.init(params)
+    for seed in range(3):
+        standard, state = jax.jit(opt.update)(helpers.grads(seed, params), state, params)
+    chex.assert_trees_all_equal(updates, standard)

@@ -301,12 +301,14 @@ MISMATCHES = [
     ),
 ]
 
-# rows that keep a per-parameter buffer and see the updates as given (plain sgd keeps
-# none: nothing can broadcast; a wrapper hands on updates it has masked or accumulated)
+# rows that keep a per-parameter buffer and see the updates as given (plain sgd and the
+# learning rate keep none, a step count at most: nothing can broadcast; a wrapper hands on
+# updates it has masked or accumulated)
 STATEFUL = [
     row
     for row in helpers.ALL_TRANSFORMS
-    if jax.tree.leaves(row.make().init(PARAMS)) and not row.wrapped
+    if any(jnp.issubdtype(x.dtype, jnp.floating) for x in jax.tree.leaves(row.make().init(PARAMS)))
+    and not row.wrapped
 ]
 
 

@@ -31,12 +31,13 @@ WORKER = textwrap.dedent(
             assert jax.tree.map(jax.typeof, updates) == jax.tree.map(jax.typeof, grads)
         return updates, state
 
-    def fused_run(params, steps=3):
+    def fused_run(params, jit=True, steps=3):
         fused = mo.fused_sgd(0.1, 0.9)
         state = fused.init(params)
         types = jax.tree.map(jax.typeof, (params, state))
+        apply = jax.jit(fused.apply) if jit else fused.apply
         for i in range(steps):
-            params, state = jax.jit(fused.apply)(params, state, params)
+            params, state = apply(params, state, params)
             assert jax.tree.map(jax.typeof, (params, state)) == types, "fused types changed"
         return params, state
 
@@ -61,7 +62,8 @@ WORKER = textwrap.dedent(
             for jit in (False, True):
                 close(run(row.make(), sharded, jit), expected[row.name])
             print("ok", row.name)
-        close(fused_run(sharded), expected_fused)
+        for jit in (False, True):
+            close(fused_run(sharded, jit), expected_fused)
         print("ok fused_sgd")
     """
 )

@@ -141,3 +141,31 @@ def test_any_pytree_keeps_its_shapes_dtypes_and_structure(row, data):
     chex.assert_trees_all_equal_shapes_and_dtypes(state, state0)
     new_params = optax.apply_updates(params, updates)
     chex.assert_trees_all_equal_shapes_and_dtypes(new_params, params)
+
+
+BFLOAT16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), PARAMS)
+
+
+@pytest.mark.slow  # the whole battery again, in bfloat16
+@pytest.mark.parametrize("row", ROWS, ids=repr)
+def test_every_invariant_holds_for_bfloat16_parameters(row):
+    skip = tuple(invariant for name, invariant in UPSTREAM if name == row.name)
+    Battery(row.make(), BFLOAT16, steps=STEPS, extra_args=_value).check_all(skip=skip)
+
+
+@pytest.mark.parametrize("row", [row for row in ROWS if row.buffer], ids=repr)
+def test_a_float32_buffer_for_bfloat16_parameters_keeps_the_invariants(row):
+    # the recommended setting for long averages in low precision: the updates still come
+    # out in the parameters' dtype, so it works under strict promotion too
+    battery = Battery(helpers.build(row, jnp.float32), BFLOAT16, steps=STEPS, extra_args=_value)
+    battery.check_all(
+        only=(
+            "updates_match_gradients",
+            "state_is_stable",
+            "strict_promotion",
+            "checkpoint_continues",
+        )
+    )
+    state = helpers.build(row, jnp.float32).init(BFLOAT16)
+    floating = [x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert jnp.dtype(jnp.float32) in floating, floating  # the momentum buffer is float32

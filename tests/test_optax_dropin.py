@@ -10,6 +10,7 @@ import optax
 import pytest
 
 import momentum_optax as mo
+from momentum_optax._coefficients import value_at
 from tests import helpers
 from tests.helpers import PARAMS
 
@@ -108,7 +109,7 @@ MISMATCHES = {
     "scheduled_lr_given_constant_lr_state": (
         lambda: mo.scale_by_learning_rate(SCHEDULE),
         lambda: optax.EmptyState(),
-        r"no step count: it is a EmptyState, made with a constant learning rate.*"
+        r"no step count: it is an EmptyState, made with a constant learning rate.*"
         r"optax.ScaleByScheduleState\(count=",
     ),
     "constant_lr_given_scheduled_lr_state": (
@@ -116,10 +117,30 @@ MISMATCHES = {
         lambda: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)),
         r"has a step count: it is an optax.ScaleByScheduleState.*optax.EmptyState\(\)",
     ),
+    "aggmo_given_fewer_velocities": (
+        lambda: mo.aggmo((0.0, 0.9, 0.99)),
+        lambda: mo.aggmo((0.0, 0.9)).init(PARAMS),
+        r"this AggMoState was made with len\(decays\)=2; aggmo here has len\(decays\)=3",
+    ),
+    "sma_given_a_shorter_window": (
+        lambda: mo.sma(4),
+        lambda: mo.sma(3).init(PARAMS),
+        r"this SmaState was made with window=3; sma here has window=4",
+    ),
+    "debiased_ema_given_a_plain_state": (
+        lambda: mo.ema(0.9, debias=True),
+        lambda: mo.ema(0.9).init(PARAMS),
+        r"this EmaState was made with debias=False; ema here has debias=True",
+    ),
+    "plain_ema_given_a_debiased_state": (
+        lambda: mo.ema(0.9),
+        lambda: mo.ema(0.9, debias=True).init(PARAMS),
+        r"this EmaState was made with debias=True; ema here has debias=False",
+    ),
     "trace_given_ema_state": (
         lambda: mo.trace(0.9),
         lambda: optax.ema(0.9).init(PARAMS),
-        r"state must be the TraceState returned by trace\(...\).init; got a EmaState",
+        r"state must be the TraceState returned by trace\(...\).init; got an EmaState",
     ),
 }
 
@@ -144,6 +165,8 @@ def test_sgd_without_momentum_refuses_the_flags_that_need_one():
         mo.sgd(0.1, nesterov=True)
     with pytest.raises(ValueError, match=r"momentum is None.*reset_every=3"):
         mo.sgd(0.1, reset_every=3)
+    with pytest.raises(ValueError, match=r"momentum is None.*accumulator_dtype=dtype\('float32'\)"):
+        mo.sgd(0.1, accumulator_dtype=jnp.float32)
 
 
 # --- None leaves in the updates pass through, as in optax ---
@@ -204,11 +227,12 @@ def _buffers_at_b(state):
 
 
 # rows with a buffer that nothing but the updates changes: a restart re-initialises every
-# buffer, frozen or not, and sgd without momentum keeps none
+# buffer, frozen or not, and sgd without momentum and the learning rate keep none
 BUFFERED = [
     row
     for row in UNWRAPPED
-    if row.name != "sgd" and not any(word in row.name for word in ("reset", "restart"))
+    if row.name not in ("sgd", "scale_by_learning_rate_scheduled")
+    and not any(word in row.name for word in ("reset", "restart"))
 ]
 
 
@@ -234,9 +258,13 @@ def test_none_parameters_keep_none_in_the_state_and_the_updates(row):
     params = _none_at_b(FROZEN)
     opt = row.make()
     state = opt.init(params)
-    updates, _ = jax.jit(opt.update)(_none_at_b(helpers.grads(0, FROZEN)), state, params)
+    updates, new_state = jax.jit(opt.update)(_none_at_b(helpers.grads(0, FROZEN)), state, params)
     assert updates["b"] is None
     chex.assert_trees_all_equal_shapes(updates["w"], params["w"])
+    # no buffer for b: the state holds None there (or no entry for b at all), before and after
+    for tree in (state, new_state):
+        assert _buffers_at_b(tree) == {}, _buffers_at_b(tree)
+    chex.assert_trees_all_equal_structs(new_state, state)
 
 
 def test_an_array_where_the_state_holds_none_is_refused():
@@ -249,8 +277,37 @@ def test_an_array_where_the_state_holds_none_is_refused():
 
 
 def test_a_schedule_read_without_a_step_count_says_so():
-    # the last guard, where no state type tells the configurations apart (fused_sgd's state)
-    fused = mo.fused_sgd(optax.linear_schedule(0.1, 0.01, 5), 0.9)
-    state = mo.FusedSGDState(trace=optax.tree.zeros_like(PARAMS), count=None)
+    # the last guard, behind every state check: a schedule never reads a missing count
     with pytest.raises(ValueError, match="this state has no step count"):
+        value_at(optax.linear_schedule(0.1, 0.01, 5), None)
+
+
+def test_fused_sgd_given_a_state_of_the_other_configuration_says_which():
+    fused = mo.fused_sgd(optax.linear_schedule(0.1, 0.01, 5), 0.9)
+    state = mo.fused_sgd(0.1, 0.9).init(PARAMS)
+    with pytest.raises(TypeError, match="this FusedSGDState has no step count"):
         fused.apply(PARAMS, state, helpers.grads(0))
+    with pytest.raises(TypeError, match="this FusedSGDState has a step count"):
+        mo.fused_sgd(0.1, 0.9).apply(PARAMS, fused.init(PARAMS), helpers.grads(0))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_fused_sgd_leaves_a_frozen_parameter_and_its_buffer_as_they_were(monkeypatch, backend):
+    # the one-pass CPU path and the plain path elsewhere (the backend's name picks it); the
+    # other leaves move as mo.sgd moves a tree without the frozen one
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    fused, plain = mo.fused_sgd(0.1, 0.9), mo.sgd(0.1, 0.9)
+    params, state = FROZEN, fused.init(FROZEN)
+    plain_params, plain_state = TRAINED, plain.init(TRAINED)
+    for seed in range(3):
+        grads = helpers.grads(seed, FROZEN)
+        params, state = fused.apply(params, state, _none_at_b(grads))
+        updates, plain_state = plain.update(
+            {k: v for k, v in grads.items() if k != "b"}, plain_state
+        )
+        plain_params = optax.apply_updates(plain_params, updates)
+    np.testing.assert_array_equal(params["b"], FROZEN["b"])
+    np.testing.assert_array_equal(state.trace["b"], np.zeros(3))
+    trained = lambda tree: {k: v for k, v in tree.items() if k != "b"}
+    chex.assert_trees_all_close(trained(params), plain_params, rtol=1e-6)
+    chex.assert_trees_all_close(trained(state.trace), plain_state[0].trace, rtol=1e-6)

@@ -264,3 +264,19 @@ def test_non_transformations_are_refused_naming_the_argument(optimizer, shown, h
 def test_bad_flags_are_refused_at_construction(kwargs, match):
     with pytest.raises(TypeError, match=match):
         mo.train_step(_loss, mo.sgd(0.1), **kwargs)
+
+
+def test_one_array_in_both_params_and_state_is_refused_when_donating():
+    # an init that keeps the parameters themselves: XLA cannot donate one buffer twice
+    keeps_params = optax.GradientTransformation(
+        lambda params: {"copy": params}, lambda updates, state, params=None: (updates, state)
+    )
+    loss = lambda w: jnp.sum(w**2)
+    w = jnp.ones(3)
+    state = keeps_params.init(w)
+    with pytest.raises(ValueError, match=r"opt_state\['copy'\] is the same array as params"):
+        mo.train_step(loss, keeps_params)(w, state)
+    # without donation nothing is consumed, and the step runs
+    new_w, _, value = mo.train_step(loss, keeps_params, donate=False)(w, state)
+    np.testing.assert_allclose(new_w, 3.0 * w)  # identity updates: w + grad = w + 2w
+    assert float(value) == 3.0
