@@ -5,18 +5,18 @@ The invariant battery (:func:`check_transformation`, one function per invariant 
 transformations (:func:`assert_trajectories_close`), NumPy oracles of the library's
 formulas (:mod:`~momentum_optax.testing.oracles`) and hypothesis strategies for
 parameters, gradients and coefficients (:mod:`~momentum_optax.testing.strategies`).
-Not imported by ``momentum_optax`` itself; it needs the ``testing`` extra::
+Not imported by ``momentum_optax`` itself; it needs hypothesis and flax, which the
+``testing`` extra installs (with chex, for the tests written with the kit)::
 
     pip install 'momentum_optax[testing]'
 """
 
 try:
-    import chex  # type: ignore[import-untyped]  # noqa: F401  (users test with chex)
     import flax  # noqa: F401
     import hypothesis  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
-        f"momentum_optax.testing needs chex, hypothesis and flax ({error.name} is missing): "
+        f"momentum_optax.testing needs hypothesis and flax ({error.name} is missing): "
         "install them with pip install 'momentum_optax[testing]'."
     ) from error
 

@@ -1,4 +1,8 @@
-"""The invariants' implementations: each takes a :class:`Case` and fails with its own name."""
+"""The invariants' implementations: each takes a :class:`Case` and fails with its own name.
+
+Each is documented (summary, formula, what breaks it) where it is written; the public
+function of :mod:`~momentum_optax.testing.invariants` is made from it and its docstring.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +60,15 @@ def _take(tree: Any, i: int) -> Any:
 
 @_invariant
 def updates_match_gradients(case: Case) -> None:
+    r"""The updates have the gradients' tree structure and leaf shapes, at every step.
+
+    .. math::
+
+        \mathrm{tree}(u_t) = \mathrm{tree}(g_t), \quad \mathrm{shape}(u_t^i) = \mathrm{shape}(g_t^i)
+
+    Their dtypes may differ (a float32 buffer promotes bfloat16 gradients); what the
+    parameters keep is :func:`strict_promotion`'s concern.
+    """
     for t, (g, u) in enumerate(zip(case.grads, case.trajectory.updates)):
         _compare.shapes_and_dtypes(
             "updates_match_gradients", f"step {t}, updates", u, g, "the gradient", dtypes=False
@@ -64,6 +77,15 @@ def updates_match_gradients(case: Case) -> None:
 
 @_invariant
 def state_is_stable(case: Case) -> None:
+    r"""The state keeps the structure, shapes and dtypes of ``tx.init(params)`` at every step.
+
+    .. math::
+
+        \mathrm{tree}(s_t) = \mathrm{tree}(s_0), \qquad \mathrm{aval}(s_t^i) = \mathrm{aval}(s_0^i)
+
+    A state that drifts (a buffer promoted to float32, a field that appears after the
+    first step) recompiles a jitted step, breaks ``jax.lax.scan`` and checkpoints.
+    """
     init = case.tx.init(case.params)
     for t, state in enumerate(case.trajectory.states):
         _compare.shapes_and_dtypes(
@@ -73,12 +95,29 @@ def state_is_stable(case: Case) -> None:
 
 @_invariant
 def finite_in_finite_out(case: Case) -> None:
+    r"""Finite gradients give finite updates, at every step.
+
+    .. math::
+
+        g_t \in \mathbb{R}^n \;\Rightarrow\; u_t \in \mathbb{R}^n
+
+    The error names the step, the leaf and the first entry that is NaN or infinite.
+    """
     for t, updates in enumerate(case.trajectory.updates):
         _compare.finite("finite_in_finite_out", f"step {t} (finite gradients), updates", updates)
 
 
 @_invariant
 def compiles_once(case: Case) -> None:
+    r"""The jitted step is traced once over all the steps (no recompilation).
+
+    .. math::
+
+        \#\mathrm{traces}(\mathrm{jit}(\mathrm{step})) = 1 \text{ over } t = 0, \dots, T-1
+
+    A second trace means the state or the updates change structure, shape, dtype or
+    weak type between steps; the error names the step that traced again.
+    """
     case.trajectory  # noqa: B018  (the run fills case.traces_after)
     counts = case.traces_after
     if counts[-1] != 1:
@@ -110,12 +149,32 @@ def _compare_runs(
 
 @_invariant
 def jit_equals_eager(case: Case) -> None:
+    r"""The jitted step gives the eager step's updates and states, up to rounding.
+
+    .. math::
+
+        |u^{\mathrm{jit}}_t - u_t| \le \mathrm{atol} \max(1, \|u_t\|_\infty) + \mathrm{rtol}\, |u_t|
+
+    XLA fuses operations under ``jit``, so the two may differ by rounding (default
+    tolerances by dtype: 1e-6 for float32, looser for the 16-bit types). A Python side
+    effect in ``update`` (a counter in a closure) runs once under ``jit`` and at every
+    eager step: this invariant catches it.
+    """
     eager = run(case.step, case.params, case.tx.init(case.params), case.grads)
     _compare_runs("jit_equals_eager", case, case.trajectory, eager, "jit", "eager")
 
 
 @_invariant
 def scan_equals_loop(case: Case) -> None:
+    r"""The steps inside ``jax.lax.scan`` give the Python loop's updates and states.
+
+    .. math::
+
+        \mathrm{scan}(\mathrm{step})_t = \mathrm{step}^{(t)} \text{ (within tolerance)}
+
+    ``scan`` needs a state whose structure, shapes and dtypes are fixed.
+    """
+
     def body(carry: Any, inputs: Any) -> Any:
         updates, state, params = case.step(*carry, *inputs)
         return (params, state), (updates, state)
@@ -140,6 +199,18 @@ def scan_equals_loop(case: Case) -> None:
 
 @_invariant
 def works_in_chain(case: Case) -> None:
+    r"""Inside ``optax.chain`` between a clip and a learning rate, ``tx`` gives its updates alone.
+
+    .. math::
+
+        \mathrm{chain}(\mathrm{clip}, tx, \mathrm{lr}_{0.5})(g_t) = -0.5\, tx(g_t)
+
+    The clip never binds on the gradients drawn, and the learning rate 0.5 scales exactly,
+    so the two runs differ only by rounding; both see the same parameters at each step.
+    The state inside the chain must also follow the state alone. The expected updates
+    are computed as ``optax.scale`` computes them, with jnp's promotion: an integer
+    leaf's become float32.
+    """
     chain = optax.chain(optax.clip(CLIP), case.tx, optax.scale_by_learning_rate(LEARNING_RATE))
     alone = case.trajectory
     chained = run(
@@ -152,10 +223,9 @@ def works_in_chain(case: Case) -> None:
     for t, (u, state, v, w) in enumerate(
         zip(chained.updates, chained.states, alone.updates, alone.states)
     ):
-        # -lr * u is exact in the updates' dtype (lr is a power of two)
-        scaled = jax.tree.map(
-            lambda x: (-LEARNING_RATE * np.asarray(x, np.float64)).astype(np.asarray(x).dtype), v
-        )
+        # -lr * u as optax.scale computes it (jnp's promotion: an integer leaf becomes
+        # float32), exact in that dtype (lr is a power of two)
+        scaled = jax.tree.map(lambda x: -LEARNING_RATE * x, v)
         for what, a, b in (("updates", u, scaled), ("state", state[1], w)):
             _compare.close(
                 "works_in_chain",
@@ -171,6 +241,15 @@ def works_in_chain(case: Case) -> None:
 
 @_invariant
 def vmap_equals_loop(case: Case) -> None:
+    r"""``jax.vmap`` over a batch of parameters gives each member's own run.
+
+    .. math::
+
+        \mathrm{vmap}(\mathrm{step})(\theta^{(b)}, g^{(b)})_b = \mathrm{step}(\theta^{(b)}, g^{(b)})
+
+    The batch holds ``params`` and a perturbed copy, each with its own gradients; the
+    state comes from ``jax.vmap(tx.init)``.
+    """
     members, grads = [case.params], [case.grads]
     for b in range(1, BATCH):
         rng = np.random.default_rng([case.seed, b])
@@ -214,6 +293,19 @@ def _weak_leaves(tree: Any) -> list[str]:
 
 @_invariant
 def checkpoint_continues(case: Case) -> None:
+    r"""A flax checkpoint of the state, restored into ``tx.init(params)``, continues bit for bit.
+
+    .. math::
+
+        \mathrm{from\_bytes}(tx.\mathrm{init}(\theta_0), \mathrm{to\_bytes}(s_k)) = s_k,
+        \qquad u^{\mathrm{resumed}}_t = u_t
+
+    The state after step ``steps // 2 - 1`` goes through ``flax.serialization.to_bytes`` /
+    ``from_bytes``; the restored state must equal it bit for bit, and the run resumed from
+    it must give the uninterrupted run's updates and states exactly. Weakly typed state
+    leaves (made from Python scalars) are a common cause of failure: a restored leaf is
+    strongly typed, and promotes differently.
+    """
     name, split, loop = "checkpoint_continues", case.steps // 2, case.trajectory
     saved = loop.states[split - 1]
     restored = serialization.from_bytes(case.tx.init(case.params), serialization.to_bytes(saved))
@@ -248,6 +340,17 @@ def _float_copy(params: Any, dtype: Any) -> Any:
 
 @_invariant
 def strict_promotion(case: Case) -> None:
+    r"""Under strict dtype promotion ``tx`` runs and the parameters keep their dtypes.
+
+    .. math::
+
+        \mathrm{dtype}(\mathrm{apply\_updates}(\theta, u_t)) = \mathrm{dtype}(\theta)
+
+    ``init`` and a few eager steps run under ``jax.numpy_dtype_promotion('strict')``, with
+    the parameters as given, as float32 and as bfloat16 (float copies), and
+    ``optax.apply_updates(params, updates)`` must keep every parameter's dtype (under strict
+    promotion it raises when the updates' dtype differs from the parameter's).
+    """
     name = "strict_promotion"
     variants: dict[tuple, tuple[str, Any]] = {}
     for label, params in (
@@ -282,3 +385,7 @@ def strict_promotion(case: Case) -> None:
                     f"under jax.numpy_dtype_promotion('strict'), {where} raised "
                     f"{type(error).__name__}: {error}",
                 )
+
+
+#: every invariant's name, in the order they are written here (and checked)
+NAMES = tuple(CHECKS)

@@ -85,7 +85,8 @@ def finite(invariant: str, where: str, tree: Any) -> None:
 def _tolerance(dtype: Any, value: float | None) -> float:
     if value is not None:
         return value
-    return TOLERANCES.get(np.dtype(dtype), TOLERANCES[np.dtype(jnp.float32)])
+    real = jnp.finfo(dtype).dtype  # a complex dtype's parts: complex64 -> float32
+    return TOLERANCES.get(np.dtype(real), TOLERANCES[np.dtype(jnp.float32)])
 
 
 def close(
@@ -102,8 +103,9 @@ def close(
     """Fails unless every leaf has ``|got - want| <= atol * scale + rtol * |want|``.
 
     ``scale`` is ``max(1, max |want|)`` over the leaf; a tolerance left at ``None``
-    is the leaf dtype's entry of :data:`TOLERANCES`. Integer and boolean leaves
-    must be equal; equal infinities count as close.
+    is the leaf dtype's entry of :data:`TOLERANCES` (a complex dtype's: its parts').
+    Complex leaves compare as complex, ``|got - want|`` the modulus. Integer and
+    boolean leaves must be equal; equal infinities count as close.
     """
     shapes_and_dtypes(invariant, where, got, want, want_name)
     for (path, a), (_, b) in zip(_flat(got), _flat(want)):
@@ -112,7 +114,9 @@ def close(
             if not np.array_equal(np.asarray(a), np.asarray(b)):
                 fail(invariant, f"{where}{path}: {got_name} {a} differs from {want_name} {b}.")
             continue
-        x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        # complex leaves as complex: the error is the modulus of the difference
+        wide = np.complex128 if jnp.issubdtype(dtype, jnp.complexfloating) else np.float64
+        x, y = np.asarray(a, wide), np.asarray(b, wide)
         if x.size == 0:
             continue
         r, t = _tolerance(dtype, rtol), _tolerance(dtype, atol)

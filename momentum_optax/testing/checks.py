@@ -11,7 +11,6 @@ import optax
 
 from momentum_optax.testing import _battery
 from momentum_optax.testing import _compare
-from momentum_optax.testing import invariants
 from momentum_optax.testing._run import DEFAULT_STEPS
 from momentum_optax.testing._run import Case
 from momentum_optax.testing._run import ExtraArgs
@@ -64,11 +63,11 @@ def _names(argument: str, names: Iterable[str] | None, default: tuple[str, ...])
     if isinstance(names, str):
         names = (names,)
     names = tuple(names)
-    unknown = [n for n in names if n not in invariants.NAMES]
+    unknown = [n for n in names if n not in _battery.NAMES]
     if unknown:
         raise ValueError(
             f"{argument} names unknown invariants {unknown}; the invariants are "
-            f"{', '.join(invariants.NAMES)}."
+            f"{', '.join(_battery.NAMES)}."
         )
     return names
 
@@ -113,7 +112,7 @@ class Battery:
             AssertionError: the invariant broke; the message starts with its name.
             ValueError: ``name`` is not an invariant.
         """
-        (name,) = _names("name", (name,), invariants.NAMES)
+        (name,) = _names("name", (name,), _battery.NAMES)
         _battery.CHECKS[name](self._case)
 
     def check_all(
@@ -128,7 +127,7 @@ class Battery:
             AssertionError: one or more invariants broke; one line (starting with its name)
                 for each.
         """
-        selected = _names("only", only, invariants.NAMES)
+        selected = _names("only", only, _battery.NAMES)
         skipped = _names("skip", skip, ())
         names = tuple(n for n in selected if n not in skipped)
         broken = []
