@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import momentum_optax as mo
 from momentum_optax.testing import oracles
@@ -274,6 +275,16 @@ ALL_TRANSFORMS = [
         rounds_its_input=True,
     ),
 ]
+
+
+#: the rows that the fast run (``-m "not slow"``) keeps in the per-row tests: a scheduled
+#: Nesterov buffer, an optimizer whose EMA restarts, an optax wrapper with a mask
+FAST_ROWS = ("trace_scheduled_nesterov", "sgd_ema_reset", "masked_trace")
+
+
+def fast_or_slow(row: Row, *values: Any) -> Any:
+    """``pytest.param(row, *values)``, marked slow unless ``row`` is one of ``FAST_ROWS``."""
+    return pytest.param(row, *values, marks=() if row.name in FAST_ROWS else pytest.mark.slow)
 
 
 def build(row: Row, accumulator_dtype: Any = None) -> optax.GradientTransformation:

@@ -41,6 +41,7 @@ def test_state_memory_per_parameter_byte():
     assert rows["periodic_reset(trace)"]["scalar_bytes"] == 4
 
 
+@pytest.mark.slow
 def test_update_step_rows_and_markdown():
     messages = []
     rows = update_step.run([10_000], repeats=2, progress=messages.append)
@@ -108,6 +109,7 @@ def test_row_arithmetic_on_stub_times():
     assert rows[0]["vs_torch_fused"] == pytest.approx(1.5)
 
 
+@pytest.mark.slow
 def test_the_floor_computes_the_library_loops_curves():
     # the same batches (drawn as loop.train draws them), the same optimizer (optax.sgd is
     # bit for bit mo.sgd), the same evaluations: the timed ratio compares equal work. At

@@ -234,6 +234,7 @@ def test_digits_comparison_end_to_end(tmp_path):
     assert "| heavy-ball | 0.0" in text  # the tuned settings table
 
 
+@pytest.mark.slow
 def test_noisy_quadratic_matches_a_direct_run(tmp_path):
     out = tmp_path / "nqm"
     numbers = compare.main(

@@ -17,6 +17,7 @@ KEY = jax.random.key(0)
 TINY = loop.Schedule(steps=6, batch_size=4, eval_every=3)
 
 
+@pytest.mark.slow
 def test_loop_equals_a_python_loop_of_the_same_steps():
     task = tasks.digits_mlp()
     opt = mo.sgd(0.1, 0.9)
@@ -41,6 +42,7 @@ def test_loop_equals_a_python_loop_of_the_same_steps():
     assert curves.val_accuracy.shape == (3,) and TINY.eval_steps.tolist() == [0, 3, 6]
 
 
+@pytest.mark.slow
 def test_seeds_fix_the_start_and_batches_for_every_method_and_differ_between_seeds():
     task = tasks.digits_mlp()
     frozen = tuning.Space(lr=(1e-9, 1e-9))  # lr ~ 0: the curves stay at the initial loss
@@ -55,6 +57,7 @@ def test_seeds_fix_the_start_and_batches_for_every_method_and_differ_between_see
     np.testing.assert_allclose(runs[0].curves.train_loss[0, :, -1], start[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_methods_in_one_compile_equal_their_separate_runs():
     task = tasks.digits_mlp()
     space = tuning.Space(lr=(1e-2, 1e-1), one_minus_beta=(0.05, 0.5))
@@ -136,6 +139,7 @@ def test_mnist1d_splits_are_disjoint_and_standardised_on_the_training_part():
         data.mnist1d(num_samples=10)
 
 
+@pytest.mark.slow
 def test_cnn_task_initialises_per_key_and_maps_sequences_to_logits():
     task = tasks.mnist1d_cnn(channels=4, num_samples=1200)
     a, b = task.init(jax.random.key(1)), task.init(jax.random.key(2))

@@ -10,7 +10,8 @@ import pytest
 import momentum_optax as mo
 from tests import helpers
 
-LOW = [jnp.bfloat16, jnp.float16]
+# float16 in the full run only (-m "not slow" keeps bfloat16)
+LOW = [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)]
 # every transformation whose leaf formula runs through the policy
 POLICY_ROWS = {
     "trace_nesterov": lambda: mo.trace(0.9, nesterov=True),

@@ -51,7 +51,9 @@ WORKER = textwrap.dedent(
     expected = {row.name: run(row.make(), plain, jit=True) for row in helpers.ALL_TRANSFORMS}
     expected_fused = fused_run(plain)
     mesh = jax.make_mesh((4,), ("d",), axis_types=(AxisType.Explicit,))
-    with jax.set_mesh(mesh):
+    # jax.set_mesh from JAX 0.7.1; jax.sharding.use_mesh before it (Python 3.10 stops at 0.6)
+    set_mesh = jax.set_mesh if hasattr(jax, "set_mesh") else jax.sharding.use_mesh
+    with set_mesh(mesh):
         sharded = {
             "w": jax.device_put(values, NamedSharding(mesh, P("d", None))),
             "b": jax.device_put(bias, NamedSharding(mesh, P("d"))),

@@ -5,6 +5,7 @@ import pathlib
 
 import chex
 import jax
+import jax.experimental
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -14,6 +15,8 @@ import momentum_optax as mo
 from tests import helpers
 
 STEPS = 40
+# jax.enable_x64 from JAX 0.8; jax.experimental.enable_x64 before it (Python 3.10 stops at 0.6)
+enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
 FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "torch_sgd.json").read_text())
 
 
@@ -274,7 +277,14 @@ def test_demon_decays_the_future_weight_linearly():
 # --- optimal parameters: the promised rate, measured on a quadratic ---
 
 
-@pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
+@pytest.mark.parametrize(
+    "kappa",
+    [
+        pytest.param(10.0, marks=pytest.mark.slow),
+        100.0,
+        pytest.param(1000.0, marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("method", ["gradient_descent", "heavy_ball", "nesterov"])
 def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     L, mu = 2.0, 2.0 / kappa
@@ -283,7 +293,7 @@ def test_tuned_parameters_achieve_the_promised_rate(method, kappa):
     loss = lambda x: 0.5 * jnp.sum(eigenvalues * x**2)
     opt = mo.sgd(tuned.learning_rate, tuned.momentum, nesterov=method == "nesterov")
     steps = int(np.ceil(100 / -np.log(tuned.rate)))  # about 100 e-folds
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x0 = jnp.ones(eigenvalues.shape, jnp.float64)
         run = helpers.descend(opt, x0, steps, helpers.gradient_of(loss), scan=True)
         norms = jnp.linalg.norm(run.history, axis=-1)

@@ -20,7 +20,7 @@ from tests.helpers import PARAMS
 ROWS = helpers.ALL_TRANSFORMS
 LOW = [jnp.float32, jnp.bfloat16, jnp.float16]
 MATRIX = [
-    (row, params, buffer, grads)
+    helpers.fast_or_slow(row, params, buffer, grads)
     for row in ROWS
     for params, buffer, grads in itertools.product(LOW, [None, jnp.float32], ["same", "f32"])
     if buffer is None or row.buffer
@@ -77,7 +77,9 @@ def test_coefficients_are_applied_in_float32_and_rounded_once(dtype, make, formu
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
-@pytest.mark.parametrize("row", [row for row in ROWS if not row.rounds_its_input], ids=repr)
+@pytest.mark.parametrize(
+    "row", [helpers.fast_or_slow(row) for row in ROWS if not row.rounds_its_input], ids=repr
+)
 def test_every_step_is_float32_arithmetic_rounded_once(row, dtype):
     # one step on low-precision values == the same step in float32 from the same (exactly
     # representable) values, rounded once: a coefficient such as 0.999 is never applied in

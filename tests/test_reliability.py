@@ -98,7 +98,7 @@ def test_one_nan_gradient_poisons_unprotected_momentum_for_good():
     assert all(not np.all(np.isfinite(u["dense"]["kernel"])) for u in updates[2:])
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in ROWS], ids=repr)
 def test_apply_if_finite_skips_the_bad_step_and_momentum_recovers(row):
     grads = _with_nan_at(2)
     guarded = optax.apply_if_finite(row.make(), max_consecutive_errors=3)
@@ -130,7 +130,7 @@ def _orbax_roundtrip(state, target, directory):
 
 
 @pytest.mark.parametrize("roundtrip", [_flax_roundtrip, _orbax_roundtrip], ids=["flax", "orbax"])
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in ROWS], ids=repr)
 def test_checkpoint_resume_is_bit_identical(row, roundtrip, tmp_path):
     opt = row.make()
     params, state = _train(opt, opt.init(PARAMS), PARAMS, range(7))
@@ -175,6 +175,7 @@ def _run_steps(opt, params, steps=15):
     return helpers.descend(opt, params, steps, helpers.gradient_of(_loss), scan=True).params
 
 
+@pytest.mark.slow
 def test_vmap_over_momentum_values_equals_separate_runs():
     momenta = jnp.array([0.0, 0.5, 0.9, 0.99])
     for make in (
@@ -190,7 +191,7 @@ def test_vmap_over_momentum_values_equals_separate_runs():
             )
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in ROWS], ids=repr)
 def test_vmap_over_parameter_batches_equals_separate_runs(row):
     opt = row.make()
     if not row.optimizer:
@@ -211,6 +212,7 @@ def test_pmap_on_the_local_devices_equals_vmap():
     chex.assert_trees_all_close(mapped, vectorised, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sharded_over_8_devices_agrees_with_one_device():
     # fake CPU devices need their own process: XLA reads the flag once, at start-up
     env = dict(

@@ -20,7 +20,9 @@ INNER = {
 
 
 @pytest.mark.parametrize("make_inner", INNER.values(), ids=INNER.keys())
-@pytest.mark.parametrize("every", [1, 3, 5])
+@pytest.mark.parametrize(
+    "every", [pytest.param(1, marks=pytest.mark.slow), 3, pytest.param(5, marks=pytest.mark.slow)]
+)
 def test_periodic_reset_equals_a_fresh_inner_on_consecutive_chunks(every, make_inner):
     grads = list(helpers.random_steps(0, 3 * every + 2, (2, 3)))
     params = jnp.zeros((2, 3))

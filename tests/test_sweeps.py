@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import momentum_optax as mo
 from experiments import descent
@@ -72,6 +73,7 @@ def test_select_runs_exactly_the_chosen_transformation():
         np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sweep_shards_the_rows_over_two_devices_with_the_same_numbers():
     code = textwrap.dedent("""
         import json, jax, numpy as np
