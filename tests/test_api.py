@@ -163,6 +163,7 @@ def test_readme_usage_example_runs_and_converges():
     assert float(namespace["loss"](namespace["w"])) < 1e-6
 
 
+@pytest.mark.slow
 def test_readme_testing_example_runs_and_catches_a_dropped_decay():
     block = next(b for b in _readme_python_blocks() if "check_transformation" in b)
     exec(compile(block, "README.md", "exec"), {})

@@ -156,6 +156,7 @@ def test_union_runs_the_chosen_option_exactly():
 TINY_Q = dataclasses.replace(QCFG, seeds=3, dim=6, kappa=(30.0, 100.0), steps=3000)
 
 
+@pytest.mark.slow
 def test_e1_tiny_measure_orders_the_methods_as_theory_says():
     numbers = e1.measure(TINY_Q, jax.random.key(0))
     steps, restarts = numbers["steps"], numbers["restarts"]

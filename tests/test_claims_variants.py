@@ -118,6 +118,7 @@ def test_c6_gradient_descent_stays_in_its_dip_and_heavy_ball_rolls_through():
     assert bool(rolled["crossed"])
 
 
+@pytest.mark.slow
 def test_c6_end_to_end_reports_basin_fractions_per_method(tmp_path):
     cfg = dataclasses.replace(minima.QUICK, seeds=3, starts=16, trials=4, steps=300)
     [finding] = minima.run(cfg, KEY, tmp_path)

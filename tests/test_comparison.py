@@ -127,6 +127,7 @@ def test_schedule_refuses_bad_lengths():
         loop.Schedule(steps=10, batch_size=0, eval_every=5)
 
 
+@pytest.mark.slow
 def test_mnist1d_splits_are_disjoint_and_standardised_on_the_training_part():
     ds = data.mnist1d(num_samples=1200)
     assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == ((800, 40), (200, 40), (200, 40))

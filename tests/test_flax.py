@@ -124,6 +124,7 @@ def test_nnx_optimizer_given_fused_sgd_fails_by_the_first_update_naming_apply():
         optimizer.update(model, grads) if MODEL_ARG else optimizer.update(grads)
 
 
+@pytest.mark.slow
 def test_compiled_loop_matches_a_python_loop_of_steps():
     # the loss-reading restart checks that each step's loss reaches opt.update as value=
     task = tasks.digits_mlp(hidden=16)

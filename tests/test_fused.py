@@ -56,6 +56,7 @@ def test_fused_sgd_is_bit_for_bit_sgd_then_apply_updates(config, chunk_size):
     chex.assert_trees_all_equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_fused_sgd_state_counts_the_steps_its_schedules_read():
     scheduled = mo.fused_sgd(optax.linear_schedule(0.1, 0.0, 4), 0.9)
     state = scheduled.init(BLOCK_CASES)

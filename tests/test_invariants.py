@@ -62,8 +62,10 @@ def _cases():
         for invariant in invariants.NAMES:
             reason = UPSTREAM.get((row.name, invariant))
             marks = [pytest.mark.xfail(reason=reason, raises=AssertionError, strict=True)]
+            if row.name not in helpers.FAST_ROWS:  # -m "not slow" keeps a few rows
+                marks.append(pytest.mark.slow)
             yield pytest.param(
-                row, invariant, id=f"{row.name}-{invariant}", marks=marks if reason else []
+                row, invariant, id=f"{row.name}-{invariant}", marks=marks if reason else marks[1:]
             )
 
 
@@ -101,7 +103,7 @@ def _in_a_chain(opt, learning_rate):
     return optax.chain(optax.clip(10.0), opt, optax.scale_by_learning_rate(learning_rate))
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in ROWS], ids=repr)
 def test_minimises_a_quadratic_inside_a_chain_and_moves_unlike_gradient_descent(row):
     # learning-rate free rows sit between a clip and a learning rate, in a chain
     lr, steps = 0.5, 60
@@ -146,14 +148,35 @@ def test_any_pytree_keeps_its_shapes_dtypes_and_structure(row, data):
 BFLOAT16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), PARAMS)
 
 
-@pytest.mark.slow  # the whole battery again, in bfloat16
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+# one row of each family: the battery again, in bfloat16
+BFLOAT16_ROWS = [
+    row
+    for row in ROWS
+    if row.name
+    in {
+        "trace_scheduled_nesterov",
+        "ema_scheduled_debias_nesterov",
+        "delta_momentum",
+        "sgd_ema_reset",
+        "adaptive_restart_sgd",
+        "qhm_scheduled",
+        "qhadam",
+        "aggmo_scheduled",
+        "sma",
+        "torch_sgd_nesterov_cycle",
+        "masked_trace",
+    }
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", BFLOAT16_ROWS, ids=repr)
 def test_every_invariant_holds_for_bfloat16_parameters(row):
     skip = tuple(invariant for name, invariant in UPSTREAM if name == row.name)
     Battery(row.make(), BFLOAT16, steps=STEPS, extra_args=_value).check_all(skip=skip)
 
 
-@pytest.mark.parametrize("row", [row for row in ROWS if row.buffer], ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in ROWS if row.buffer], ids=repr)
 def test_a_float32_buffer_for_bfloat16_parameters_keeps_the_invariants(row):
     # the recommended setting for long averages in low precision: the updates still come
     # out in the parameters' dtype, so it works under strict promotion too

@@ -194,7 +194,7 @@ def test_optaxs_wrappers_refuse_none_updates_themselves():
             jax.jit(opt.update)({"w": jnp.ones(3), "b": None}, opt.init(params), params)
 
 
-@pytest.mark.parametrize("row", UNWRAPPED, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in UNWRAPPED], ids=repr)
 def test_none_updates_pass_through_and_the_rest_is_updated_as_without_them(row):
     # the updates hold None where a parameter is frozen: it comes out None, its buffers stay
     # as they were, and the other leaves get exactly the updates of a tree without it
@@ -236,7 +236,7 @@ BUFFERED = [
 ]
 
 
-@pytest.mark.parametrize("row", BUFFERED, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(row) for row in BUFFERED], ids=repr)
 def test_a_frozen_leaf_keeps_its_buffers_as_they_were(row):
     opt = row.make()
     update = jax.jit(opt.update)
@@ -253,7 +253,7 @@ def test_a_frozen_leaf_keeps_its_buffers_as_they_were(row):
         np.testing.assert_array_equal(leaf, before[path], err_msg=path)
 
 
-@pytest.mark.parametrize("row", helpers.ALL_TRANSFORMS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(r) for r in helpers.ALL_TRANSFORMS], ids=repr)
 def test_none_parameters_keep_none_in_the_state_and_the_updates(row):
     params = _none_at_b(FROZEN)
     opt = row.make()

@@ -27,6 +27,7 @@ def test_without_hypothesis_the_import_error_says_how_to_install_the_kit(monkeyp
         __import__("momentum_optax.testing")
 
 
+@pytest.mark.slow
 def test_the_package_does_not_import_the_kit():
     code = (
         "import sys, momentum_optax; "
@@ -36,6 +37,7 @@ def test_the_package_does_not_import_the_kit():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_the_kit_does_not_import_chex():
     # the testing extra installs chex for the tests written with the kit; the kit needs none
     code = "import sys, momentum_optax.testing; print('chex' in sys.modules)"

@@ -64,6 +64,7 @@ def _battery_message(tx, params, **kwargs):
 # --- planted bugs, each caught by the invariant made for it ---
 
 
+@pytest.mark.slow
 def test_a_state_whose_dtype_drifts_breaks_state_is_stable_and_compiles_once():
     # the bfloat16 buffer comes back float32 (computed in float32, never cast back)
     def leaf(g, m):
@@ -184,6 +185,7 @@ def test_float32_updates_for_bfloat16_parameters_break_strict_promotion():
     testing.check_transformation(tx, BF16, skip=("strict_promotion",))  # nothing else
 
 
+@pytest.mark.slow
 def test_a_weakly_typed_state_breaks_checkpoint_continues():
     # a scale made from a Python float is weakly typed: bfloat16 * scale stays bfloat16; the
     # restored checkpoint holds a strong float32, which promotes the updates to float32
@@ -241,6 +243,7 @@ def test_an_exception_inside_update_fails_the_invariant_with_its_type():
     ],
     ids=["optax.trace", "mo.trace_nesterov", "mo.sgd", "mo.ema_scheduled"],
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [PARAMS, BF16], ids=["float32", "bfloat16"])
 def test_correct_transformations_pass_every_invariant(make, params):
     assert testing.check_transformation(make(), params) == invariants.NAMES
@@ -251,6 +254,7 @@ def test_correct_transformations_pass_every_invariant(make, params):
 WITH_INT = {"w": PARAMS["w"], "i": jnp.arange(3, dtype=jnp.int32)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make",
     [optax.identity, lambda: mo.trace(0.9), lambda: mo.sgd(0.1, 0.9)],
@@ -260,6 +264,7 @@ def test_integer_leaves_pass_every_invariant(make):
     assert testing.check_transformation(make(), WITH_INT) == invariants.NAMES
 
 
+@pytest.mark.slow
 def test_optax_trace_passes_works_in_chain_with_an_integer_leaf_but_drifts_its_buffer():
     # works_in_chain holds; what breaks is real: optax.trace computes g + 0.9 m for the
     # int32 buffer in float32 and keeps it, so the state changes dtype after step 0
@@ -275,6 +280,7 @@ def _loss(params):
     return sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 def test_extra_args_reach_update_as_a_callable_of_the_params_and_step_or_as_a_mapping():
     tx = mo.adaptive_restart(mo.trace(0.9), scheme="function")
     testing.check_transformation(

@@ -130,6 +130,7 @@ def test_schedules_strategy_draws_optax_linear_cosine_and_constant_schedules(kin
     assert repr(found).startswith(f"{kind}({found.start} -> {found.end}")
 
 
+@pytest.mark.slow
 def test_coefficients_draw_constants_and_schedules():
     coefficients = strategies.coefficients(0.5, 0.9)
     assert isinstance(

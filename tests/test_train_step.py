@@ -189,6 +189,7 @@ def test_multisteps_accumulates_exactly_as_optax_multisteps():
     assert not np.allclose(params["w"], PARAMS["w"])
 
 
+@pytest.mark.slow
 def test_multisteps_forwards_the_loss_to_the_transformation_it_wraps():
     inner = optax.chain(
         mo.adaptive_restart(mo.trace(0.99), scheme="function"), optax.scale_by_learning_rate(0.4)

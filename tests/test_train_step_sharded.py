@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 WORKER = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np
@@ -86,6 +88,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_step_keeps_the_shardings_and_refuses_donated_inputs():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     done = subprocess.run(
