@@ -243,16 +243,11 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
     return trees if buffers else trees[0]
 
 
-def keep_where_none(updates: Any, new: Any, old: Any) -> Any:
-    """``new``, with ``old``'s entries where ``updates`` holds ``None`` (a frozen leaf)."""
-    treedef: Any = structure(updates)
-    kept = [
-        o if u is None else n
-        for u, n, o in zip(
-            treedef.flatten_up_to(updates), treedef.flatten_up_to(new), treedef.flatten_up_to(old)
-        )
-    ]
-    return treedef.unflatten(kept)
+def keep_where_none(new: Any, old: Any) -> Any:
+    """``new``, with ``old``'s entries where ``new`` holds ``None`` (a frozen leaf)."""
+    treedef: Any = structure(new)
+    pairs = zip(treedef.flatten_up_to(new), treedef.flatten_up_to(old))
+    return treedef.unflatten([o if n is None else n for n, o in pairs])
 
 
 def vdot(tree_a: Any, tree_b: Any) -> jax.Array:

@@ -233,7 +233,7 @@ def adaptive_restart(
         inner_state = optax.tree.where(restart, fresh_next, carried_state)
         if scheme == "gradient":
             previous = optax.tree.cast_like(
-                _tree.keep_where_none(new_updates, new_updates, state.previous), state.previous
+                _tree.keep_where_none(new_updates, state.previous), state.previous
             )
         else:
             previous = jnp.asarray(value, jnp.float32)

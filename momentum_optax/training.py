@@ -51,10 +51,24 @@ def _is_deleted(leaf: Any) -> bool:
     return _is_concrete_array_type(type(leaf)) and leaf.is_deleted()
 
 
-def _check_not_deleted(params: Any, opt_state: Any, batch: tuple, batch_kwargs: dict) -> None:
-    """Refuses a deleted input before XLA sees it (on several devices XLA can crash on one)."""
-    if not any(map(_is_deleted, jax.tree.leaves((params, opt_state, batch, batch_kwargs)))):
-        return
+def _check_inputs(
+    params: Any, opt_state: Any, batch: tuple, batch_kwargs: dict, donate: bool
+) -> None:
+    """The inputs' leaves, flattened once per call: no deleted array (on several devices XLA
+    can crash on one) and, when donating, no array passed twice among the donated ones."""
+    donated = jax.tree.leaves((params, opt_state))
+    if any(map(_is_deleted, donated)) or any(
+        map(_is_deleted, jax.tree.leaves((batch, batch_kwargs)))
+    ):
+        _name_the_deleted(params, opt_state, batch, batch_kwargs)
+    if donate:
+        arrays = [id(x) for x in donated if _is_concrete_array_type(type(x))]
+        if len(set(arrays)) < len(arrays):
+            _name_the_shared(params, opt_state)
+
+
+def _name_the_deleted(params: Any, opt_state: Any, batch: tuple, batch_kwargs: dict) -> None:
+    """Raises the ``ValueError`` that names the first deleted input."""
     named = {"params": params, "opt_state": opt_state}
     named.update({f"batch argument {i}": arg for i, arg in enumerate(batch)})
     named.update({f"batch argument {k!r}": arg for k, arg in batch_kwargs.items()})
@@ -69,12 +83,9 @@ def _check_not_deleted(params: Any, opt_state: Any, batch: tuple, batch_kwargs: 
                 )
 
 
-def _check_no_shared_buffer(params: Any, opt_state: Any) -> None:
-    """Refuses one array passed twice among the donated inputs (XLA cannot donate it twice),
-    e.g. a state whose init stored the parameters themselves."""
-    leaves = [x for x in jax.tree.leaves((params, opt_state)) if _is_concrete_array_type(type(x))]
-    if len({id(x) for x in leaves}) == len(leaves):
-        return
+def _name_the_shared(params: Any, opt_state: Any) -> None:
+    """Raises the ``ValueError`` that names an array passed twice among the donated inputs
+    (XLA cannot donate it twice), e.g. a state whose init stored the parameters themselves."""
     seen: dict[int, str] = {}
     for name, tree in (("params", params), ("opt_state", opt_state)):
         for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
@@ -193,9 +204,7 @@ def train_step(
     jitted = jax.jit(step, donate_argnums=(0, 1) if donate else ())
 
     def run(params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any) -> tuple:
-        _check_not_deleted(params, opt_state, batch, batch_kwargs)
-        if donate:
-            _check_no_shared_buffer(params, opt_state)
+        _check_inputs(params, opt_state, batch, batch_kwargs, donate)
         return jitted(params, opt_state, batch, batch_kwargs)
 
     return run
