@@ -190,7 +190,8 @@ def test_optaxs_wrappers_refuse_none_updates_themselves():
         optax.masked(optax.trace(0.9), lambda tree: jax.tree.map(lambda _: True, tree)),
         optax.MultiSteps(optax.sgd(0.1, 0.9), 2).gradient_transformation(),
     ):
-        with pytest.raises(ValueError, match="pytree structure"):
+        # jax 0.10 names the structures; jax 0.6 says what it expected at the None
+        with pytest.raises(ValueError, match=r"pytree structure|Expected None"):
             jax.jit(opt.update)({"w": jnp.ones(3), "b": None}, opt.init(params), params)
 
 
