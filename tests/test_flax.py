@@ -66,7 +66,7 @@ def value(variable):
 
 def rng_count(state):
     """The RNG count in a Dropout's state (flax 0.10 keeps it one level deeper, per stream)."""
-    paths = jax.tree_util.tree_flatten_with_path(state)[0]
+    paths = jax.tree_util.tree_leaves_with_path(state)
     (count,) = [leaf for path, leaf in paths if "count" in jax.tree_util.keystr(path)]
     return int(count)
 
