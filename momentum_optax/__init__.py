@@ -12,10 +12,12 @@ from momentum_optax.accumulators import trace
 from momentum_optax.aggregated import AggMoState
 from momentum_optax.aggregated import aggmo
 from momentum_optax.aliases import sgd
+from momentum_optax.aliases import srsgd
 from momentum_optax.checkpoints import check_restored
 from momentum_optax.fused import FusedSGD
 from momentum_optax.fused import FusedSGDState
 from momentum_optax.fused import fused_sgd
+from momentum_optax.masking import cautious
 from momentum_optax.moving_average import SmaState
 from momentum_optax.moving_average import sma
 from momentum_optax.quasi_hyperbolic import QhAdamState
@@ -25,9 +27,13 @@ from momentum_optax.quasi_hyperbolic import qhm
 from momentum_optax.quasi_hyperbolic import scale_by_qhadam
 from momentum_optax.restarts import AdaptiveRestartState
 from momentum_optax.restarts import PeriodicResetState
+from momentum_optax.restarts import ScheduledResetState
 from momentum_optax.restarts import adaptive_restart
 from momentum_optax.restarts import periodic_reset
 from momentum_optax.scaling import scale_by_learning_rate
+from momentum_optax.self_tuning import YellowFinState
+from momentum_optax.self_tuning import scale_by_yellowfin
+from momentum_optax.self_tuning import yellowfin
 from momentum_optax.torch_compat import TorchMomentumState
 from momentum_optax.torch_compat import torch_sgd
 from momentum_optax.training import train_step
@@ -44,12 +50,15 @@ __all__ = (
     "PeriodicResetState",
     "QhAdamState",
     "QhmState",
+    "ScheduledResetState",
     "ScheduledTraceState",
     "SmaState",
     "TorchMomentumState",
     "TraceState",
+    "YellowFinState",
     "adaptive_restart",
     "aggmo",
+    "cautious",
     "check_restored",
     "delta_momentum",
     "ema",
@@ -59,11 +68,14 @@ __all__ = (
     "qhm",
     "scale_by_learning_rate",
     "scale_by_qhadam",
+    "scale_by_yellowfin",
     "schedules",
     "sgd",
     "sma",
+    "srsgd",
     "torch_sgd",
     "trace",
     "train_step",
     "tuning",
+    "yellowfin",
 )

@@ -160,13 +160,14 @@ def check_nonnegative(name: str, value: Any, *, allow_schedule: bool = True) -> 
 INT32_MAX = 2**31 - 1
 
 
-def check_positive_int(name: str, value: Any, *, maximum: int = INT32_MAX) -> int:
+def check_positive_int(
+    name: str, value: Any, *, maximum: int = INT32_MAX, what: str = "an integer >= 1"
+) -> int:
     """Validates a period or a step total: a Python or NumPy integer in [1, maximum]
-    (by default the int32 range its counter lives in)."""
+    (by default the int32 range its counter lives in); ``what`` says what else is
+    accepted, in the TypeError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(
-            f"{name} must be an integer >= 1; got {value!r} of type {type(value).__name__}."
-        )
+        raise TypeError(f"{name} must be {what}; got {value!r} of type {type(value).__name__}.")
     value = int(value)
     if not 1 <= value <= maximum:
         raise ValueError(f"{name} must be an integer >= 1 and <= {maximum}; got {value!r}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 from typing import NamedTuple
 
@@ -21,8 +22,25 @@ class PeriodicResetState(NamedTuple):
     phase: jax.Array  # int32 scalar in [0, every): updates since the last reset
 
 
+class ScheduledResetState(NamedTuple):
+    """State of :func:`periodic_reset` with a scheduled period: the inner state, the
+    position in the current period and the number of restarts so far."""
+
+    inner_state: Any
+    phase: jax.Array  # int32 scalar in [0, F_k): updates since the last reset
+    restarts: jax.Array  # int32 scalar k (saturating): which period this is
+
+
+def period_at(every: Callable[[jax.Array], Any], restarts: jax.Array) -> jax.Array:
+    """``F_k = every(k)`` rounded to the nearest integer and clipped to [1, int32 max]
+    (int32): a schedule of the restart index read as a period length."""
+    with jax.numpy_dtype_promotion("standard"):
+        value = jnp.round(jnp.asarray(every(restarts), jnp.float32))
+    return jnp.clip(value, 1, float(2**31 - 128)).astype(jnp.int32)
+
+
 def periodic_reset(
-    inner: optax.GradientTransformation, every: int
+    inner: optax.GradientTransformation, every: int | Callable[[jax.Array], Any]
 ) -> optax.GradientTransformationExtraArgs:
     r"""Momentum restart every ``every`` steps: re-initialise ``inner``.
 
@@ -38,6 +56,14 @@ def periodic_reset(
     coefficient, so a momentum schedule restarts with each period. The only
     state added is an int32 phase that wraps at ``every`` (it never overflows).
     Extra arguments (such as ``value=loss``) are forwarded to ``inner``.
+
+    The period may grow: with ``every`` a schedule of the restart index
+    :math:`k` (``every(k)`` is :math:`F_k`, rounded to an integer >= 1; e.g.
+    ``optax.linear_schedule(40, 80, 40)``), the resets come before steps
+    :math:`0, F_0, F_0 + F_1, \dots`, as in Wang et al.'s scheduled restart SGD
+    (:func:`srsgd`); the state then also counts the restarts
+    (:class:`ScheduledResetState`).
+
     Restarting is not always safe: with a momentum close to 1, a short period can
     make some directions grow over each period (e.g. every 30 steps at momentum
     0.9999 and learning rate 1/L on a quadratic diverges, every 100 converges: see
@@ -51,11 +77,13 @@ def periodic_reset(
 
     Args:
         inner: the transformation whose state is reset, e.g. ``trace(0.9)``.
-        every: the period ``k``, an integer >= 1.
+        every: the period ``k``, an integer >= 1; or a schedule of the restart
+            index (a callable of an int32 count) giving each period's length.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs`` with state
-        :class:`PeriodicResetState`.
+        :class:`PeriodicResetState` (:class:`ScheduledResetState` for a
+        scheduled period).
 
     Example:
         >>> import jax.numpy as jnp
@@ -72,26 +100,37 @@ def periodic_reset(
     References:
         *Understanding Momentum in Neural Network Optimization* (author not
         named). O'Donoghue & Candès, *Adaptive restart for accelerated gradient
-        schemes*, 2015 (fixed-period restarts as the baseline).
+        schemes*, 2015 (fixed-period restarts as the baseline). Wang, Nguyen,
+        Bertozzi, Baraniuk & Osher, *Scheduled restart momentum for accelerated
+        stochastic gradient descent*, 2020 (growing periods).
     """
     if not isinstance(inner, optax.GradientTransformation):
         raise TypeError(
             f"inner must be an optax.GradientTransformation; got {inner!r} "
             f"of type {type(inner).__name__}."
         )
-    every = _coefficients.check_positive_int("every", every)
+    scheduled = _coefficients.is_schedule(every)
+    if not scheduled:
+        every = _coefficients.check_positive_int(
+            "every", every, what="an integer >= 1 or a schedule of the restart index"
+        )
     inner = optax.with_extra_args_support(inner)
+    zero = lambda: jnp.zeros([], jnp.int32)
 
-    def init_fn(params: optax.Params) -> PeriodicResetState:
-        return PeriodicResetState(inner_state=inner.init(params), phase=jnp.zeros([], jnp.int32))
+    def init_fn(params: optax.Params) -> PeriodicResetState | ScheduledResetState:
+        if scheduled:
+            return ScheduledResetState(inner.init(params), zero(), zero())
+        return PeriodicResetState(inner_state=inner.init(params), phase=zero())
 
     def update_fn(
         updates: optax.Updates,
-        state: PeriodicResetState,
+        state: Any,
         params: optax.Params | None = None,
         **extra_args: Any,
-    ) -> tuple[optax.Updates, PeriodicResetState]:
-        _tree.check_state(state, PeriodicResetState, "periodic_reset")
+    ) -> tuple[optax.Updates, Any]:
+        _tree.check_state(
+            state, ScheduledResetState if scheduled else PeriodicResetState, "periodic_reset"
+        )
         # shapes only, at trace time: a mismatched gradient tree is reported by the
         # inner transformation in its own terms before the reset touches the state
         jax.eval_shape(
@@ -102,7 +141,12 @@ def periodic_reset(
         )
         inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
         updates, inner_state = inner.update(updates, inner_state, params, **extra_args)
-        phase = jnp.where(state.phase + 1 >= every, 0, state.phase + 1).astype(jnp.int32)
+        period = period_at(every, state.restarts) if scheduled else every
+        ends = state.phase + 1 >= period
+        phase = jnp.where(ends, 0, state.phase + 1).astype(jnp.int32)
+        if scheduled:
+            restarts = jnp.where(ends, optax.safe_increment(state.restarts), state.restarts)
+            return updates, ScheduledResetState(inner_state, phase, restarts)
         return updates, PeriodicResetState(inner_state=inner_state, phase=phase)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

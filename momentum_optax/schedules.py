@@ -7,6 +7,8 @@ keeps a saturating int32 step count and reads the schedule once per step.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -72,6 +74,67 @@ def anneal(start: float = 0.5, end: float = 0.9, *, steps: int) -> optax.Schedul
     _coefficients.check_coefficient("end", end, allow_schedule=False)
     steps = _coefficients.check_positive_int("steps", steps)
     return optax.linear_schedule(init_value=start, end_value=end, transition_steps=steps)
+
+
+def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
+    r"""Nesterov's accelerated momentum sequence, :math:`\mu_k = k / (k + r)` at look-ahead ``k``.
+
+    .. math::
+
+        b_t = \frac{k}{k + r},\ k = \max(t - 1, 0), \qquad\text{so that}\qquad
+        b_{t+1} = \frac{t}{t + r} = \mu_t
+
+    In the library's indexing :math:`b_t` multiplies the previous velocity in step
+    :math:`t`'s update (:math:`m_t = g_t + b_t m_{t-1}`) and Nesterov's output
+    :math:`u_t = g_t + b_{t+1} m_t` looks ahead with :math:`b_{t+1}`. With
+    ``trace(nesterov_sequence(), nesterov=True)`` and a learning rate :math:`s`, step
+    :math:`k` is therefore exactly
+
+    .. math::
+
+        v_{k+1} = w_k - s \nabla f(w_k), \qquad
+        w_{k+1} = v_{k+1} + \frac{k}{k + r}\, (v_{k+1} - v_k)
+
+    (the form of Wang et al.'s SRSGD; the momentum of the first step is 0). This is
+    FISTA's (Beck & Teboulle 2009) momentum :math:`(t_k - 1) / t_{k+1}` with
+    :math:`t_{k+1} = (1 + \sqrt{1 + 4 t_k^2}) / 2`, :math:`t_1 = 1`, in the common closed
+    form :math:`t_k = (k + 1) / 2`, which gives :math:`(k - 1) / (k + 2)` at FISTA's
+    :math:`k = 1, 2, \dots`, the same sequence counted from 0. It rises to 1, so on its own
+    it suits convex problems; wrapped in :func:`~momentum_optax.periodic_reset` or
+    :func:`~momentum_optax.adaptive_restart` the count starts again at each restart.
+    ``r = 3`` is Nesterov's; any :math:`r \ge 3` keeps the :math:`O(1/k^2)` rate on
+    smooth convex problems (Su, Boyd & Candès 2016; Chambolle & Dossal 2015).
+
+    Args:
+        r: the constant in :math:`k / (k + r)`, a finite float > 0 (default 3).
+
+    Returns:
+        A schedule ``count -> b_count`` (float32).
+
+    Example:
+        >>> import momentum_optax as mo
+        >>> schedule = mo.schedules.nesterov_sequence()
+        >>> [round(float(schedule(t)), 4) for t in range(5)]  # b_{t+1} = t / (t + 3)
+        [0.0, 0.0, 0.25, 0.4, 0.5]
+
+    References:
+        Nesterov, *A method for solving the convex programming problem with
+        convergence rate O(1/k^2)*, 1983. Beck & Teboulle, *A fast iterative
+        shrinkage-thresholding algorithm for linear inverse problems*, 2009. Wang,
+        Nguyen, Bertozzi, Baraniuk & Osher, *Scheduled restart momentum for
+        accelerated stochastic gradient descent*, 2020. Su, Boyd & Candès, *A
+        differential equation for modeling Nesterov's accelerated gradient method*,
+        JMLR 2016.
+    """
+    number = _coefficients.known_constant("r", r, "a finite float > 0")
+    if number is None or not (math.isfinite(number) and number > 0):
+        raise ValueError(f"r must be a finite float > 0 (a Python or NumPy number); got {r!r}.")
+
+    def schedule(count: jax.Array) -> jax.Array:
+        k = jnp.maximum(jnp.asarray(count, jnp.float32) - 1, 0.0)
+        return (k / (k + number)).astype(jnp.float32)
+
+    return schedule
 
 
 def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:

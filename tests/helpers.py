@@ -166,6 +166,9 @@ class Row:
     # the wrapper rounds what it hands on (MultiSteps casts its float32 mean of the
     # gradients to their dtype), so the whole is not float32 arithmetic rounded once
     rounds_its_input: bool = False
+    # how many times the updates are rounded to their dtype on the way out (None: one per
+    # stage, momentum then learning rate); a wrapper of the inner's output rounds once more
+    roundings: int | None = None
 
     def __repr__(self) -> str:
         return self.name
@@ -249,6 +252,32 @@ ALL_TRANSFORMS = [
         scheduled=True,
     ),
     Row("sma", lambda: mo.sma(4)),
+    Row("scale_by_yellowfin", lambda **kw: mo.scale_by_yellowfin(**kw), buffer=True),
+    Row(
+        "yellowfin_scheduled_window3",
+        lambda: mo.yellowfin(optax.cosine_decay_schedule(1.0, 50), curvature_window=3),
+        scheduled=True,
+        optimizer=True,
+    ),
+    Row(
+        "srsgd_reset_growing",
+        lambda **kw: mo.srsgd(0.1, restart_every=lambda k: 3 + 2 * k, **kw),
+        scheduled=True,
+        optimizer=True,
+        buffer=True,
+    ),
+    Row(
+        "cautious_trace",
+        lambda **kw: mo.cautious(mo.trace(0.9, **kw)),
+        buffer=True,
+        roundings=2,
+    ),
+    Row(
+        "cautious_sgd_nesterov",
+        lambda: mo.cautious(mo.sgd(0.1, 0.9, nesterov=True)),
+        optimizer=True,
+        roundings=3,
+    ),
     Row("torch_sgd_dampened", lambda: mo.torch_sgd(0.1, 0.9, dampening=0.3), optimizer=True),
     Row(
         "torch_sgd_nesterov_cycle",

@@ -100,7 +100,7 @@ def test_every_step_is_float32_arithmetic_rounded_once(row, dtype):
         updates, state = update(grads, state, params)
         # an optimizer's updates pass two stages (momentum, then learning rate), each
         # rounding once to the updates' dtype (and adaptive_restart keeps such an update)
-        stages = 2 if row.optimizer else 1
+        stages = row.roundings or (2 if row.optimizer else 1)
         _assert_rounded_once(state, want_state, dtype, stages)
         _assert_rounded_once(updates, want_updates, dtype, stages)
 
@@ -144,14 +144,16 @@ def _assert_rounded_once(got, want_float32, dtype, stages=1):
     ``dtype`` itself rounds several times and misses on a large share of the elements
     (a rounded 0.9 is 0.898 in bfloat16)."""
     eps = float(jnp.finfo(dtype).eps)
-    got = np.concatenate(
-        [np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(got)] + [np.zeros(0)]
-    )
+    pairs = list(zip(jax.tree.leaves(got), jax.tree.leaves(want_float32)))
+    # statistics a transformation keeps in float32 (YellowFin's norms, QHAdam's corrections)
+    # are float32 arithmetic in both programs: equal up to the order of a reduction
+    for g, w in pairs:
+        if jnp.result_type(g) == jnp.float32:
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-20)
+    pairs = [(g, w) for g, w in pairs if jnp.result_type(g) != jnp.float32]
+    got = np.concatenate([np.asarray(x, np.float64).ravel() for x, _ in pairs] + [np.zeros(0)])
     want = np.concatenate(
-        [
-            np.asarray(jnp.asarray(x).astype(dtype), np.float64).ravel()
-            for x in jax.tree.leaves(want_float32)
-        ]
+        [np.asarray(jnp.asarray(x).astype(dtype), np.float64).ravel() for _, x in pairs]
         + [np.zeros(0)]
     )
     tiny = float(jnp.finfo(dtype).tiny)
