@@ -182,6 +182,12 @@ def srsgd(
     """
     check_nonnegative("learning_rate", learning_rate)
     accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
+    if restart_every is not None and not callable(restart_every):
+        restart_every = check_positive_int(
+            "restart_every",
+            restart_every,
+            what="None, an integer >= 1 or a schedule of the restart index",
+        )
     velocity = restarts.periodic_reset(
         accumulators.trace(
             schedules.nesterov_sequence(), nesterov=True, accumulator_dtype=accumulator_dtype

@@ -46,15 +46,17 @@ def cubic_root(p: jax.Array) -> jax.Array:
     .. math::  s = 2 \sqrt{p / 3}\, \sinh\Bigl(\tfrac13 \operatorname{arsinh}
                \bigl(\tfrac32 \sqrt{3 / p}\bigr)\Bigr)
 
-    followed by one Newton step on :math:`f(x) = p x - (1 - x)^3` (:math:`f' > 0`), which
-    makes the small roots of a large :math:`p` (:math:`x \approx 1 / p`) accurate to a
-    relative error of float32's precision. ``p`` is clipped to :data:`P_RANGE`.
+    followed, for :math:`p > 1`, by one Newton step on :math:`f(x) = p x - (1 - x)^3`
+    (:math:`f' \ge p`), which makes the small roots of a large :math:`p`
+    (:math:`x \approx 1 / p`) accurate to a relative error of float32's precision. ``p`` is clipped to :data:`P_RANGE`.
     """
     p = jnp.clip(jnp.asarray(p, jnp.float32), *P_RANGE)
     s = 2 * jnp.sqrt(p / 3) * jnp.sinh(jnp.arcsinh(1.5 * jnp.sqrt(3 / p)) / 3)
     x = jnp.clip(1 - s, 0.0, 1.0)
-    x = x - (p * x - (1 - x) ** 3) / (p + 3 * (1 - x) ** 2)
-    return jnp.clip(x, 0.0, 1.0)
+    polished = x - (p * x - (1 - x) ** 3) / (p + 3 * (1 - x) ** 2)
+    # below p = 1 the root is above 0.31 and 1 - s is accurate as it stands; there, close
+    # to x = 1, f is flat (f' = p) and a Newton step would overshoot
+    return jnp.where(p > 1, jnp.clip(polished, 0.0, 1.0), x)
 
 
 def single_step(

@@ -1,0 +1,267 @@
+"""Claims E3 (YellowFin), E4 (SRSGD) and E5 (cautious momentum): judges on hand-made
+numbers, k* on hand-made curves, the methods on tiny inputs, and one small end-to-end
+run each, written into the report by the runner."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import momentum_optax as mo
+from experiments import loop
+from experiments import registry
+from experiments import runner
+from experiments.claims import cautious
+from experiments.claims import speedup
+from experiments.claims import srsgd
+from experiments.claims import yellowfin
+from experiments.protocol import verdicts
+from tests import helpers
+
+KEY = jax.random.key(0)
+FAST, SAME, UNSURE = [200.0, 300.0, 200.0], [400.0, 400.0, 400.0], [200.0, 400.0, 400.0]
+TINY = loop.Schedule(steps=100, batch_size=32, eval_every=50)
+
+
+# ---------------------------------------------------------------- shared: steps to target
+
+
+def test_never_reaching_the_target_counts_as_one_evaluation_past_the_end():
+    schedule = loop.Schedule(steps=400, batch_size=32, eval_every=100)
+    got = speedup.censored(np.array([100.0, np.inf]), schedule)
+    np.testing.assert_array_equal(got, [100.0, 500.0])
+
+
+# ------------------------------------------------------------------------------ E3
+
+
+def _accuracies(yf_test, hb_test=(0.60, 0.62, 0.61), yf_val=(0.55, 0.56, 0.57)):
+    hb_val = np.array([[0.3, 0.35, 0.32], [0.6, 0.62, 0.61], [0.5, 0.52, 0.49]])
+    return yellowfin.Accuracies(hb_val, np.array(hb_test), np.array(yf_val), np.array(yf_test))
+
+
+@pytest.mark.parametrize(
+    "yf_test, status",
+    [
+        ((0.60, 0.615, 0.605), verdicts.SUPPORTED),  # within a point of tuned heavy ball
+        ((0.50, 0.52, 0.51), verdicts.NOT_SUPPORTED),  # ten points below it
+        ((0.58, 0.62, 0.55), verdicts.INCONCLUSIVE),  # -0.02 to -0.06: straddles -0.02
+    ],
+)
+def test_e3_judge_follows_the_paired_test_difference(yf_test, status):
+    verdict = yellowfin.judge(_accuracies(yf_test), yellowfin.QUICK)
+    assert verdict.status == status
+    assert verdict.primary[0].threshold == -yellowfin.QUICK.margin
+    # YellowFin's validation accuracy beats heavy ball's expected best of one trial
+    assert verdict.secondary[0].status == verdicts.SUPPORTED
+
+
+def test_e3_the_cnn_arm_is_secondary():
+    losing_cnn = _accuracies((0.40, 0.41, 0.42))
+    verdict = yellowfin.judge(_accuracies((0.60, 0.615, 0.605)), yellowfin.FULL, losing_cnn)
+    assert verdict.status == verdicts.SUPPORTED
+    assert verdict.secondary[-1].text.startswith("1-D CNN")
+    assert verdict.secondary[-1].status == verdicts.NOT_SUPPORTED
+
+
+@pytest.mark.parametrize(
+    "value, budget", [(0.45, 3.0), (0.5, 3.0), (0.2, 1.0), (0.3, 1.0), (0.61, np.inf)]
+)
+def test_e3_crossing_is_the_first_budget_whose_expected_best_reaches_the_value(value, budget):
+    curve, budgets = np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert yellowfin.crossing(curve, budgets, value) == budget
+
+
+def test_e3_expected_best_of_two_trials_by_hand():
+    # trials 0.2 and 0.6: one draw averages 0.4; the best of two draws (with replacement)
+    # is 0.2 only when both draw it (1/4): 0.2 / 4 + 0.6 * 3 / 4 = 0.5
+    curves = yellowfin.expected(np.array([[0.2, 0.2], [0.6, 0.6]]), np.array([1.0, 2.0]))
+    np.testing.assert_allclose(curves, [[0.4, 0.5], [0.4, 0.5]])
+
+
+def test_e3_worth_reads_k_star_off_the_mean_curve_with_an_interval_over_seeds():
+    budgets = np.array([1.0, 2.0, 3.0, 4.0])
+    same = np.tile([0.3, 0.4, 0.5, 0.6], (3, 1))
+    k = yellowfin.worth(same, np.array([0.45, 0.45, 0.45]), budgets)
+    assert (k.mean, k.low, k.high, k.n) == (3.0, 3.0, 3.0, 3)
+    # seeds that differ: the point estimate is the mean curve against the mean value
+    curves = np.array([[0.3, 0.4, 0.5, 0.6], [0.4, 0.5, 0.6, 0.7], [0.2, 0.3, 0.4, 0.5]])
+    k = yellowfin.worth(curves, np.array([0.45, 0.55, 0.6]), budgets)
+    assert k.mean == 4.0  # mean curve (0.3, 0.4, 0.5, 0.6) reaches 0.533 at 4
+    assert k.low <= k.mean <= k.high and k.high == np.inf  # some resamples never reach it
+
+
+# ------------------------------------------------------------------------------ E4
+
+
+def _e4(srsgd_steps, nesterov=SAME):
+    steps = {"heavy ball": np.array(SAME), "Nesterov": np.array(nesterov), "SRSGD": srsgd_steps}
+    test = {name: np.full(3, 0.7) for name in steps}
+    return srsgd.judge({k: np.asarray(v) for k, v in steps.items()}, test, srsgd.QUICK)
+
+
+@pytest.mark.parametrize(
+    "srsgd_steps, status",
+    [
+        (FAST, verdicts.SUPPORTED),
+        (SAME, verdicts.NOT_SUPPORTED),
+        (UNSURE, verdicts.INCONCLUSIVE),
+        ([np.inf] * 3, verdicts.NOT_SUPPORTED),  # never: 500 / 400
+    ],
+)
+def test_e4_judge_follows_srsgd_over_heavy_ball(srsgd_steps, status):
+    verdict = _e4(srsgd_steps)
+    assert verdict.status == status
+    assert verdict.primary[0].text == "steps to target, SRSGD / heavy ball"
+
+
+def test_e4_nesterov_is_secondary_and_does_not_vote():
+    verdict = _e4(FAST, nesterov=[100.0, 100.0, 100.0])  # Nesterov faster still
+    assert verdict.status == verdicts.SUPPORTED
+    against_nesterov = verdict.secondary[0]
+    assert against_nesterov.text == "steps to target, SRSGD / Nesterov"
+    assert against_nesterov.status == verdicts.NOT_SUPPORTED
+
+
+def test_e4_the_default_schedule_restarts_after_40_41_42_steps():
+    # periods 40, 41, 42, ...: restarts end at 40, 81, 123, ..., 396 (the 9th) < 400
+    assert [srsgd.restarts(n) for n in (39, 40, 80, 81, 400)] == [0, 1, 1, 2, 9]
+
+
+def test_e4_srsgd_is_nesterov_with_the_sequence_until_its_first_restart():
+    row = {"lr": jnp.float32(0.1)}
+    grads = [jnp.full(2, float(i + 1)) for i in range(45)]
+    got, _ = helpers.run_updates(srsgd.srsgd(row), grads, jnp.ones(2))
+    sequence = mo.sgd(0.1, mo.schedules.nesterov_sequence(), nesterov=True)
+    want, _ = helpers.run_updates(sequence, grads, jnp.ones(2))
+    np.testing.assert_allclose(got[:40], want[:40], rtol=1e-6)
+    # step 40 starts again from a fresh buffer: plain gradient step
+    np.testing.assert_allclose(got[40], -0.1 * grads[40], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------ E5
+
+
+def _e5(careful_hb, careful_nag):
+    steps = {
+        "heavy ball": np.array(SAME),
+        "cautious heavy ball": np.array(careful_hb),
+        "Nesterov": np.array(SAME),
+        "cautious Nesterov": np.array(careful_nag),
+    }
+    test = {name: np.full(3, 0.7) for name in steps}
+    return cautious.judge(steps, test, cautious.QUICK).status
+
+
+@pytest.mark.parametrize(
+    "careful_hb, careful_nag, status",
+    [
+        (FAST, FAST, verdicts.SUPPORTED),
+        (SAME, SAME, verdicts.NOT_SUPPORTED),
+        (FAST, SAME, verdicts.DEPENDS),
+        (FAST, UNSURE, verdicts.INCONCLUSIVE),
+    ],
+)
+def test_e5_judge_one_primary_per_base_optimizer(careful_hb, careful_nag, status):
+    assert _e5(careful_hb, careful_nag) == status
+
+
+def test_e5_all_four_methods_share_one_state_and_cautious_masks_disagreeing_signs():
+    [group] = cautious.methods(cautious.QUICK)
+    assert [m.name for m in group] == [
+        "heavy ball",
+        "cautious heavy ball",
+        "Nesterov",
+        "cautious Nesterov",
+    ]
+    row = {"lr": jnp.float32(0.1), "momentum": jnp.float32(0.9)}
+    params = jnp.ones(3)
+    opts = [m.make(row) for m in group]
+    assert len({jax.tree.structure(o.init(params)) for o in opts}) == 1
+    grads = [jnp.array([1.0, 1.0, 1.0]), jnp.array([1.0, -0.5, 1.0])]
+    plain, _ = helpers.run_updates(opts[0], grads, params)
+    careful, _ = helpers.run_updates(opts[1], grads, params)
+    np.testing.assert_allclose(plain[1], -0.1 * np.array([1.9, 0.4, 1.9]), rtol=1e-6)
+    # the middle component (momentum 0.4 against gradient -0.5) is dropped, the rest
+    # rescaled by d / (kept + 1) = 3 / 3
+    np.testing.assert_allclose(careful[1], -0.1 * np.array([1.9, 0.0, 1.9]), rtol=1e-6)
+
+
+# --------------------------------------------------------------------- end to end (slow)
+
+
+def _run(module, cfg, tmp_path, monkeypatch):
+    """The experiment through the runner at ``cfg``: its findings and its report."""
+    monkeypatch.setattr(module, "QUICK", cfg)
+    [finding] = runner.run(
+        [module.NAME], quick=True, out=tmp_path, seed=0, modules={module.NAME: module}
+    )
+    folder = tmp_path / module.NAME
+    assert all((folder / plot).exists() for plot in finding.plots)
+    text = (folder / "REPORT.md").read_text()
+    assert f"## {finding.id}. {registry.STATEMENTS[finding.id].title}" in text
+    assert f"**Verdict: {finding.verdict.status}.**" in text
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["claims"][finding.id]["status"] == finding.verdict.status
+    return finding
+
+
+@pytest.mark.slow
+def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(
+        yellowfin.QUICK, trials=3, schedule=TINY, cnn_trials=2, cnn_seeds=3, cnn_schedule=TINY
+    )
+    finding = _run(yellowfin, cfg, tmp_path, monkeypatch)
+    diff = finding.verdict.primary[0].estimate
+    assert diff.n == 3 and -1 <= diff.low <= diff.mean <= diff.high <= 1
+    assert finding.verdict.secondary[-1].text.startswith("1-D CNN")  # the CNN arm ran
+    for row in finding.table:
+        assert 0.05 < row["validation accuracy"].mean < 1  # above chance after 100 steps
+    worth = finding.metrics["worth"]
+    assert 1 <= worth.low <= worth.mean <= worth.high
+    tuned = finding.metrics["tuned_values"]
+    assert tuned["learning_rate"].shape == (TINY.steps,)
+    assert np.all(np.isfinite(tuned["learning_rate"])) and np.all(tuned["learning_rate"] > 0)
+    assert np.all((tuned["momentum"] >= 0) & (tuned["momentum"] < 1))
+    assert tuned["momentum"][-1] > 0  # it tuned a momentum, not plain SGD
+
+
+@pytest.mark.slow
+def test_e4_end_to_end_times_srsgd_to_heavy_balls_target(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(srsgd.QUICK, trials=2, schedule=TINY)
+    finding = _run(srsgd, cfg, tmp_path, monkeypatch)
+    assert [row["method"] for row in finding.table] == ["heavy ball", "Nesterov", "SRSGD"]
+    target = finding.metrics["target"]
+    assert np.isfinite(target) and 0 < target < 2.31  # below the loss of a uniform guess
+    ratio = finding.verdict.primary[0].estimate
+    assert ratio.n == 3 and 0 < ratio.low <= ratio.mean <= ratio.high < np.inf
+    assert finding.metrics["restarts"] == 2  # after 40 and 81 steps, within 100
+    for row in finding.table:
+        assert 0 < row["steps to target"].mean <= TINY.steps + TINY.eval_every
+
+
+@pytest.mark.slow
+def test_e5_end_to_end_sets_each_pairs_target_from_its_plain_optimizer(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(cautious.QUICK, trials=2, schedule=TINY)
+    finding = _run(cautious, cfg, tmp_path, monkeypatch)
+    assert len(finding.verdict.primary) == 2
+    targets = finding.metrics["targets"]
+    assert targets["cautious heavy ball"] == targets["heavy ball"]
+    assert targets["cautious Nesterov"] == targets["Nesterov"]
+    assert all(np.isfinite(t) and 0 < t < 2.31 for t in targets.values())
+    for condition in finding.verdict.primary:
+        assert 0 < condition.estimate.low <= condition.estimate.high < np.inf
+    # the same trials: cautious and plain pick from the same (lr, beta) points
+    settings = finding.metrics["settings"]
+    assert set(settings) == {"heavy ball", "cautious heavy ball", "Nesterov", "cautious Nesterov"}
+
+
+def test_the_three_experiments_are_registered_with_their_sources():
+    modules = registry.experiments()
+    for name, claim in (("yellowfin", "E3"), ("srsgd", "E4"), ("cautious", "E5")):
+        assert modules[name].CLAIMS == (claim,)
+        statement = registry.STATEMENTS[claim]
+        assert statement.quote and all(s in registry.SOURCES for s in statement.sources)
