@@ -141,7 +141,7 @@ def periodic_reset(
         )
         inner_state = optax.tree.where(state.phase == 0, fresh, state.inner_state)
         updates, inner_state = inner.update(updates, inner_state, params, **extra_args)
-        period = period_at(every, state.restarts) if scheduled else every
+        period = period_at(every, state.restarts) if callable(every) else every
         ends = state.phase + 1 >= period
         phase = jnp.where(ends, 0, state.phase + 1).astype(jnp.int32)
         if scheduled:

@@ -25,7 +25,7 @@ class YellowFinState(NamedTuple):
     """State of :func:`scale_by_yellowfin`; ``learning_rate`` and ``momentum`` are the
     tuned values the last step used (float32 scalars, for logging)."""
 
-    count: jax.Array  # int32 scalar t, steps taken (saturating)
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar t, steps taken (saturating)
     velocity: optax.Params  # v_t = mu_t v_{t-1} + alpha_t g_t, like the params
     grad_avg: optax.Params  # the running average of g (not yet debiased), like the params
     window: jax.Array  # float32 (w,): ||g||^2 of the last w steps, a ring buffer
@@ -48,7 +48,8 @@ def cubic_root(p: jax.Array) -> jax.Array:
 
     followed, for :math:`p > 1`, by one Newton step on :math:`f(x) = p x - (1 - x)^3`
     (:math:`f' \ge p`), which makes the small roots of a large :math:`p`
-    (:math:`x \approx 1 / p`) accurate to a relative error of float32's precision. ``p`` is clipped to :data:`P_RANGE`.
+    (:math:`x \approx 1 / p`) accurate to a relative error of float32's precision. ``p``
+    is clipped to :data:`P_RANGE`.
     """
     p = jnp.clip(jnp.asarray(p, jnp.float32), *P_RANGE)
     s = 2 * jnp.sqrt(p / 3) * jnp.sinh(jnp.arcsinh(1.5 * jnp.sqrt(3 / p)) / 3)

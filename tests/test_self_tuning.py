@@ -55,7 +55,7 @@ def oracle_yellowfin(gradients, beta=0.999, window=20, eps=EPS):
     for t, g in enumerate(flat):
         debias = 1 - beta ** (t + 1)
         h = float(g @ g)
-        curvatures = (curvatures + [h])[-window:]  # CurvatureRange
+        curvatures = [*curvatures, h][-window:]  # CurvatureRange
         ema("hmin", min(curvatures))
         ema("hmax", max(curvatures))
         ema("g2", h)  # Variance: 1^T (mean of g^2 - (mean of g)^2)
@@ -147,7 +147,9 @@ def test_cubic_root_matches_a_numerical_solver_over_a_grid():
     got = np.asarray(self_tuning.cubic_root(jnp.asarray(P_GRID, jnp.float32)), np.float64)
     for p, x in zip(P_GRID, got):
         # p x = (1 - x)^3 has exactly one root in [0, 1]: f(0) = -1 < 0 < f(1) = p
-        want = optimize.brentq(lambda y: p * y - (1 - y) ** 3, 0.0, 1.0, xtol=1e-300, rtol=1e-15)
+        want = optimize.brentq(
+            lambda y, p=p: p * y - (1 - y) ** 3, 0.0, 1.0, xtol=1e-300, rtol=1e-15
+        )
         assert x == pytest.approx(want, rel=1e-5), p
         assert 1 - x == pytest.approx(1 - want, rel=1e-5, abs=1e-7), p  # s = 1 - x too
 
@@ -195,7 +197,7 @@ def test_untuned_yellowfin_trains_a_noisy_regression():
     features = jnp.asarray(rng.standard_normal((512, 8)), jnp.float32)
     truth = jnp.asarray(rng.standard_normal(8), jnp.float32)
     targets = features @ truth + 0.1 * jnp.asarray(rng.standard_normal(512), jnp.float32)
-    loss = lambda w, x, y: 0.5 * jnp.mean((x @ w - y) ** 2)  # noqa: E731
+    loss = lambda w, x, y: 0.5 * jnp.mean((x @ w - y) ** 2)
     opt = mo.yellowfin()
 
     @jax.jit
@@ -207,7 +209,7 @@ def test_untuned_yellowfin_trains_a_noisy_regression():
     w = jnp.zeros(8)
     state = opt.init(w)
     start = float(loss(w, features, targets))
-    for t in range(400):
+    for _ in range(400):
         w, state = step(w, state, jnp.asarray(rng.integers(0, 512, 32)))
     assert float(loss(w, features, targets)) < 0.05 * start
     assert 0.0 < float(state[0].momentum) < 1.0 and float(state[0].learning_rate) > 0.0

@@ -77,7 +77,7 @@ def test_default_restart_period_grows_from_40_to_80_over_40_restarts():
 
 def test_srsgd_beats_gradient_descent_on_an_ill_conditioned_quadratic():
     # the accelerated sequence with restarts: far below plain gradient descent at one step
-    loss = lambda w: 0.5 * jnp.sum(jnp.asarray(CURVATURE, jnp.float32) * w**2)  # noqa: E731
+    loss = lambda w: 0.5 * jnp.sum(jnp.asarray(CURVATURE, jnp.float32) * w**2)
     final = {}
     for name, opt in {"srsgd": mo.srsgd(1.0, restart_every=50), "gd": mo.sgd(1.0)}.items():
         run = helpers.descend(opt, jnp.ones(4), 300, helpers.gradient_of(loss))
