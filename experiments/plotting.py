@@ -23,6 +23,10 @@ COLORS = {
     "QHM": "tab:brown",
     "AggMo": "tab:pink",
     "Demon": "tab:olive",
+    "YellowFin": "goldenrod",
+    "SRSGD": "tab:cyan",
+    "cautious heavy ball": "navy",
+    "cautious Nesterov": "darkred",
 }
 
 

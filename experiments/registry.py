@@ -83,6 +83,24 @@ SOURCES = {
         "EMNLP 2019",
         "Dodge et al. 2019",
     ),
+    "yellowfin": Source(
+        "YellowFin and the art of momentum tuning",
+        "J. Zhang and I. Mitliagkas",
+        "SysML 2019",
+        "Zhang & Mitliagkas 2019",
+    ),
+    "srsgd": Source(
+        "Scheduled restart momentum for accelerated stochastic gradient descent",
+        "B. Wang, T. M. Nguyen, A. L. Bertozzi, R. G. Baraniuk and S. J. Osher",
+        "arXiv:2002.10583, 2020",
+        "Wang et al. 2020",
+    ),
+    "cautious": Source(
+        "Cautious optimizers: improving training with one line of code",
+        "K. Liang, L. Chen, B. Liu and Q. Liu",
+        "arXiv:2411.16085, 2024",
+        "Liang et al. 2024",
+    ),
 }
 
 
@@ -214,6 +232,32 @@ STATEMENTS = {
         "Demon decays the momentum to zero over training.",
         ("qhm", "aggmo", "demon"),
     ),
+    "E3": Statement(
+        "YellowFin's automatic tuning stands in for hand-tuning momentum SGD",
+        '"We revisit the momentum SGD algorithm and show that hand-tuning a single learning '
+        "rate and momentum makes it competitive with Adam ... we design YellowFin, an automatic "
+        "tuner for momentum and learning rate in SGD ... We empirically show that YellowFin "
+        'can converge in fewer iterations than Adam on ResNets and LSTMs."',
+        ("yellowfin",),
+    ),
+    "E4": Statement(
+        "Scheduled restart momentum (SRSGD) trains faster than SGD with constant momentum",
+        '"SRSGD replaces the constant momentum in SGD by the increasing momentum in NAG but '
+        "stabilizes the iterations by resetting the momentum to zero according to a schedule "
+        "... SRSGD significantly improves convergence and generalization ... SRSGD reaches "
+        "similar or even better error rates with significantly fewer training epochs compared "
+        'to the SGD baseline."',
+        ("srsgd",),
+    ),
+    "E5": Statement(
+        "Cautious momentum speeds up training",
+        '"We propose a single-line modification in Pytorch to any momentum-based optimizer, '
+        "which we rename cautious optimizer ... showing not only speed-up on Llama and MAE "
+        'pretraining up to 1.47 times" (first version); "consistent speed-up on LLM '
+        "pretraining, but also image classification, with minimum extra tuning on "
+        'hyperparameters" (revised version).',
+        ("cautious",),
+    ),
 }
 
 
@@ -221,6 +265,7 @@ def experiments() -> dict:
     """``name -> module`` for every experiment (imported on demand: they pull in JAX models)."""
     from experiments.claims import adaptive_lr
     from experiments.claims import adaptive_methods
+    from experiments.claims import cautious
     from experiments.claims import minima
     from experiments.claims import momentum_size
     from experiments.claims import nesterov
@@ -228,8 +273,10 @@ def experiments() -> dict:
     from experiments.claims import oscillation
     from experiments.claims import restart
     from experiments.claims import schedules
+    from experiments.claims import srsgd
     from experiments.claims import textbook
     from experiments.claims import variants
+    from experiments.claims import yellowfin
 
     modules = (
         textbook,
@@ -243,5 +290,8 @@ def experiments() -> dict:
         adaptive_methods,
         noise,
         variants,
+        yellowfin,
+        srsgd,
+        cautious,
     )
     return {m.NAME: m for m in modules}

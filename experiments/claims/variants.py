@@ -20,10 +20,9 @@ import optax
 import momentum_optax as mo
 from experiments import comparison
 from experiments import loop
-from experiments import plotting
 from experiments import report
 from experiments import tasks
-from experiments.protocol import stats
+from experiments.claims import speedup
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
 
@@ -106,38 +105,18 @@ def methods(cfg: Config) -> list[list[comparison.Method]]:
     ]
 
 
-def censored(steps: np.ndarray, cfg: Config) -> np.ndarray:
-    """Steps to target with "never" counted as one evaluation past the end."""
-    return np.where(np.isfinite(steps), steps, cfg.schedule.steps + cfg.schedule.eval_every)
-
-
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> speedup.Race:
     """Every method's trials; the target from tuned heavy ball; each method selected by its
     steps to that target; per method the selection and its per-seed steps."""
-    task = tasks.mnist1d_mlp()
-    runs = {}
-    for group in methods(cfg):
-        status(
-            f"{NAME}: {', '.join(m.name for m in group)}: {cfg.trials} trials x "
-            f"{cfg.seeds} seeds each"
-        )
-        out = comparison.run(
-            group, task, trials=cfg.trials, seeds=cfg.seeds, key=key, schedule=cfg.schedule
-        )
-        runs.update({m.name: trials for m, trials in zip(group, out)})
-    base = comparison.select_by_train_loss(runs[BASELINE])
-    target = float(comparison.final(base.curves.train_loss).mean())
-    selected = {
-        name: comparison.select_by_steps_to(t, target, metric="train_loss", higher_is_better=False)
-        for name, t in runs.items()
-    }
-    steps = {
-        name: comparison.steps_to(
-            sel.curves.train_loss, target, cfg.schedule.eval_steps, higher_is_better=False
-        )
-        for name, sel in selected.items()
-    }
-    return {"target": target, "selected": selected, "steps": steps, "trials": runs}
+    return speedup.measure(
+        methods(cfg),
+        tasks.mnist1d_mlp(),
+        BASELINE,
+        cfg,
+        key,
+        label=NAME,
+        status=status,
+    )
 
 
 def judge(
@@ -145,80 +124,25 @@ def judge(
 ) -> verdicts.Verdict:
     """E2's verdict from per-seed steps to target and test accuracies (heavy ball and each
     variant): one primary condition per variant."""
-    base = censored(steps[BASELINE], cfg)
-    named = {
-        name: verdicts.Condition(
-            f"steps to target, {name} / heavy ball",
-            stats.paired_ratio(censored(steps[name], cfg), base),
-            cfg.speedup,
-            verdicts.BELOW,
-        )
-        for name in steps
-        if name != BASELINE
-    }
-    secondary = [
-        verdicts.Condition(
-            f"{name}: test accuracy, {name} - heavy ball",
-            stats.paired_difference(test[name], test[BASELINE]),
-            0.0,
-            verdicts.ABOVE,
-        )
-        for name in test
-        if name != BASELINE
-    ]
-    return verdicts.judge_depends(named, secondary)
+    pairs = {name: (name, BASELINE) for name in steps if name != BASELINE}
+    return speedup.judge(steps, test, cfg, pairs)
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
-    fig, (ax, ax2) = plotting.figure(
-        2, title="E2: momentum variants against tuned heavy ball (MNIST-1D MLP)"
+def figure(race: speedup.Race, cfg: Config, out: pathlib.Path) -> list[str]:
+    return speedup.figure(
+        race,
+        cfg,
+        out,
+        title="E2: momentum variants against tuned heavy ball (MNIST-1D MLP)",
+        name="e2_variants.png",
+        reference=BASELINE,
     )
-    plotting.seed_bands(
-        ax,
-        cfg.schedule.eval_steps,
-        {n: s.curves.train_loss for n, s in numbers["selected"].items()},
-        ylabel="loss on the full training set",
-        logy=True,
-        title=f"selected trials; target {numbers['target']:.3g} (dashed)",
-    )
-    ax.axhline(numbers["target"], color="k", ls="--", lw=0.8)
-    for name, trials in numbers["trials"].items():
-        lr = trials.table["lr"]
-        loss = comparison.final(trials.curves.train_loss).mean(-1)
-        color = plotting.COLORS[name]
-        ax2.plot(lr, np.where(np.isfinite(loss), loss, np.nan), "o", color=color, label=name)
-        ax2.plot(lr[~np.isfinite(loss)], np.full((~np.isfinite(loss)).sum(), 2.5), "x", color=color)
-        pick = numbers["selected"][name].index
-        ax2.plot(lr[pick], loss[pick], "*", ms=13, color=color, mec="k")
-    ax2.set(
-        xscale="log",
-        yscale="log",
-        xlabel="learning rate",
-        ylabel="final training loss (mean over seeds)",
-        title="every trial (*: selected, x at top: diverged)",
-    )
-    ax2.legend(fontsize=7)
-    ax2.grid(alpha=0.3)
-    return [plotting.save(fig, out, "e2_variants.png")]
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    race: speedup.Race, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
-    rows, edges = [], []
-    for name, sel in numbers["selected"].items():
-        rows.append(
-            {
-                "method": name,
-                "lr": sel.setting["lr"],
-                "momentum": sel.setting["momentum"] if name != "AggMo" else "0, 0.9, 0.99",
-                "steps to target": stats.mean(censored(numbers["steps"][name], cfg)),
-                "final training loss": stats.mean(sel.curves.train_loss[:, -1]),
-                "test accuracy": stats.mean(sel.curves.test_accuracy),
-            }
-        )
-        edges += [f"{name}: {', '.join(sel.edge)}"] if sel.edge else []
-    ratios = "; ".join(f"{c.text.split(', ')[1]} {c.estimate}" for c in verdict.primary)
+    rows, edges = speedup.table(race, cfg.schedule, {"AggMo": "0, 0.9, 0.99"})
     return report.Finding(
         id="E2",
         reading=READING,
@@ -239,15 +163,11 @@ def describe(
         f"{report.listing(cfg.aggmo_lr)}. Heavy ball's target from its trial with the "
         "lowest final training loss; then every method's trial with the fewest steps "
         "to the target.",
-        headline=f"steps ratio to heavy ball's target: {ratios}",
+        headline=f"steps ratio to heavy ball's target: {speedup.ratios(verdict.primary)}",
         table=rows,
         plots=plots,
         verdict=verdict,
-        metrics={
-            "target": numbers["target"],
-            "steps": numbers["steps"],
-            "settings": {n: s.setting for n, s in numbers["selected"].items()},
-        },
+        metrics={"target": race.targets[BASELINE], **speedup.metrics(race)},
         notes=report.edge_note(edges),
     )
 
@@ -255,7 +175,6 @@ def describe(
 def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
-    numbers = measure(cfg, key, status)
-    test = {n: s.curves.test_accuracy for n, s in numbers["selected"].items()}
-    verdict = judge(numbers["steps"], test, cfg)
-    return [describe(numbers, verdict, figure(numbers, cfg, out), cfg)]
+    race = measure(cfg, key, status)
+    verdict = judge(race.steps, race.test, cfg)
+    return [describe(race, verdict, figure(race, cfg, out), cfg)]
