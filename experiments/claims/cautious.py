@@ -54,7 +54,7 @@ PRIMARY = (
     "the 95% interval of the paired ratio of steps (cautious / plain) lies below {speedup}."
 )
 READING = (
-    "'Consistently speeds up training' (the paper's 1.47x on LLaMA pre-training) is read "
+    "'Consistent speed-up' (the paper's up to 1.47x on LLaMA pre-training) is read "
     "as training speed, AlgoPerf's time-to-result on the full training loss, each "
     "optimizer tuned over the same learning rate x momentum trials. The paper wraps "
     "AdamW and Lion; its claim is that the one-line mask speeds up momentum optimizers "

@@ -68,8 +68,8 @@ PRIMARY = (
     "above -{margin:g}."
 )
 READING = (
-    "'Competitive with hand-tuned momentum SGD ... without any hand-tuning' is read as "
-    "the result of a fixed number of steps: YellowFin's one run at its defaults (beta "
+    "An automatic tuner for momentum and learning rate standing in for hand-tuning is "
+    "read as the result of a fixed number of steps: YellowFin's one run at its defaults (beta "
     "0.999, curvature window 20, learning-rate factor 1) against heavy ball with its "
     "learning rate and momentum tuned over the space C15 uses, chosen on validation "
     "accuracy and compared on test accuracy (reported once). 'Competitive' needs a "
