@@ -121,7 +121,8 @@ def sgd(
 
 
 #: SRSGD's default restart schedule: the period F_k grows linearly from 40 to 80 steps over
-#: the first 40 restarts (Wang et al.'s linear schedule for ImageNet), then stays at 80
+#: the first 40 restarts, then stays at 80 (the paper's ImageNet runs raise it from 40 to
+#: 80 by learning-rate stage; here it grows with the restart count)
 SRSGD_PERIOD = optax.linear_schedule(init_value=40.0, end_value=80.0, transition_steps=40)
 
 
@@ -155,7 +156,7 @@ def srsgd(
             :math:`F`), or a schedule of the restart index :math:`j` giving
             :math:`F_j` (rounded to an integer); ``None`` (the default) is
             :data:`SRSGD_PERIOD`, 40 steps growing linearly to 80 over 40 restarts (the
-            paper's linear schedule for ImageNet, counted in restarts).
+            paper's ImageNet runs use periods 40 to 80, raised per learning-rate stage).
         accumulator_dtype: dtype of the momentum buffer; ``None`` keeps the
             parameters'.
 

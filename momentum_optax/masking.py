@@ -8,38 +8,43 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from momentum_optax import _coefficients
 from momentum_optax import _tree
 
 
-def cautious(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+def cautious(
+    inner: optax.GradientTransformation, *, flip_sign: bool = False
+) -> optax.GradientTransformationExtraArgs:
     r"""Cautious optimizer (Liang et al. 2024): mask the components of ``inner``'s update
     whose sign disagrees with the current gradient, and rescale what is kept.
 
     .. math::
 
-        \phi_t = \mathbb{1}[u_t \odot g_t > 0], \qquad
+        \phi_t = \mathbb{1}[\sigma\, u_t \odot g_t > 0], \qquad
         \tilde u_t = \frac{d}{\operatorname{nnz}(\phi_t) + 1}\, \phi_t \odot u_t
 
-    per parameter tensor of :math:`d` elements, :math:`u_t` the inner update and
-    :math:`g_t` the incoming gradient (the paper's reference code; the :math:`+1` keeps
-    an all-zero mask finite: the update is then exactly 0). The rescaling restores the
-    update's size to roughly that of the unmasked one (:math:`1 /` the fraction kept).
+    per parameter tensor of :math:`d` elements, :math:`u_t` the inner update,
+    :math:`g_t` the incoming gradient and :math:`\sigma = 1` (the paper's reference
+    code; the :math:`+1` keeps an all-zero mask finite: the update is then exactly 0).
+    The rescaling restores the update's size to roughly that of the unmasked one
+    (:math:`1 /` the fraction kept).
 
-    "Agrees with the gradient" is read from the update a *fresh* ``inner`` would make
-    from the same gradient, :math:`\tilde g_t` (computed from ``inner.init``, like
-    :func:`adaptive_restart`'s test): for ``trace``, ``ema`` or ``optax.scale_by_adam``
-    that is a positive multiple of :math:`g_t` componentwise, so the mask is the
-    paper's :math:`u_t \odot g_t > 0`; for a whole optimizer such as ``mo.sgd(lr, b)``
-    (whose updates are :math:`-\eta\, m_t`) it is :math:`-\eta\, g_t`, so the wrapper
-    works wherever the learning rate sits. The state is ``inner``'s own, unchanged: a
-    cautious and a plain optimizer share one state structure and one checkpoint format
-    (the mask acts on the output only; the momentum buffer keeps every component).
-    Extra arguments (``value=loss``) are forwarded to ``inner``.
+    ``inner`` must point along the gradient, as a momentum transformation before the
+    learning rate does (``trace``, ``ema``, ``qhm``, ``optax.scale_by_adam``): use
+    ``chain(cautious(trace(b)), scale_by_learning_rate(lr))``. A whole optimizer, whose
+    updates are descent steps (:math:`-\eta\, m_t`: ``mo.sgd``, ``optax.adam``), needs
+    ``flip_sign=True`` (:math:`\sigma = -1`); without it the mask is inverted (it keeps
+    exactly the components that disagree). Weight decay inside ``inner`` is masked too; the paper's
+    C-AdamW applies it unmasked, so chain ``optax.add_decayed_weights`` after the
+    cautious direction. The state is ``inner``'s own, unchanged: a cautious and a plain
+    optimizer share one state structure and one checkpoint format (the mask acts on the
+    output only; the momentum buffer keeps every component). Extra arguments
+    (``value=loss``) are forwarded to ``inner``.
 
     Args:
-        inner: the transformation whose updates are masked, e.g. ``trace(0.9)`` in
-            ``chain(cautious(trace(0.9)), scale_by_learning_rate(lr))``, or a whole
-            optimizer.
+        inner: the transformation whose updates are masked, e.g. ``trace(0.9)``.
+        flip_sign: whether ``inner``'s updates point against the gradient (a whole
+            optimizer, learning rate included); ``True`` or ``False``.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs`` with ``inner``'s state.
@@ -65,7 +70,9 @@ def cautious(inner: optax.GradientTransformation) -> optax.GradientTransformatio
             f"inner must be an optax.GradientTransformation; got {inner!r} "
             f"of type {type(inner).__name__}."
         )
+    _coefficients.check_bool("flip_sign", flip_sign)
     inner = optax.with_extra_args_support(inner)
+    sign = -1.0 if flip_sign else 1.0
 
     def update_fn(
         updates: optax.Updates,
@@ -74,17 +81,13 @@ def cautious(inner: optax.GradientTransformation) -> optax.GradientTransformatio
         **extra_args: Any,
     ) -> tuple[optax.Updates, Any]:
         carried, new_state = inner.update(updates, state, params, **extra_args)
-        fresh_state = optax.tree.cast_like(
-            inner.init(params if params is not None else updates), state
-        )
-        fresh, _ = inner.update(updates, fresh_state, params, **extra_args)
 
-        def leaf(u: jax.Array, direction: jax.Array) -> tuple:
-            keep = u * direction > 0
+        def leaf(u: jax.Array, g: jax.Array) -> tuple:
+            keep = sign * u * g > 0
             scale = u.size / (jnp.sum(keep, dtype=jnp.int32).astype(u.dtype) + 1)
-            return jnp.where(keep, u * scale, jnp.zeros_like(u)), direction
+            return jnp.where(keep, u * scale, jnp.zeros_like(u)), g
 
-        masked, _ = _tree.leafwise(leaf, carried, fresh)
+        masked, _ = _tree.leafwise(leaf, carried, updates)
         return masked, new_state
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)

@@ -33,9 +33,11 @@ class ScheduledResetState(NamedTuple):
 
 def period_at(every: Callable[[jax.Array], Any], restarts: jax.Array) -> jax.Array:
     """``F_k = every(k)`` rounded to the nearest integer and clipped to [1, int32 max]
-    (int32): a schedule of the restart index read as a period length."""
+    (int32): a schedule of the restart index read as a period length. A value below 1 or
+    NaN counts as 1 (a restart before every step: no momentum)."""
     with jax.numpy_dtype_promotion("standard"):
         value = jnp.round(jnp.asarray(every(restarts), jnp.float32))
+    value = jnp.where(jnp.isnan(value), 1.0, value)
     return jnp.clip(value, 1, float(2**31 - 128)).astype(jnp.int32)
 
 
@@ -59,7 +61,8 @@ def periodic_reset(
 
     The period may grow: with ``every`` a schedule of the restart index
     :math:`k` (``every(k)`` is :math:`F_k`, rounded to an integer >= 1; e.g.
-    ``optax.linear_schedule(40, 80, 40)``), the resets come before steps
+    ``optax.linear_schedule(40, 80, 40)``; below 1 or NaN counts as 1), the resets come
+    before steps
     :math:`0, F_0, F_0 + F_1, \dots`, as in Wang et al.'s scheduled restart SGD
     (:func:`srsgd`); the state then also counts the restarts
     (:class:`ScheduledResetState`).

@@ -118,7 +118,8 @@ def scale_by_yellowfin(
 
     At step :math:`t` (from 0), with :math:`h_t = \|g_t\|^2`, every running average
     :math:`\bar x_t = \beta \bar x_{t-1} + (1 - \beta) x_t` started at 0 and divided by
-    :math:`1 - \beta^{t+1}` (zero-debiased, as in the paper's implementation):
+    :math:`1 - \beta^{t+1}` (zero-debiased; see below for where this departs from the
+    reference implementations):
 
     .. math::
 
@@ -144,10 +145,16 @@ def scale_by_yellowfin(
     :math:`\alpha_0 \approx 1 / \|g_0\|^2`; clip gradients with ``optax.clip_by_global_norm``
     in front where that is too large. On a noiseless problem the variance vanishes as
     the run converges and :math:`\|g\|^2` no longer tracks a curvature, so the tuned rate
-    grows until a step overshoots (on the example's quadratic, near step 200, after which
-    it recovers); the estimates are built for stochastic gradients. The reference
-    implementations' extras (log-scale
-    smoothing of the curvature range, gradient clipping, a slow start) are left out.
+    grows until the run blows up (on the example's quadratic the loss, 6e-33 at step
+    100, peaks at 1e15 near step 197 and is back below 1e-11 by step 400); the estimates
+    are built for stochastic gradients. Where this departs from the reference
+    implementations: their smoothing of :math:`\mu` and :math:`\alpha` starts from given
+    initial values (learning rate 1, momentum 0) without debiasing; here it is
+    zero-debiased like the other averages, so no initial value is needed and the first
+    step uses its own tuned values. The window holds :math:`w` values, as theirs does
+    (the pseudo-code's :math:`t - w \le i \le t` has :math:`w + 1`). Their extras
+    (log-scale smoothing of the curvature range, gradient clipping, a slow start) are
+    left out.
 
     Args:
         beta: :math:`\beta`, the smoothing of every estimate, a constant in [0, 1).

@@ -254,12 +254,6 @@ ALL_TRANSFORMS = [
     Row("sma", lambda: mo.sma(4)),
     Row("scale_by_yellowfin", lambda **kw: mo.scale_by_yellowfin(**kw), buffer=True),
     Row(
-        "yellowfin_scheduled_window3",
-        lambda: mo.yellowfin(optax.cosine_decay_schedule(1.0, 50), curvature_window=3),
-        scheduled=True,
-        optimizer=True,
-    ),
-    Row(
         "srsgd_reset_growing",
         lambda **kw: mo.srsgd(0.1, restart_every=lambda k: 3 + 2 * k, **kw),
         scheduled=True,
@@ -274,7 +268,7 @@ ALL_TRANSFORMS = [
     ),
     Row(
         "cautious_sgd_nesterov",
-        lambda: mo.cautious(mo.sgd(0.1, 0.9, nesterov=True)),
+        lambda: mo.cautious(mo.sgd(0.1, 0.9, nesterov=True), flip_sign=True),
         optimizer=True,
         roundings=3,
     ),

@@ -83,13 +83,13 @@ def test_a_full_mask_is_scaled_by_d_over_d_plus_one():
 
 
 @pytest.mark.parametrize("nesterov", [False, True], ids=["heavy_ball", "nesterov"])
-def test_a_whole_optimizer_is_masked_against_its_own_direction(nesterov):
-    # mo.sgd's updates are -lr m: agreement is read from the fresh update -lr g, so wrapping
-    # the optimizer equals wrapping the momentum before the learning rate
+def test_a_whole_optimizer_is_masked_with_flip_sign(nesterov):
+    # mo.sgd's updates are -lr m: with flip_sign the mask keeps -u g > 0, so wrapping the
+    # optimizer equals wrapping the momentum before the learning rate
     grads = gradient_trees(15, seed=1)
     params = jax.tree.map(jnp.zeros_like, grads[0])
     outside, _ = helpers.run_updates(
-        mo.cautious(mo.sgd(0.1, 0.9, nesterov=nesterov)), grads, params
+        mo.cautious(mo.sgd(0.1, 0.9, nesterov=nesterov), flip_sign=True), grads, params
     )
     inside, _ = helpers.run_updates(
         optax.chain(mo.cautious(mo.trace(0.9, nesterov=nesterov)), mo.scale_by_learning_rate(0.1)),
@@ -100,6 +100,32 @@ def test_a_whole_optimizer_is_masked_against_its_own_direction(nesterov):
         chex.assert_trees_all_close(a, b, rtol=1e-6)
     assert any(np.any(np.asarray(u["w"]) == 0) for u in outside)  # some were masked
     assert any(np.any(np.asarray(u["w"]) != 0) for u in outside)  # and some kept
+    # without flip_sign the mask of a descent step is inverted: it keeps the components
+    # that disagree, never one that the right mask keeps
+    unflipped, _ = helpers.run_updates(
+        mo.cautious(mo.sgd(0.1, 0.9, nesterov=nesterov)), grads, params
+    )
+    for wrong, right in zip(unflipped[1:], outside[1:]):
+        for k in SHAPES:
+            both = (np.asarray(wrong[k]) != 0) & (np.asarray(right[k]) != 0)
+            assert not np.any(both), k
+
+
+def test_a_warm_up_from_zero_is_masked_by_the_gradient_not_by_a_fresh_step():
+    # the learning rate starts at 0: the mask reads the gradient, so training starts as the
+    # rate rises (a mask read from a fresh optimizer's first step would stay empty)
+    warm_up = optax.linear_schedule(0.0, 0.1, 10)
+    grads = gradient_trees(20, seed=3)
+    params = jax.tree.map(jnp.zeros_like, grads[0])
+    got, _ = helpers.run_updates(mo.cautious(mo.sgd(warm_up, 0.9), flip_sign=True), grads, params)
+    want, _ = helpers.run_updates(
+        optax.chain(mo.cautious(mo.trace(0.9)), mo.scale_by_learning_rate(warm_up)),
+        grads,
+        params,
+    )
+    for a, b in zip(got, want):
+        chex.assert_trees_all_close(a, b, rtol=1e-6)
+    assert np.any(np.asarray(got[-1]["w"]) != 0)
 
 
 def test_cautious_ema_with_debias_masks_by_the_gradients_sign():

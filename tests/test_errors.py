@@ -123,6 +123,7 @@ BAD_CONSTRUCTIONS = [
     (lambda: mo.srsgd(0.1, accumulator_dtype="int32"), TypeError, "accumulator_dtype", "int32"),
     (lambda: mo.cautious(mo.trace), TypeError, "inner", "function"),
     (lambda: mo.cautious("trace"), TypeError, "inner", "'trace'"),
+    (lambda: mo.cautious(TRACE, flip_sign="yes"), TypeError, "flip_sign", "'yes'"),
     (lambda: mo.schedules.nesterov_sequence(0.0), ValueError, "r", "0.0"),
     (lambda: mo.schedules.nesterov_sequence(NAN), ValueError, "r", "nan"),
     (lambda: mo.schedules.nesterov_sequence("3"), TypeError, "r", "'3'"),

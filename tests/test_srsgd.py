@@ -125,6 +125,7 @@ def test_a_scheduled_period_resets_before_each_periods_first_step():
 def test_a_scheduled_period_is_rounded_and_at_least_one():
     values = [int(restarts.period_at(lambda k: 2.6 - k, jnp.int32(k))) for k in range(5)]
     assert values == [3, 2, 1, 1, 1]
+    assert int(restarts.period_at(lambda k: jnp.nan * k, jnp.int32(2))) == 1  # NaN counts as 1
 
 
 def test_srsgd_is_built_from_the_librarys_trace_and_restart():

@@ -4,9 +4,9 @@ Measure: heavy ball, Nesterov and their cautious forms (Liang et al.: the compon
 the momentum's update whose sign disagrees with the gradient are dropped, the rest
 rescaled), all four as ``chain(trace(beta), scale_by_learning_rate(lr))`` with or
 without ``mo.cautious`` around the trace: one state structure, one compile, the same
-trials (the same points of lr x log(1 - beta)) on the same seeds. Judge: per base
-optimizer, the paired ratio (cautious / plain) of steps to the plain optimizer's
-training-loss target, its tuned mean final full-training-set loss.
+trials (the same points of lr x log(1 - beta)) on the same seeds. Judge: the paired
+ratio (cautious / plain) of steps to the plain optimizer's training-loss target, its tuned
+mean final full-training-set loss, for heavy ball (primary) and Nesterov (secondary).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ NAME = "cautious"
 CLAIMS = ("E5",)
 BASES = ("heavy ball", "Nesterov")
 PAIRS = {base: (f"cautious {base}", base) for base in BASES}  # condition -> (method, reference)
+PRIMARY_PAIR = {"heavy ball": PAIRS["heavy ball"]}  # the claim names no condition: one votes
+SECONDARY_PAIR = {"Nesterov": PAIRS["Nesterov"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,18 +50,20 @@ QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=400, batch_size=3
 FULL = Config()
 
 PRIMARY = (
-    "For heavy ball and Nesterov separately: the cautious optimizer, tuned, reaches the "
-    "training-loss target - the mean final full-training-set loss of the plain optimizer "
-    "with its learning rate and momentum tuned - in fewer steps than the tuned plain one: "
-    "the 95% interval of the paired ratio of steps (cautious / plain) lies below {speedup}."
+    "Cautious heavy ball, tuned, reaches the training-loss target - the mean final "
+    "full-training-set loss of heavy ball with its learning rate and momentum tuned - in "
+    "fewer steps than tuned heavy ball: the 95% interval of the paired ratio of steps "
+    "(cautious / plain) lies below {speedup}. The same ratio for Nesterov is secondary."
 )
 READING = (
     "'Consistent speed-up' (the paper's up to 1.47x on LLaMA pre-training) is read "
     "as training speed, AlgoPerf's time-to-result on the full training loss, each "
     "optimizer tuned over the same learning rate x momentum trials. The paper wraps "
     "AdamW and Lion; its claim is that the one-line mask speeds up momentum optimizers "
-    "in general, so it is tested on the two momentum forms the library's users tune, "
-    "each judged on its own (it may hold for one and not the other: 'depends'). A 1.47x "
+    "in general, so it is tested on heavy ball, the momentum optimizer the claim's "
+    "baseline form is closest to (the primary condition); Nesterov is measured the same "
+    "way and reported as secondary (the claim names no condition on the form of "
+    "momentum, so the two do not make a 'depends'). A 1.47x "
     "speed-up is a steps ratio of 0.68; the threshold asks for at least 20%."
 )
 
@@ -110,8 +114,8 @@ def judge(
     steps: dict[str, np.ndarray], test: dict[str, np.ndarray], cfg: Config
 ) -> verdicts.Verdict:
     """E5's verdict from per-seed steps to target and test accuracies of the four methods:
-    one primary condition per base optimizer (cautious / plain)."""
-    return speedup.judge(steps, test, cfg, PAIRS)
+    the primary condition on heavy ball (cautious / plain), Nesterov's beside it."""
+    return speedup.judge(steps, test, cfg, PRIMARY_PAIR, SECONDARY_PAIR)
 
 
 def figure(race: speedup.Race, cfg: Config, out: pathlib.Path) -> list[str]:
@@ -170,7 +174,8 @@ def describe(
         f"{report.listing(cfg.one_minus_beta)} for all four. Each plain optimizer's target "
         "from its trial with the lowest final training loss; then every method's trial "
         "with the fewest steps to its pair's target.",
-        headline=f"steps ratio to the plain optimizer's target: {speedup.ratios(verdict.primary)}",
+        headline="steps ratio to the plain optimizer's target: "
+        f"{speedup.ratios(verdict.primary)} (secondary: {speedup.ratios(verdict.secondary[:1])})",
         table=rows,
         plots=plots,
         verdict=verdict,

@@ -79,8 +79,9 @@ READING = (
     "with a bootstrap interval over seeds. Beyond the {trials} trials run the curve "
     "extrapolates Dodge et al.'s estimator (draws with replacement), up to {most} trials, "
     "as C15 does; inf: not reached by then (YellowFin at or above heavy ball's best "
-    "trials). The paper's comparison with Adam on ResNets and LSTMs is not reproduced "
-    "here: the claim tested is the premise that the tuner stands in for hand-tuning."
+    "trials); 1: one random trial or fewer. The paper's comparison with Adam on ResNets "
+    "and LSTMs is not reproduced here: the claim tested is the premise that the tuner "
+    "stands in for hand-tuning."
 )
 
 
@@ -106,7 +107,7 @@ YELLOWFIN = comparison.Method(
 
 def crossing(curve: np.ndarray, budgets: np.ndarray, value: float) -> float:
     """The smallest budget whose expected best ``curve`` reaches ``value``: the first budget
-    when even it does, ``inf`` when none does."""
+    (1: worth one random trial or fewer) when even it does, ``inf`` when none does."""
     reached = np.asarray(curve) >= value
     return float(np.asarray(budgets)[reached.argmax()]) if reached.any() else np.inf
 
