@@ -157,6 +157,18 @@ def check_nonnegative(name: str, value: Any, *, allow_schedule: bool = True) -> 
         raise ValueError(f"{name} must be a finite float >= 0; got {value!r}.")
 
 
+def check_positive(name: str, value: Any) -> float:
+    """Validates a constant that must be strictly positive (an epsilon, a sequence's
+    offset): a finite Python or NumPy number > 0, returned as a float. A ``jax.Array`` is
+    refused: the value is read in Python."""
+    number = known_constant(name, value, "a finite float > 0")
+    if number is None or not (math.isfinite(number) and number > 0.0):
+        raise ValueError(
+            f"{name} must be a finite float > 0 (a Python or NumPy number); got {value!r}."
+        )
+    return number
+
+
 INT32_MAX = 2**31 - 1
 
 

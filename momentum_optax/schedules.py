@@ -7,8 +7,6 @@ keeps a saturating int32 step count and reads the schedule once per step.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -126,9 +124,7 @@ def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
         differential equation for modeling Nesterov's accelerated gradient method*,
         JMLR 2016.
     """
-    number = _coefficients.known_constant("r", r, "a finite float > 0")
-    if number is None or not (math.isfinite(number) and number > 0):
-        raise ValueError(f"r must be a finite float > 0 (a Python or NumPy number); got {r!r}.")
+    number = _coefficients.check_positive("r", r)
 
     def schedule(count: jax.Array) -> jax.Array:
         k = jnp.maximum(jnp.asarray(count, jnp.float32) - 1, 0.0)

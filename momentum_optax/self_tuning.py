@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -87,23 +86,24 @@ def single_step(
     return learning_rate, momentum
 
 
-def _squared_norm_of_average(updates: optax.Updates, average: optax.Params, b: float) -> jax.Array:
-    """``||b m + (1 - b) g||^2`` in float32 (or wider), from the unrounded new average: the
-    statistics do not depend on the dtype the average is stored in."""
+def _new_average(
+    updates: optax.Updates, average: optax.Params, b: float
+) -> tuple[optax.Params, jax.Array]:
+    """The new gradient average ``b m + (1 - b) g``, stored in ``m``'s dtype, and its squared
+    norm in float32 (or wider) from the unrounded values, so the statistics do not depend
+    on the dtype the average is stored in. A ``None`` update keeps its average."""
+    _tree.check_tree_match(updates, average, what="YellowFinState.grad_avg")
     treedef = _tree.structure(updates)
-    total = jnp.zeros([], jnp.float32)
+    leaves, total = [], jnp.zeros([], jnp.float32)
     for g, m in zip(treedef.flatten_up_to(updates), treedef.flatten_up_to(average)):
-        if g is not None:
-            dtype = _tree.compute_dtype(g, m)
-            new = b * jnp.asarray(m, dtype) + (1 - b) * jnp.asarray(g, dtype)
-            total = total + jnp.sum(jnp.square(new)).astype(jnp.float32)
-    return total
-
-
-def _check_eps(eps: float) -> None:
-    number = _coefficients.known_constant("eps", eps, "a float > 0")
-    if number is None or not (math.isfinite(number) and number > 0.0):
-        raise ValueError(f"eps must be a finite float > 0 (a Python or NumPy number); got {eps!r}.")
+        if g is None:
+            leaves.append(m)
+            continue
+        dtype = _tree.compute_dtype(g, m)
+        new = b * jnp.asarray(m, dtype) + (1 - b) * jnp.asarray(g, dtype)
+        total = total + jnp.sum(jnp.square(new)).astype(jnp.float32)
+        leaves.append(new.astype(m.dtype))
+    return treedef.unflatten(leaves), total
 
 
 def scale_by_yellowfin(
@@ -182,7 +182,7 @@ def scale_by_yellowfin(
     """
     _coefficients.check_coefficient("beta", beta, allow_one=False, allow_schedule=False)
     window = _coefficients.check_positive_int("curvature_window", curvature_window)
-    _check_eps(eps)
+    _coefficients.check_positive("eps", eps)
     accumulator_dtype = _coefficients.check_accumulator_dtype(
         "accumulator_dtype", accumulator_dtype
     )
@@ -208,9 +208,7 @@ def scale_by_yellowfin(
         del params
         _tree.check_inputs(updates, state, YellowFinState, "scale_by_yellowfin", "velocity")
         b = _coefficients.value_at(beta, None)
-        _, _, grad_avg = _tree.leafwise(
-            lambda g, v, m: (g, v, b * m + (1 - b) * g), updates, state.velocity, state.grad_avg
-        )
+        grad_avg, average_squared = _new_average(updates, state.grad_avg, b)
         norm_squared = _tree.vdot(updates, updates)
         slot = jnp.arange(window) == state.count % window
         recent = jnp.where(slot, norm_squared, state.window)
@@ -225,7 +223,6 @@ def scale_by_yellowfin(
         norm_avg = blend(_NORM, jnp.sqrt(norm_squared))
         h_min_avg, h_max_avg = blend(_H_MIN, h_min_t), blend(_H_MAX, h_max_t)
         mean_norm_squared = norm_squared_avg / correction
-        average_squared = _squared_norm_of_average(updates, state.grad_avg, b)
         # one gradient has no variance: exactly 0 at the first step, not a rounding residue
         variance = jnp.where(
             state.count == 0, 0.0, mean_norm_squared - average_squared / correction**2
