@@ -483,7 +483,7 @@ def parser() -> argparse.ArgumentParser:
         type=_positive,
         default=100,
         help=(
-            "evaluate the full training and validation losses every this many steps; must "
+            "evaluate the training-subset and validation losses every this many steps; must "
             "divide --steps (default 100)"
         ),
     )
@@ -507,7 +507,7 @@ def parser() -> argparse.ArgumentParser:
         choices=("validation", "training"),
         default="validation",
         help="choose each optimizer's trial by its final validation loss (default) "
-        "or its final full training loss",
+        "or its final training-subset loss",
     )
     p.add_argument(
         "--out",

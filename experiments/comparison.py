@@ -55,6 +55,11 @@ class Trials(NamedTuple):
     def seeds(self) -> int:
         return self.curves.test_accuracy.shape[1]
 
+    @property
+    def finite(self) -> np.ndarray:
+        """Per trial: no seed diverged (its final training loss is finite)."""
+        return np.isfinite(np.asarray(self.curves.train_loss, np.float64)[..., -1]).all(-1)
+
     def pick(self, index: int) -> Selected:
         """Trial ``index``'s curves over the seeds, with its settings and edge flags."""
         return Selected(
@@ -62,7 +67,7 @@ class Trials(NamedTuple):
             index,
             {k: float(v[index]) for k, v in self.table.items()},
             jax.tree.map(lambda a: a[index], self.curves),
-            tuning.on_edge(self.space, self.table, index),
+            tuning.on_edge(self.space, self.table, index, self.finite),
         )
 
 
@@ -156,38 +161,6 @@ def select_by_validation_loss(trials: Trials) -> Selected:
 def select_by_train_loss(trials: Trials) -> Selected:
     """The trial with the lowest mean final training loss (for claims about training speed)."""
     return trials.pick(tuning.select(final(trials.curves.train_loss)))
-
-
-def steps_to(
-    curve: np.ndarray, target: float, eval_steps: np.ndarray, *, higher_is_better: bool
-) -> np.ndarray:
-    """The first evaluated step at which ``curve`` reaches ``target`` (``inf`` if never);
-    last axis: evaluations at ``eval_steps``. AlgoPerf's time-to-result, in steps."""
-    curve = np.asarray(curve, np.float64)
-    curve = np.where(np.isfinite(curve), curve, -np.inf if higher_is_better else np.inf)
-    reached = curve >= target if higher_is_better else curve <= target
-    first = reached.argmax(-1)
-    return np.where(reached.any(-1), np.asarray(eval_steps, np.float64)[first], np.inf)
-
-
-def select_by_steps_to(
-    trials: Trials, target: float, *, metric: str = "val_accuracy", higher_is_better: bool = True
-) -> Selected:
-    """The trial that reaches ``target`` in ``metric`` soonest on average over the seeds
-    (runs that never reach it count as ``steps + eval_every``: censored, not ignored);
-    ties go to the better final value of ``metric``."""
-    curve = getattr(trials.curves, metric)
-    steps = steps_to(curve, target, trials.schedule.eval_steps, higher_is_better=higher_is_better)
-    censored = np.where(
-        np.isfinite(steps), steps, trials.schedule.steps + trials.schedule.eval_every
-    ).mean(-1)
-    last = (
-        final(curve)
-        if not higher_is_better
-        else -np.nan_to_num(np.asarray(curve, np.float64)[..., -1], nan=-np.inf)
-    )
-    order = np.lexsort((last.mean(-1), censored))
-    return trials.pick(int(order[0]))
 
 
 # ----------------------------------------------------------------- the usual optimizer rows

@@ -2,7 +2,8 @@
 
 ``train(opt, task, key, schedule)`` runs ``schedule.steps`` optimizer steps in a
 ``lax.scan`` and, every ``schedule.eval_every`` steps (and at step 0), evaluates the
-loss on the *full* training set and the loss and accuracy on the validation set; the
+loss on a fixed subset of the training set (its first ``schedule.train_subset``
+examples; 0: all of it) and the loss and accuracy on the validation set; the
 test split is evaluated once, at the end. ``key`` fixes the initialisation and the
 batch order, so two optimizers run with the same key see the same start and the same
 batches (what paired comparisons across seeds need). Batches are drawn uniformly with
@@ -35,12 +36,18 @@ class Schedule:
     steps: int = 1000
     batch_size: int = 32
     eval_every: int = 100
+    train_subset: int = 2000  # the training examples the training loss is evaluated on (0: all)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Schedule.{name} must be a positive integer; got {value!r}.")
+        if not isinstance(self.train_subset, int) or self.train_subset < 0:
+            raise ValueError(
+                "Schedule.train_subset must be a non-negative integer (0: the whole training "
+                f"set); got {self.train_subset!r}."
+            )
         if self.steps % self.eval_every:
             raise ValueError(
                 f"Schedule.steps ({self.steps}) must be a multiple of eval_every "
@@ -94,8 +101,11 @@ def train(
     params = task.init(init_key)
     n = ds.x_train.shape[0]
 
+    sub = slice(0, schedule.train_subset or None)
+    x_eval, y_eval = ds.x_train[sub], ds.y_train[sub]
+
     def evaluate(params):
-        train_loss = tasks_lib.loss(task, params, ds.x_train, ds.y_train)
+        train_loss = tasks_lib.loss(task, params, x_eval, y_eval)
         val_loss, val_acc = tasks_lib.loss_and_accuracy(task, params, ds.x_val, ds.y_val)
         return train_loss, val_loss, val_acc
 

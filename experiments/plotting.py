@@ -151,7 +151,7 @@ def seed_bands(
     logy: bool = False,
     colors: dict[str, Any] | None = None,
 ) -> None:
-    """Mean over seeds with its 95% bootstrap band, one curve per label.
+    """Mean over seeds with its 95% t-band (``stats.band``), one curve per label.
 
     ``curves[label]`` has shape ``(seeds, len(steps))``. A seed whose curve stops being
     finite (a diverged run) is marked with an ``x`` at its last finite point and left out

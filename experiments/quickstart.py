@@ -4,7 +4,7 @@
 
 Each optimizer's whole training run is one compiled function (``experiments.loop``);
 every run starts from the same initialisation and sees the same batches. The table
-shows the final loss on the full training set, the validation and test accuracy and
+shows the final loss on the training subset, the validation and test accuracy and
 the wall time (compilation included). One learning rate for all, so this shows the
 library at work, not which method is best: ``python -m experiments compare`` tunes each.
 """

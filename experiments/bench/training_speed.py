@@ -151,7 +151,7 @@ def throughput(
     rows = []
     for batch in batch_sizes:
         for every in (eval_every, steps):
-            schedule = loop.Schedule(steps, batch, every)
+            schedule = loop.Schedule(steps, batch, every, train_subset=0)
             label = f"every {every} steps" if every < steps else "at start and end only"
             progress(f"training loop, batch {batch}, evaluation {label}")
             idx = batch_indices(task, key, schedule)
@@ -209,7 +209,7 @@ def _median_run(fn, repeats: int = 3) -> float:
     return float(np.median([timing.timed(fn) for _ in range(repeats)]))
 
 
-SWEEP_SCHEDULE = loop.Schedule(steps=100, batch_size=32, eval_every=100)
+SWEEP_SCHEDULE = loop.Schedule(steps=100, batch_size=32, eval_every=100, train_subset=0)
 
 
 def momentum_sweep(values: int, seed: int, progress: Callable[[str], None]) -> list[dict]:

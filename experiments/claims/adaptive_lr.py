@@ -7,7 +7,7 @@ does not return per-weight quantities) sums, per weight ``i`` and per window of 
 ``|u_i|`` (the update applied) and ``|g_i|`` (the mini-batch gradient). The effective
 learning rate of weight ``i`` in a window is ``sum |u_i| / (lr sum |g_i|)``: exactly 1 for
 every weight under plain SGD. Each method's learning rate is selected on the final loss on
-the full training set.
+the training subset.
 Judge: the spread of the effective rate across weights (p90 / p10) in the last window,
 for McCaffrey's momentum, above a threshold.
 """
@@ -113,7 +113,7 @@ def probe(
 ) -> dict:
     """Trains like ``loop.train`` (same initialisation and batches for a key) and returns, per
     window, the per-weight sums of ``|update|`` and ``|gradient|``, and the final loss on the
-    full training set."""
+    training subset."""
     init_key, batch_key = jax.random.split(key)
     params = task.init(init_key)
     size = ravel_pytree(params)[0].size
@@ -323,7 +323,7 @@ def describe(
         f"{cfg.heavy_ball:g}). Sums of |u_i| and |g_i| per weight over {cfg.windows} "
         f"windows of {cfg.steps // cfg.windows} steps; weights without gradient left out.",
         budget=f"{cfg.trials} learning rates per method, log-spaced in {report.listing(cfg.lr)}; "
-        "each selected on the final loss on the full training set.",
+        "each selected on the final loss on the training subset.",
         headline=f"p90/p10 of the effective rate, last window: delta momentum "
         f"{spread('delta momentum')}, heavy ball {spread('heavy ball')}",
         table=rows,

@@ -49,12 +49,12 @@ FULL = Config()
 PRIMARY = (
     "For RMSprop and for Adam separately: with momentum (RMSprop momentum 0.9; Adam "
     "b1 = 0.9) the tuned optimizer reaches the training-loss target - the mean final "
-    "full-training-set loss of the tuned arm without momentum - in fewer steps: the "
+    "training-subset loss of the tuned arm without momentum - in fewer steps: the "
     "95% interval of the paired ratio of steps (with / without) lies below {speedup}."
 )
 READING = (
     "'Learn faster' is read as training speed: steps until the loss on the full training "
-    "set reaches a target, each arm with its own tuned learning rate and eps. The "
+    "reaches a target, each arm with its own tuned learning rate and eps. The "
     "comparison isolates momentum within each family (with vs without), rather than "
     "against plain heavy ball, where the adaptive step size would be confounded with it."
 )
@@ -173,7 +173,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
             ax,
             cfg.schedule.eval_steps,
             {sel.method: sel.curves.train_loss for sel in n["selected"]},
-            ylabel="loss on the full training set",
+            ylabel="loss on the training subset",
             logy=True,
             title=f"{family}: target {n['target']:.3g} (dashed)",
         )
@@ -204,13 +204,13 @@ def describe(
         reading=READING,
         primary=PRIMARY.format(speedup=cfg.speedup),
         setup=f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU "
-        f"MLP, {cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, full-set "
+        f"MLP, {cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, training-subset "
         f"losses every {cfg.schedule.eval_every} steps, {cfg.seeds} seeds (same "
         "initialisation and batches for every arm). RMSprop decay 0.9; Adam b2 0.999. "
         "A run that never reaches the target counts as one evaluation past the end.",
         budget=f"{cfg.trials} trials per arm (scrambled Halton) over log lr in "
         f"{report.listing(cfg.lr)} x log eps in {report.listing(cfg.eps)}; each arm "
-        "selected on the full training loss (the quantity the claim is about).",
+        "selected on the training-subset loss (the quantity the claim is about).",
         headline="; ".join(
             f"{f}: steps ratio with/without momentum {r}" for f, r in ratios.items()
         ),

@@ -4,7 +4,7 @@ Measure: on randomised ravines (per seed a random rotation, start and condition 
 gradient descent and heavy ball (beta 0.5, McCaffrey's example, and 0.9) over one grid of
 learning rates, every seed x method x lr in one compile: sign changes of the steep
 eigen-coordinate in the first steps, divergence, steps to a tolerance. On the MNIST-1D
-MLP, GD and heavy ball 0.9 each tuned (one compile): how often the full training loss rises.
+MLP, GD and heavy ball 0.9 each tuned (one compile): how often the training-subset loss rises.
 Judge: the pre-registered primary condition is the paired ratio of sign changes, heavy ball
 0.5 / GD, at the same learning rates (McCaffrey adds momentum to a loop as it stands);
 the stable range, the speed and the MNIST-1D rises are secondary.
@@ -127,7 +127,7 @@ def methods(cfg: Config) -> list[comparison.Method]:
 
 
 def rises(train_loss: np.ndarray) -> np.ndarray:
-    """Fraction of evaluation intervals in which the full training loss went up (per seed)."""
+    """Fraction of evaluation intervals in which the training-subset loss went up (per seed)."""
     return measures.increases(train_loss) / (np.shape(train_loss)[-1] - 1)
 
 
@@ -254,7 +254,7 @@ def _figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         c,
         cfg.schedule.eval_steps,
         {f"{s.method} (lr {s.setting['lr']:.3g})": s.curves.train_loss for s in n["mnist"]},
-        ylabel="loss on the full training set",
+        ylabel="loss on the training subset",
         logy=True,
         title="MNIST-1D MLP, each at its tuned lr",
         colors={
@@ -304,13 +304,13 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
         f"log-spaced over {report.listing(cfg.lr_range)} / L, {cfg.steps} steps (one "
         f"compile). Largest stable lr: the grid value below the first that diverges (last "
         f"distance above the first). MNIST-1D 40-100-100-10 MLP, {cfg.schedule.steps} "
-        f"steps of batch {cfg.schedule.batch_size}, full training loss every "
+        f"steps of batch {cfg.schedule.batch_size}, training-subset loss every "
         f"{cfg.schedule.eval_every} steps; GD vs heavy ball {cfg.hb_momentum:g}.",
         budget=f"Ravines: every method on the same {cfg.lrs}-point lr grid (the primary uses "
         "its points below 2/L; the speed comparison each method's best grid point by "
         f"mean steps). MNIST-1D: {cfg.trials} log-spaced lrs per method, GD over "
         f"{report.listing(cfg.gd_lr)}, heavy ball over {report.listing(cfg.hb_lr)} "
-        "(shifted by 1 - beta), selected on the final full training loss.",
+        "(shifted by 1 - beta), selected on the final training-subset loss.",
         headline=f"sign changes at the same lr, {p.text.split(', ')[1]}: {p.estimate}; "
         + "; ".join(f"{c.text}: {c.estimate}" for c in verdict.secondary[1:3]),
         table=rows,

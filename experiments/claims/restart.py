@@ -61,7 +61,7 @@ PRIMARY = (
 )
 READING = (
     "'Find the best solution more efficiently' is read as training efficiency: a lower "
-    "loss on the full training set after the same number of steps. Every arm, the "
+    "loss on the training subset after the same number of steps. Every arm, the "
     "unrestarted one included, gets its own tuned learning rate and momentum, so a "
     "restart cannot win merely by taming a setting that is unstable without it. The best "
     "k is picked after the run, which favours the restarted side slightly (the best of "
@@ -172,7 +172,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         cfg.schedule.eval_steps,
         {s.method: s.curves.train_loss for s in sel},
         logy=True,
-        ylabel="loss on the full training set",
+        ylabel="loss on the training subset",
         colors=colors,
         title="selected trials (bands: seeds)",
     )
@@ -224,7 +224,7 @@ def describe(
         f"MLP, heavy ball mo.sgd(lr, beta, reset_every=k) (Understanding Momentum's v_t = 0 "
         f"every k steps, mo.periodic_reset around the momentum) for k in "
         f"{report.listing(cfg.periods)} and without restarts; {s.steps} steps of batch "
-        f"{s.batch_size}, full-set losses every {s.eval_every} steps, {cfg.seeds} seeds "
+        f"{s.batch_size}, losses on the training subset and the validation set every {s.eval_every} steps, {cfg.seeds} seeds "
         "(same initialisation and batches for every arm). All arms in one compile.",
         budget=f"{cfg.trials} trials per arm (scrambled Halton, the same points for every arm) "
         f"over log lr in {report.listing(cfg.lr)} x log(1 - beta) in "

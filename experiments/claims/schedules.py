@@ -226,7 +226,7 @@ def describe(
         reading=READING,
         primary=PRIMARY.format(margin=cfg.margin, pct=100 * (cfg.margin - 1)),
         setup=f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU "
-        f"MLP, heavy ball (mo.sgd), {s.steps} steps of batch {s.batch_size}, full-set "
+        f"MLP, heavy ball (mo.sgd), {s.steps} steps of batch {s.batch_size}, training-subset "
         f"losses every {s.eval_every} steps, {cfg.seeds} seeds (same initialisation and "
         f"batches for every arm). Anneal: mo.schedules.anneal({cfg.start:g}, {cfg.end:g}, "
         f"steps={round(cfg.anneal_fraction * s.steps)}), i.e. over the first "

@@ -2,12 +2,13 @@
 panels that E2 (momentum variants), E4 (SRSGD) and E5 (cautious momentum) share.
 
 Measure: every method's trials on every seed (one compile per group of methods whose
-states share one structure); each method's target is the mean final full-training-set
-loss of its reference method at the reference's best trial (lowest final training
-loss); each method is then selected by its steps to that target (AlgoPerf's
-time-to-result) and its per-seed steps kept. Judge: per pair of methods (method,
-reference), the paired ratio of censored steps against a speed-up threshold, with the
-test-accuracy difference beside it (secondary).
+states share one structure), then the race (``protocol.race``): each reference's target is
+its tuned trial's mean training-subset loss at ``cfg.target_at`` of the run, each
+method's steps to it are interpolated between evaluations, every seed is scored by the
+trial chosen on the other seeds, and runs that never arrive are censored at the horizon.
+Judge: per pair of methods (method, reference), the paired ratio of steps against a
+speed-up threshold (a bound where runs are censored), with the final-training-loss ratio
+and the test-accuracy difference beside it (secondary).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from experiments import comparison
 from experiments import loop
 from experiments import plotting
 from experiments import tasks as tasks_lib
+from experiments.protocol import race as race_lib
 from experiments.protocol import stats
 from experiments.protocol import verdicts
 
@@ -32,8 +34,8 @@ Pairs = Mapping[str, tuple[str, str]]  # condition name -> (method, reference)
 
 
 class Budget(Protocol):
-    """What a claim's ``Config`` gives this module: trials per method, seeds, the schedule
-    and the speed-up threshold of the steps ratio."""
+    """What a claim's ``Config`` gives this module: trials per method, seeds, the schedule,
+    the share of the reference's run that sets the target and the speed-up threshold."""
 
     @property
     def trials(self) -> int: ...
@@ -42,33 +44,37 @@ class Budget(Protocol):
     @property
     def schedule(self) -> loop.Schedule: ...
     @property
+    def target_at(self) -> float: ...
+    @property
     def speedup(self) -> float: ...
 
 
 class Race(NamedTuple):
-    """Every method's trials, its target, its trial that reaches the target soonest and that
-    trial's per-seed steps to the target (``inf`` where a seed never reaches it)."""
+    """Every method's trials and its entry in the race (``protocol.race.Entry``)."""
 
     trials: dict[str, comparison.Trials]
-    targets: dict[str, float]
-    selected: dict[str, comparison.Selected]
-    steps: dict[str, np.ndarray]
+    entries: dict[str, race_lib.Entry]
+
+    @property
+    def targets(self) -> dict[str, float]:
+        return {name: e.target for name, e in self.entries.items()}
+
+    @property
+    def steps(self) -> dict[str, race_lib.Arrival]:
+        """Per method, its per-seed arrival at its target (censored seeds flagged)."""
+        return {name: e.arrival for name, e in self.entries.items()}
 
     @property
     def test(self) -> dict[str, np.ndarray]:
-        """Per method, the selected trial's test accuracy per seed."""
-        return {name: sel.curves.test_accuracy for name, sel in self.selected.items()}
+        """Per method, the test accuracy per seed of the trial scored on that seed."""
+        return {name: np.asarray(e.curves.test_accuracy) for name, e in self.entries.items()}
 
-
-def censored(steps: np.ndarray, schedule: loop.Schedule) -> np.ndarray:
-    """Steps to target with "never" counted as one evaluation past the end."""
-    return np.where(np.isfinite(steps), steps, schedule.steps + schedule.eval_every)
-
-
-def tuned_loss(trials: comparison.Trials) -> float:
-    """The mean final training loss of the trial with the lowest one: a method's target."""
-    best = comparison.select_by_train_loss(trials)
-    return float(comparison.final(best.curves.train_loss).mean())
+    @property
+    def final_loss(self) -> dict[str, np.ndarray]:
+        """Per method, the final training-subset loss per seed of its scored trial."""
+        return {
+            name: comparison.final(e.curves.train_loss) for name, e in self.entries.items()
+        }
 
 
 def measure(
@@ -82,7 +88,7 @@ def measure(
     status=lambda _: None,
 ) -> Race:
     """Runs each group of methods in one compile (``cfg.trials`` each, every trial on every
-    seed); ``reference`` names the method whose tuned final training loss is every
+    seed) and races them; ``reference`` names the method whose tuned run sets every
     method's target, or maps each method to its own reference."""
     runs: dict[str, comparison.Trials] = {}
     for group in groups:
@@ -92,50 +98,45 @@ def measure(
             list(group), task, trials=cfg.trials, seeds=cfg.seeds, key=key, schedule=cfg.schedule
         )
         runs.update({m.name: t for m, t in zip(group, out)})
-    of = {n: reference for n in runs} if isinstance(reference, str) else dict(reference)
-    tuned = {ref: tuned_loss(runs[ref]) for ref in set(of.values())}
-    targets = {name: tuned[of[name]] for name in runs}
-    selected = {
-        name: comparison.select_by_steps_to(
-            t, targets[name], metric="train_loss", higher_is_better=False
-        )
-        for name, t in runs.items()
-    }
-    steps = {
-        name: comparison.steps_to(
-            sel.curves.train_loss, targets[name], cfg.schedule.eval_steps, higher_is_better=False
-        )
-        for name, sel in selected.items()
-    }
-    return Race(runs, targets, selected, steps)
+    return Race(runs, race_lib.race(runs, reference, fraction=cfg.target_at))
 
 
 def ratio(
-    steps: Mapping[str, np.ndarray], method: str, reference: str, cfg: Budget
+    steps: Mapping[str, race_lib.Arrival], method: str, reference: str, cfg: Budget
 ) -> verdicts.Condition:
-    """The paired ratio of censored steps (method / reference), wanted below ``cfg.speedup``."""
-    method_steps, reference_steps = (censored(steps[n], cfg.schedule) for n in (method, reference))
+    """The paired ratio of steps (method / reference), wanted below ``cfg.speedup``."""
     return verdicts.Condition(
         f"steps to target, {method} / {reference}",
-        stats.paired_ratio(method_steps, reference_steps),
+        race_lib.ratio(steps[method], steps[reference]),
         cfg.speedup,
         verdicts.BELOW,
     )
 
 
 def judge(
-    steps: Mapping[str, np.ndarray],
+    steps: Mapping[str, race_lib.Arrival],
+    final_loss: Mapping[str, np.ndarray],
     test: Mapping[str, np.ndarray],
     cfg: Budget,
     primary: Pairs,
     secondary: Pairs | None = None,
 ) -> verdicts.Verdict:
-    """Per-seed steps to target and test accuracies -> verdict: one primary condition per
-    pair in ``primary`` (several: ``judge_depends``), the steps ratios of ``secondary``
-    and the test-accuracy difference of every pair reported beside them."""
+    """Per-seed arrivals, final training losses and test accuracies -> verdict: one primary
+    condition per pair in ``primary`` (several: ``judge_depends``); the steps ratios of
+    ``secondary``, and every pair's final-loss ratio and test-accuracy difference, beside."""
     secondary = dict(secondary or {})
     named = {k: ratio(steps, a, b, cfg) for k, (a, b) in primary.items()}
     extra = [ratio(steps, a, b, cfg) for a, b in secondary.values()]
+    pairs = {**primary, **secondary}.values()
+    extra += [
+        verdicts.Condition(
+            f"final training loss, {a} / {b}",
+            stats.paired_ratio(final_loss[a], final_loss[b]),
+            1.0,
+            verdicts.BELOW,
+        )
+        for a, b in pairs
+    ]
     extra += [
         verdicts.Condition(
             f"test accuracy, {a} - {b}",
@@ -143,7 +144,7 @@ def judge(
             0.0,
             verdicts.ABOVE,
         )
-        for a, b in {**primary, **secondary}.values()
+        for a, b in pairs
     ]
     if len(named) == 1:
         return verdicts.judge(next(iter(named.values())), extra)
@@ -155,24 +156,28 @@ def ratios(conditions: Sequence[verdicts.Condition]) -> str:
     return "; ".join(f"{c.text.split(', ')[1]} {c.estimate}" for c in conditions)
 
 
-def table(
-    race: Race, schedule: loop.Schedule, momentum: Mapping[str, str] | None = None
-) -> tuple[list[dict], list[str]]:
-    """One row per method (its selected setting, target, steps, final training loss, test
-    accuracy; ``momentum`` overrides the momentum cell of a method without a tuned one)
-    and the selections on the edge of their space."""
+def table(race: Race, momentum: Mapping[str, str] | None = None) -> tuple[list[dict], list[str]]:
+    """One row per method (the setting its rule picks on all seeds, target, steps with the
+    censored seeds, final training loss, test accuracy, diverged runs; ``momentum``
+    overrides the momentum cell of a method without a tuned one) and the picks on the
+    edge of their space (in effective step too)."""
     momentum = momentum or {}
     rows, edges = [], []
-    for name, sel in race.selected.items():
+    for name, entry in race.entries.items():
+        trials = race.trials[name]
+        sel = trials.pick(entry.overall)
+        beta = sel.setting["momentum"]
         rows.append(
             {
                 "method": name,
                 "lr": sel.setting["lr"],
-                "momentum": momentum.get(name, sel.setting["momentum"]),
-                "target": race.targets[name],
-                "steps to target": stats.mean(censored(race.steps[name], schedule)),
-                "final training loss": stats.mean(sel.curves.train_loss[:, -1]),
-                "test accuracy": stats.mean(sel.curves.test_accuracy),
+                "momentum": momentum.get(name, beta),
+                "lr / (1 - beta)": sel.setting["lr"] / (1 - beta),
+                "target": entry.target,
+                "steps to target": entry.arrival.cell(),
+                "final training loss": stats.mean(race.final_loss[name]),
+                "test accuracy": stats.mean(race.test[name]),
+                "diverged runs": f"{entry.diverged}/{trials.table['lr'].size * trials.seeds}",
             }
         )
         edges += [f"{name}: {', '.join(sel.edge)}"] if sel.edge else []
@@ -182,14 +187,14 @@ def table(
 def curves_panel(
     ax, race: Race, schedule: loop.Schedule, names: Sequence[str], title: str = ""
 ) -> None:
-    """The selected trials' full training loss over steps (seed bands), the targets dashed."""
+    """The selected trials' training-subset loss over steps (seed bands), the targets dashed."""
     plotting.seed_bands(
         ax,
         schedule.eval_steps,
-        {n: race.selected[n].curves.train_loss for n in names},
-        ylabel="loss on the full training set",
+        {n: race.entries[n].curves.train_loss for n in names},
+        ylabel="loss on the training subset",
         logy=True,
-        title=title or "selected trials; target dashed",
+        title=title or "scored trials; target dashed",
     )
     for target in sorted({race.targets[n] for n in names}):
         ax.axhline(target, color="k", ls="--", lw=0.8)
@@ -206,39 +211,43 @@ def figure(
         ax,
         race,
         cfg.schedule,
-        list(race.selected),
-        f"selected trials; target {target:.3g} (dashed)",
+        list(race.entries),
+        f"scored trials; target {target:.3g} (dashed)",
     )
     trials_panel(ax2, race)
     return [plotting.save(fig, out, name)]
 
 
 def metrics(race: Race) -> dict:
-    """What ``metrics.json`` keeps of a race: targets, per-seed steps, selected settings."""
+    """What ``metrics.json`` keeps of a race: targets, per-seed steps and censoring, the
+    trials scored on each seed, diverged runs, the settings picked on all seeds."""
     return {
         "targets": race.targets,
-        "steps": race.steps,
-        "settings": {n: s.setting for n, s in race.selected.items()},
+        "steps": {n: e.arrival.steps for n, e in race.entries.items()},
+        "censored": {n: e.arrival.censored for n, e in race.entries.items()},
+        "chosen": {n: e.chosen for n, e in race.entries.items()},
+        "diverged": {n: e.diverged for n, e in race.entries.items()},
+        "settings": {n: race.trials[n].pick(e.overall).setting for n, e in race.entries.items()},
     }
 
 
 def trials_panel(ax, race: Race) -> None:
-    """Every trial's mean final training loss against its learning rate (*: selected, x at
-    the top: diverged)."""
+    """Every trial's mean final training loss against its effective step (*: picked on all
+    seeds, x at the top: diverged)."""
     for name, trials in race.trials.items():
-        lr = trials.table["lr"]
+        lr = trials.table["lr"] / (1 - trials.table["momentum"])
         loss = comparison.final(trials.curves.train_loss).mean(-1)
         color = plotting.COLORS.get(name)
         ax.plot(lr, np.where(np.isfinite(loss), loss, np.nan), "o", color=color, label=name)
         ax.plot(lr[~np.isfinite(loss)], np.full((~np.isfinite(loss)).sum(), 2.5), "x", color=color)
-        pick = race.selected[name].index
+        pick = race.entries[name].overall
         ax.plot(lr[pick], loss[pick], "*", ms=13, color=color, mec="k")
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="learning rate",
+        xlabel="effective step lr / (1 - beta)",
         ylabel="final training loss (mean over seeds)",
-        title="every trial (*: selected, x at top: diverged)",
+        title="every trial (*: picked, x at top: diverged)",
     )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

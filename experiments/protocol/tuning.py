@@ -1,12 +1,15 @@
 """Equal-budget tuning: every method gets the same number of trials over a declared space.
 
-A ``Space`` names the ranges searched (log learning rate; log(1 - beta) where the
-momentum is tuned; log eps for Adam/RMSprop); ``trials(space, n)`` draws ``n`` points
-from it — a log-spaced grid for one dimension, a scrambled Halton sequence (fixed seed,
-so identical across runs) for more. Every trial is run on every seed; the trial with
-the best mean *validation* objective is selected (``select``), and only the selected
-trial's test number is reported. A selection at the edge of the space is flagged: it
-says the space should be wider.
+A ``Space`` names the ranges searched (log learning rate, or log *effective step*
+``lr / (1 - beta)`` for heavy-ball-like methods whose learning rate sits outside the
+velocity; log(1 - beta) where the momentum is tuned; log eps for Adam/RMSprop);
+``trials(space, n)`` gives ``n`` points: a log-spaced grid, crossed over the dimensions
+(``n = k**d``), so that tuning tunes (at least 8 points in 1-D, 16 in 2-D in the claims'
+configurations), or with ``grid=False`` independent uniform draws in log space from a
+given seed (where the question is the budget itself: expected best vs trials). Every
+trial is run on every seed; selection is by ``select`` or the race's cross-fit
+(``protocol.race``). A selection at the edge of the space is flagged, in effective step
+too (``on_edge``): it says the space should be wider.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.stats import qmc
 
 EDGE = 0.1  # a quasi-random choice within this fraction of a range's ends is on its edge
 
@@ -33,10 +35,12 @@ class Space:
     one_minus_beta: tuple[float, float] | None = None
     eps: tuple[float, float] | None = None
     momentum: float = 0.0
-    grid: bool = False
+    grid: bool = True
+    effective: tuple[float, float] | None = None  # searched instead of lr: lr = step (1 - b)
+    draw_seed: int = 0  # the generator of the draws when grid=False
 
     def __post_init__(self):
-        for name in ("lr", "one_minus_beta", "eps"):
+        for name in ("lr", "one_minus_beta", "eps", "effective"):
             bounds = getattr(self, name)
             if bounds is None:
                 continue
@@ -52,9 +56,11 @@ class Space:
 
     @property
     def dims(self) -> dict[str, tuple[float, float]]:
+        """The tuned ranges: ``effective`` replaces ``lr`` where it is set."""
+        first = "effective" if self.effective is not None else "lr"
         return {
             name: getattr(self, name)
-            for name in ("lr", "one_minus_beta", "eps")
+            for name in (first, "one_minus_beta", "eps")
             if getattr(self, name) is not None
         }
 
@@ -62,17 +68,18 @@ class Space:
 def trials(space: Space, n: int) -> dict[str, np.ndarray]:
     """``n`` trials from ``space``: columns ``lr``, ``momentum`` (and ``eps``), float32.
 
-    One tuned dimension: ``n`` log-spaced values. Several: a scrambled Halton draw
-    (seed 0), or with ``space.grid`` the cross product of ``round(n ** (1/d))`` values
-    per dimension (``n`` must then be a perfect power).
+    A grid (default): ``round(n ** (1/d))`` log-spaced values per tuned dimension, crossed
+    (``n`` must be a perfect power of the number of dimensions). ``grid=False``: ``n``
+    independent draws, uniform in log space, from ``space.draw_seed``. Where the space
+    searches the effective step, ``lr = effective * (1 - beta)``.
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer (trials per method); got {n!r}.")
     dims = space.dims
     logs = {name: np.log10(bounds) for name, bounds in dims.items()}
-    if len(dims) == 1:
-        unit = np.linspace(0.0, 1.0, n)[:, None] if n > 1 else np.full((1, 1), 0.5)
-    elif space.grid:
+    if not space.grid:
+        unit = np.random.default_rng(space.draw_seed).random((n, len(dims)))
+    else:
         per = round(n ** (1 / len(dims)))
         if per ** len(dims) != n:
             raise ValueError(
@@ -80,40 +87,57 @@ def trials(space: Space, n: int) -> dict[str, np.ndarray]:
             )
         axis = np.linspace(0.0, 1.0, per) if per > 1 else np.array([0.5])
         unit = np.stack(np.meshgrid(*[axis] * len(dims), indexing="ij"), -1).reshape(-1, len(dims))
-    else:
-        unit = qmc.Halton(d=len(dims), scramble=True, seed=0).random(n)
     values = {
         name: 10 ** (lo + (hi - lo) * unit[:, i]) for i, (name, (lo, hi)) in enumerate(logs.items())
     }
-    table = {"lr": values["lr"]}
-    table["momentum"] = (
+    momentum = (
         1 - values["one_minus_beta"] if "one_minus_beta" in values else np.full(n, space.momentum)
     )
+    lr = values["effective"] * (1 - momentum) if "effective" in values else values["lr"]
+    table = {"lr": lr, "momentum": momentum}
     if "eps" in values:
         table["eps"] = values["eps"]
     return {k: np.asarray(v, np.float32) for k, v in table.items()}
 
 
-def on_edge(space: Space, table: dict[str, np.ndarray], index: int) -> list[str]:
-    """The tuned dimensions in which trial ``index`` sits on the edge of ``space``: for a
-    grid (one tuned dimension, or ``space.grid``) its first or last value; for a
-    quasi-random draw a value within ``EDGE`` of the range's log-ends."""
+def on_edge(
+    space: Space, table: dict[str, np.ndarray], index: int, finite: np.ndarray | None = None
+) -> list[str]:
+    """The dimensions in which trial ``index`` sits on the edge of ``space``: the first or
+    last value of its column (a draw: within ``EDGE`` of the range's log-ends), judged in
+    effective step ``lr / (1 - beta)`` as well as in the tuned columns. ``finite`` (one
+    bool per trial: the trial did not diverge) adds the edge a stable space hides: the
+    largest effective step among the trials that did not diverge."""
     edges = []
-    grid = space.grid or len(space.dims) == 1
-    for name, (low, high) in space.dims.items():
-        if low == high:
+    grid = space.grid
+    momentum = np.asarray(table["momentum"], np.float64)
+    columns = {
+        "lr": np.asarray(table["lr"], np.float64),
+        "one_minus_beta": 1 - momentum,
+        "effective": np.asarray(table["lr"], np.float64) / np.maximum(1 - momentum, 1e-12),
+    }
+    if "eps" in table:
+        columns["eps"] = np.asarray(table["eps"], np.float64)
+    named = dict(space.dims)
+    if "one_minus_beta" in named or "effective" in named:
+        named.setdefault("effective", (0.0, 0.0))
+    for name, (low, high) in named.items():
+        column = columns[name]
+        if np.ptp(column) == 0:
             continue
-        column = np.asarray(
-            1 - table["momentum"] if name == "one_minus_beta" else table[name], np.float64
-        )
         value = column[index]
-        if grid:
-            hit = value <= column.min() * (1 + 1e-6) or value >= column.max() * (1 - 1e-6)
+        if grid or name not in space.dims:
+            hit = value <= column.min() * (1 + 1e-5) or value >= column.max() * (1 - 1e-5)
         else:
             u = (np.log10(value) - np.log10(low)) / (np.log10(high) - np.log10(low))
             hit = u < EDGE or u > 1 - EDGE
+        if name == "effective" and finite is not None and not hit:
+            stable = column[np.asarray(finite, bool)]
+            unstable = column[~np.asarray(finite, bool)]
+            hit = unstable.size > 0 and stable.size > 0 and value >= stable.max() * (1 - 1e-5)
+            name = "effective step (largest that did not diverge)" if hit else name
         if hit:
-            edges.append(name)
+            edges.append(name if name != "effective" else "effective step")
     return edges
 
 

@@ -54,13 +54,27 @@ class Condition:
 
     @property
     def status(self) -> str:
+        """From the interval and the threshold; an estimate that is a bound (censored runs,
+        ``Interval.bound``) keeps only the status its bound guarantees, else inconclusive."""
         e, t = self.estimate, self.threshold
         if self.side == BELOW:
-            return SUPPORTED if e.high < t else NOT_SUPPORTED if e.low >= t else INCONCLUSIVE
-        return SUPPORTED if e.low > t else NOT_SUPPORTED if e.high <= t else INCONCLUSIVE
+            status = SUPPORTED if e.high < t else NOT_SUPPORTED if e.low >= t else INCONCLUSIVE
+        else:
+            status = SUPPORTED if e.low > t else NOT_SUPPORTED if e.high <= t else INCONCLUSIVE
+        # a lower bound (the truth is at least the estimate) can only confirm "above"
+        safe = {"": (SUPPORTED, NOT_SUPPORTED), "both": ()}.get(e.bound)
+        if safe is None:
+            rises = e.bound == "lower"
+            safe = (SUPPORTED,) if rises == (self.side == ABOVE) else (NOT_SUPPORTED,)
+        return status if status in safe else INCONCLUSIVE
 
     def sentence(self) -> str:
-        return f"{self.text}: {self.estimate} ({self.side} {self.threshold:g} needed)"
+        bound = {
+            "lower": "; a lower bound: censored runs",
+            "upper": "; an upper bound: censored runs",
+            "both": "; censored runs in both arms",
+        }.get(self.estimate.bound, "")
+        return f"{self.text}: {self.estimate} ({self.side} {self.threshold:g} needed{bound})"
 
 
 @dataclasses.dataclass(frozen=True)
