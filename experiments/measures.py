@@ -13,10 +13,14 @@ NEVER = np.inf  # steps to tolerance of a run that never got there
 
 
 def steps_to(values: np.ndarray, threshold: float) -> np.ndarray:
-    """The first step at which ``values <= threshold`` (``NEVER`` if none); last axis = time."""
-    values = np.nan_to_num(np.asarray(values, np.float64), nan=np.inf)
-    below = values <= threshold
-    return np.where(below.any(-1), below.argmax(-1), NEVER)
+    """The first step at which ``values <= threshold`` (``NEVER`` if none); last axis = time,
+    one value per step: the race's crossing (``protocol.race.crossing``) rounded up to the
+    step at which it is reached."""
+    from experiments.protocol import race
+
+    values = np.asarray(values, np.float64)
+    steps = np.arange(values.shape[-1])
+    return np.ceil(race.crossing(values, threshold, steps, higher_is_better=False))
 
 
 def settles_below(values: np.ndarray, threshold: float) -> np.ndarray:

@@ -102,7 +102,7 @@ def edge_note(edges: Sequence[str]) -> str:
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return ""
-    head = list(rows[0])
+    head = list(dict.fromkeys(k for row in rows for k in row))  # every column, in order
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(fmt(row.get(h, "")) for h in head) + " |" for row in rows]
     return "\n".join(lines)
@@ -191,7 +191,7 @@ PARTS = (
         "Claims of the source documents",
         lambda f: not f.check and not f.id.startswith("E"),
         "Each claim below is judged on its primary condition, written before the run, with "
-        "95% bootstrap intervals over seeds and equal tuning budgets for the methods compared.",
+        "95% Student-t intervals over seeds and equal tuning budgets for the methods compared.",
     ),
     (
         "Beyond the source documents",

@@ -159,7 +159,7 @@ def header(
         f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
         f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "
         "Every status follows from the numbers below by the judge function of the claim's "
-        "module in `experiments/claims/`; intervals are 95% bootstrap intervals over seeds."
+        "module in `experiments/claims/`; intervals are 95% Student-t intervals over seeds (ratios: of the per-seed logs)."
     )
 
 

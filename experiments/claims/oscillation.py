@@ -5,9 +5,12 @@ gradient descent and heavy ball (beta 0.5, McCaffrey's example, and 0.9) over on
 learning rates, every seed x method x lr in one compile: sign changes of the steep
 eigen-coordinate in the first steps, divergence, steps to a tolerance. On the MNIST-1D
 MLP, GD and heavy ball 0.9 each tuned (one compile): how often the training-subset loss rises.
-Judge: the pre-registered primary condition is the paired ratio of sign changes, heavy ball
-0.5 / GD, at the same learning rates (McCaffrey adds momentum to a loop as it stands);
-the stable range, the speed and the MNIST-1D rises are secondary.
+Judge: one primary condition per regime of the learning rate, since what gradient descent
+can do differs in each (McCaffrey adds momentum to a loop as it stands): below 1/L GD
+cannot change sign (heavy ball 0.5 must not add sign changes), between 1/L and 2/L GD
+oscillates and converges, above 2/L it diverges; in the last two the paired ratio of sign
+changes, heavy ball 0.5 / GD. "depends" names the regimes where it holds. The stable
+range, the speed and the MNIST-1D rises are secondary.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from experiments import plotting
 from experiments import report
 from experiments import tasks
 from experiments.claims import ravines
+from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -45,24 +49,29 @@ class Config:
     floor: float = 1e-3  # sign changes of |z1| below this (start distance 1) are not counted
     steps: int = 3000  # ravine runs: divergence and steps to tolerance
     tolerance: float = 1e-6  # distance to the minimum, relative to the start
-    threshold: float = 0.8  # primary: paired ratio of sign changes below this
+    threshold: float = 0.8  # primary (1/L..2/L and above 2/L): ratio of sign changes below this
+    added: float = 0.0  # primary (below 1/L): sign changes added per lr, heavy ball - GD, below
     speedup: float = 0.8  # secondary: steps ratio (heavy ball / GD) below this
-    trials: int = 6  # MNIST-1D: learning rates per method
-    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=100)
+    trials: int = 8  # MNIST-1D: learning rates per method
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=20)
     gd_lr: tuple[float, float] = (1e-2, 3.0)
     hb_lr: tuple[float, float] = (1e-3, 0.3)  # GD's range x (1 - 0.9)
     hb_momentum: float = 0.9
 
 
-QUICK = Config(seeds=3, trials=5, schedule=loop.Schedule(steps=800, batch_size=32, eval_every=100))
+QUICK = Config(seeds=5, schedule=loop.Schedule(steps=800, batch_size=32, eval_every=20))
+REGIMES = {"below 1/L": (0.0, 1.0), "1/L to 2/L": (1.0, 2.0), "above 2/L": (2.0, np.inf)}
 FULL = Config()
 
 PRIMARY = (
     "Heavy ball with beta 0.5 (McCaffrey's example value) at the same learning rates as "
-    "gradient descent - every grid learning rate at which GD converges (lr < 2/L) - "
-    "changes the sign of the steep eigen-coordinate less often in the first {window} "
-    "steps: the 95% interval of the paired ratio of sign-change counts (heavy ball / GD, "
-    "summed over those learning rates) lies below {threshold}."
+    "gradient descent changes the sign of the steep eigen-coordinate less often in the "
+    "first {window} steps, judged per regime of the learning rate: below 1/L (where GD "
+    "cannot change sign) the paired difference of sign changes per learning rate (heavy "
+    "ball - GD) lies below {added:g}; between 1/L and 2/L, and above 2/L (GD diverges), "
+    "the 95% interval of the paired ratio of sign changes (heavy ball / GD, summed over "
+    "the regime's grid points) lies below {threshold}. All three supported: supported; "
+    "some supported and some not: depends."
 )
 READING = (
     "McCaffrey's code adds momentum to an existing gradient-descent loop and keeps its "
@@ -94,17 +103,20 @@ def measure_ravines(cfg: Config, key: jax.Array) -> dict:
     diverged = measures.diverged(dist)
     first = np.where(diverged.any(-1), diverged.argmax(-1), cfg.lrs)  # first diverging lr
     stable = np.where(first > 0, m[np.maximum(first - 1, 0)], 0.0)
-    steps = measures.steps_to(dist, cfg.tolerance)
-    censored = np.where(np.isfinite(steps), steps, cfg.steps + 1)
-    chosen = tuning_index(censored)
+    arrived = race.arrival(dist, cfg.tolerance, np.arange(dist.shape[-1]), higher_is_better=False)
+    chosen = tuning_index(arrived.steps + arrived.censored)  # a censored run ranks last
+    take = lambda a: np.take_along_axis(a, chosen[None, :, None], -1)[..., 0]
     return {
         "kappa": draw["kappa"],
         "flips": flips,
-        "same_lr": flips[..., m < 2].sum(-1),
+        "regimes": {
+            name: flips[..., (m >= lo) & (m < hi)].sum(-1) for name, (lo, hi) in REGIMES.items()
+        },
+        "points": {name: int(((m >= lo) & (m < hi)).sum()) for name, (lo, hi) in REGIMES.items()},
         "stable": stable,
-        "steps": steps,
+        "steps": np.where(arrived.censored, np.inf, arrived.steps),
         "chosen": chosen,
-        "tuned_steps": np.take_along_axis(censored, chosen[None, :, None], -1)[..., 0],
+        "tuned": race.Arrival(take(arrived.steps), take(arrived.censored), arrived.horizon),
     }
 
 
@@ -157,49 +169,71 @@ def label(beta: float) -> str:
 
 
 def judge(
-    same_lr: np.ndarray,
+    regimes: dict[str, np.ndarray],
+    points: dict[str, int],
     stable: np.ndarray,
-    tuned_steps: np.ndarray,
+    tuned: race.Arrival,
     rises_hb: np.ndarray,
     rises_gd: np.ndarray,
     cfg: Config,
 ) -> verdicts.Verdict:
-    """C13's verdict. ``same_lr``, ``stable``, ``tuned_steps``: ``(seeds, methods)`` in the
-    order of ``cfg.momenta`` (GD first); ``rises_*``: per seed, on MNIST-1D."""
+    """C13's verdict. ``regimes[name]``: sign changes summed over the regime's grid points,
+    ``(seeds, methods)`` in the order of ``cfg.momenta`` (GD first), ``points[name]`` how
+    many grid points it has; ``stable``: ``(seeds, methods)``; ``tuned``: per seed and
+    method the steps to tolerance at each method's tuned lr; ``rises_*``: MNIST-1D."""
     ratio = lambda values, j: stats.paired_ratio(values[:, j], values[:, 0])
     one = [j for j, b in enumerate(cfg.momenta) if b > 0]
-    primary = verdicts.Condition(
-        f"sign changes at the same lr, {label(cfg.momenta[one[0]])} / GD",
-        ratio(same_lr, one[0]),
-        cfg.threshold,
-        verdicts.BELOW,
-    )
+    j = one[0]
+    named = {}
+    for name, flips in regimes.items():
+        if name == "below 1/L":
+            named[name] = verdicts.Condition(
+                f"{name}: sign changes added per lr, {label(cfg.momenta[j])} - GD",
+                stats.paired_difference(
+                    flips[:, j] / max(points[name], 1), flips[:, 0] / max(points[name], 1)
+                ),
+                cfg.added,
+                verdicts.BELOW,
+            )
+        else:
+            named[name] = verdicts.Condition(
+                f"{name}: sign changes, {label(cfg.momenta[j])} / GD",
+                stats.paired_ratio(np.maximum(flips[:, j], 0.5), np.maximum(flips[:, 0], 0.5)),
+                cfg.threshold,
+                verdicts.BELOW,
+            )
     secondary = [
         verdicts.Condition(
-            f"sign changes at the same lr, {label(cfg.momenta[j])} / GD",
-            ratio(same_lr, j),
+            f"{name}: sign changes, {label(cfg.momenta[k])} / GD",
+            stats.paired_ratio(np.maximum(flips[:, k], 0.5), np.maximum(flips[:, 0], 0.5)),
             cfg.threshold,
             verdicts.BELOW,
         )
-        for j in one[1:]
+        for name, flips in regimes.items()
+        for k in one[1:]
     ]
     secondary += [
         verdicts.Condition(
-            f"largest stable lr, {label(cfg.momenta[j])} / GD",
-            ratio(stable, j),
+            f"largest stable lr, {label(cfg.momenta[k])} / GD",
+            ratio(stable, k),
             1.0,
             verdicts.ABOVE,
         )
-        for j in one
+        for k in one
     ]
     secondary += [
         verdicts.Condition(
-            f"steps to tolerance at own tuned lr, {label(cfg.momenta[j])} / GD",
-            ratio(tuned_steps, j),
+            f"steps to tolerance at own tuned lr, {label(cfg.momenta[k])} / GD",
+            stats.paired_ratio(
+                np.maximum(tuned.steps[:, k], 1),
+                np.maximum(tuned.steps[:, 0], 1),
+                censored_a=tuned.censored[:, k],
+                censored_b=tuned.censored[:, 0],
+            ),
             cfg.speedup,
             verdicts.BELOW,
         )
-        for j in one
+        for k in one
     ]
     secondary.append(
         verdicts.Condition(
@@ -210,7 +244,7 @@ def judge(
             verdicts.BELOW,
         )
     )
-    return verdicts.judge(primary, secondary)
+    return verdicts.judge_depends(named, secondary)
 
 
 def figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
@@ -269,11 +303,16 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
     rows = [
         {
             "method": label(b),
-            "sign changes, same lrs (sum)": stats.mean(n["same_lr"][:, j]),
+            **{
+                f"sign changes, {name} (sum of {n['points'][name]} lrs)": stats.mean(f[:, j])
+                for name, f in n["regimes"].items()
+            },
             "largest stable lr x L": stats.mean(n["stable"][:, j]),
             "theory": 2 * (1 + b),
             "tuned lr x L": m[n["chosen"][j]],
-            "steps to tolerance, tuned": stats.mean(n["tuned_steps"][:, j]),
+            "steps to tolerance, tuned": race.Arrival(
+                n["tuned"].steps[:, j], n["tuned"].censored[:, j], n["tuned"].horizon
+            ).cell(),
         }
         for j, b in enumerate(cfg.momenta)
     ]
@@ -292,11 +331,10 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
         for j, b in enumerate(cfg.momenta)
         if n["chosen"][j] in (0, cfg.lrs - 1)
     ]
-    p = verdict.primary[0]
     return report.Finding(
         id="C13",
         reading=READING.format(floor=cfg.floor),
-        primary=PRIMARY.format(window=cfg.window, threshold=cfg.threshold),
+        primary=PRIMARY.format(window=cfg.window, threshold=cfg.threshold, added=cfg.added),
         setup=f"Ravines f(x) = (kappa z1^2 + z2^2)/2, z = Q^T x, per seed a random rotation, "
         f"a random start on the unit circle and kappa log-uniform in "
         f"{report.listing(cfg.kappa)}; {cfg.seeds} seeds. GD and heavy ball (mo.sgd, "
@@ -306,17 +344,21 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
         f"distance above the first). MNIST-1D 40-100-100-10 MLP, {cfg.schedule.steps} "
         f"steps of batch {cfg.schedule.batch_size}, training-subset loss every "
         f"{cfg.schedule.eval_every} steps; GD vs heavy ball {cfg.hb_momentum:g}.",
-        budget=f"Ravines: every method on the same {cfg.lrs}-point lr grid (the primary uses "
-        "its points below 2/L; the speed comparison each method's best grid point by "
-        f"mean steps). MNIST-1D: {cfg.trials} log-spaced lrs per method, GD over "
+        budget=f"Ravines: every method on the same {cfg.lrs}-point lr grid (the primary splits "
+        "it into the three regimes; sign counts are floored at 0.5 so that a ratio exists; "
+        "the speed comparison takes each method's best grid point by mean steps, censored "
+        f"runs ranked last). MNIST-1D: {cfg.trials} log-spaced lrs per method, GD over "
         f"{report.listing(cfg.gd_lr)}, heavy ball over {report.listing(cfg.hb_lr)} "
         "(shifted by 1 - beta), selected on the final training-subset loss.",
-        headline=f"sign changes at the same lr, {p.text.split(', ')[1]}: {p.estimate}; "
-        + "; ".join(f"{c.text}: {c.estimate}" for c in verdict.secondary[1:3]),
+        headline="; ".join(f"{c.text}: {c.estimate}" for c in verdict.primary),
         table=rows,
         plots=plots,
         verdict=verdict,
-        metrics={k: n[k] for k in ("kappa", "same_lr", "stable", "tuned_steps", "chosen")},
+        metrics={
+            **{k: n[k] for k in ("kappa", "regimes", "points", "stable", "chosen")},
+            "tuned_steps": n["tuned"].steps,
+            "tuned_censored": n["tuned"].censored,
+        },
         notes=report.edge_note(edges),
     )
 
@@ -326,5 +368,5 @@ def run(
 ) -> list[report.Finding]:
     n = measure(cfg, key, status)
     hb, gd = (rises(s.curves.train_loss) for s in n["mnist"][::-1])
-    verdict = judge(n["same_lr"], n["stable"], n["tuned_steps"], hb, gd, cfg)
+    verdict = judge(n["regimes"], n["points"], n["stable"], n["tuned"], hb, gd, cfg)
     return [describe(n, verdict, figure(n, cfg, out), cfg)]

@@ -28,6 +28,7 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -76,7 +77,7 @@ READING = (
     "margin: 2 points of accuracy. How much tuning YellowFin saves is the secondary "
     "number: k*, the (real) number of heavy-ball trials whose expected best validation "
     "accuracy (Dodge et al. 2019) equals YellowFin's, on the mean of the seeds' curves, "
-    "with a bootstrap interval over seeds. Beyond the {trials} trials run the curve "
+    "with a BCa bootstrap interval over seeds. Beyond the {trials} trials run the curve "
     "extrapolates Dodge et al.'s estimator (draws with replacement), up to {most} trials, "
     "as C15 does; inf: not reached by then (YellowFin at or above heavy ball's best "
     "trials); 1: one random trial or fewer. The paper's comparison with Adam on ResNets "
@@ -107,9 +108,9 @@ YELLOWFIN = comparison.Method(
 
 def crossing(curve: np.ndarray, budgets: np.ndarray, value: float) -> float:
     """The smallest budget whose expected best ``curve`` reaches ``value``: the first budget
-    (1: worth one random trial or fewer) when even it does, ``inf`` when none does."""
-    reached = np.asarray(curve) >= value
-    return float(np.asarray(budgets)[reached.argmax()]) if reached.any() else np.inf
+    (1: worth one random trial or fewer) when even it does, ``inf`` when none does;
+    interpolated between budgets (``protocol.race.crossing``)."""
+    return float(race.crossing(np.asarray(curve), value, budgets, higher_is_better=True))
 
 
 def expected(values: np.ndarray, budgets: np.ndarray) -> np.ndarray:
@@ -125,16 +126,15 @@ def expected(values: np.ndarray, budgets: np.ndarray) -> np.ndarray:
 
 def worth(curves: np.ndarray, value: np.ndarray, budgets: np.ndarray) -> stats.Interval:
     """k*: the budget at which the mean over seeds of the expected-best ``curves``
-    ``(seeds, budgets)`` reaches the mean of ``value`` (one per seed), with a bootstrap
+    ``(seeds, budgets)`` reaches the mean of ``value`` (one per seed), with a BCa bootstrap
     interval over seeds (the seeds of both resampled together)."""
     curves, value = np.asarray(curves, np.float64), np.asarray(value, np.float64)
 
-    def statistic(draws: np.ndarray) -> np.ndarray:  # (resamples, seeds) of seed indices
-        idx = draws.astype(int)
-        means, values = curves[idx].mean(1), value[idx].mean(1)
-        return np.array([crossing(m, budgets, v) for m, v in zip(means, values)])
+    def statistic(draw: np.ndarray) -> float:  # one resample of seed indices
+        idx = draw.astype(int)
+        return float(crossing(curves[idx].mean(0), budgets, value[idx].mean()))
 
-    return stats.bootstrap(np.arange(value.size, dtype=np.float64), statistic)
+    return stats.bca(np.arange(value.size, dtype=np.float64), statistic)
 
 
 def arm(
