@@ -126,12 +126,3 @@ def expected_loss(
     zeros = jnp.zeros_like(x0)
     _, losses = jax.lax.scan(chunk, (x0**2, zeros, zeros), None, length=steps // every)
     return jnp.concatenate([loss(h, x0)[None], losses])
-
-
-def steps_to(curve: np.ndarray, target: float, every: int = 1) -> np.ndarray:
-    """The first recorded step at which ``curve <= target`` (``inf`` if never); the last
-    axis holds the losses at steps ``0, every, 2 every, ...``. Non-finite losses never
-    count as reached."""
-    curve = np.asarray(curve, np.float64)
-    reached = np.isfinite(curve) & (curve <= target)
-    return np.where(reached.any(-1), reached.argmax(-1) * float(every), np.inf)

@@ -5,9 +5,9 @@ ball run in ONE compile (``comparison.heavy_ball``: the momentum is a traced col
 SGD), each with the same number of trials on a log grid that is the same in the effective
 step size ``lr / (1 - beta)`` (heavy ball's learning rates are SGD's times ``1 - beta``).
 Every trial is scored by its steps to a fixed validation-accuracy target (AlgoPerf's
-time-to-result; Shallue et al. 2019's steps to a fixed goal across batch sizes), linearly
-interpolated between evaluations, a run that never arrives counted as one evaluation past
-its end; each method's trial with the fewest mean steps is selected. The NQM arm
+time-to-result; Shallue et al. 2019's steps to a fixed goal across batch sizes) under the
+race's rule (``protocol.race.fastest``: interpolated crossings, censored runs flagged,
+each seed scored by the trial chosen on the other seeds). The NQM arm
 (``measure_nqm``) does the same on the noisy quadratic model's exact expected loss. Also:
 the panels and report pieces C14 draws for both arms, and the MNIST-1D arm's cost in units.
 """
@@ -26,11 +26,12 @@ from experiments import plotting
 from experiments import report
 from experiments import sweeps
 from experiments import tasks
+from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 
 METHODS = ("SGD", "heavy ball")
-EVAL_UNITS = 250  # the brief's cost of one evaluation pass, in batch-32 MNIST-1D steps
+EVAL_UNITS = 40  # one evaluation (2,000 + 2,000 examples), in batch-32 MNIST-1D steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,38 +60,12 @@ def methods(arm: Arm, momentum: float) -> list[comparison.Method]:
     ]
 
 
-def steps_to(curve: np.ndarray, target: float, eval_steps: np.ndarray) -> np.ndarray:
-    """Steps until ``curve`` (an accuracy; last axis: evaluations at ``eval_steps``) first
-    reaches ``target``, linearly interpolated between the evaluation before and the one at
-    which it arrives (``inf`` if never; non-finite values never arrive)."""
-    curve = np.asarray(curve, np.float64)
-    curve = np.where(np.isfinite(curve), curve, -np.inf)
-    steps = np.asarray(eval_steps, np.float64)
-    reached = curve >= target
-    k = reached.argmax(-1)
-    prev = np.maximum(k - 1, 0)
-    after = np.take_along_axis(curve, k[..., None], -1)[..., 0]
-    before = np.take_along_axis(curve, prev[..., None], -1)[..., 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.clip((target - before) / (after - before), 0.0, 1.0)
-    frac = np.where(np.isfinite(frac) & (k > 0), frac, 1.0)
-    interpolated = steps[prev] + frac * (steps[k] - steps[prev])
-    return np.where(reached.any(-1), interpolated, np.inf)
-
-
-def censored(steps: np.ndarray, schedule: loop.Schedule) -> np.ndarray:
-    """Steps to target with "never" counted as one evaluation past the end of the run."""
-    return np.where(np.isfinite(steps), steps, schedule.steps + schedule.eval_every)
-
-
-def select(trials: comparison.Trials, target: float) -> tuple[comparison.Selected, np.ndarray]:
-    """The trial with the fewest mean (censored) steps to ``target`` in validation accuracy
-    (ties: the higher mean final validation accuracy), and its per-seed steps."""
-    acc = trials.curves.val_accuracy
-    steps = censored(steps_to(acc, target, trials.schedule.eval_steps), trials.schedule)
-    last = np.nan_to_num(np.asarray(acc, np.float64)[..., -1], nan=0.0).mean(-1)
-    i = int(np.lexsort((-last, steps.mean(-1)))[0])
-    return trials.pick(i), steps[i]
+def select(trials: comparison.Trials, target: float) -> tuple[comparison.Selected, race.Fastest]:
+    """The race to ``target`` in validation accuracy over a method's trials: the trial
+    picked on all seeds (its settings) and the per-seed cross-fitted arrivals."""
+    acc = np.asarray(trials.curves.val_accuracy, np.float64)
+    pick = race.fastest(acc, target, trials.schedule.eval_steps, higher_is_better=True)
+    return trials.pick(pick.overall), pick
 
 
 def measure(
@@ -113,14 +88,14 @@ def measure(
             methods(arm, momentum), task, trials=trials, seeds=seeds, key=key, schedule=arm.schedule
         )
         for method, trial in zip(METHODS, runs):
-            sel, steps = select(trial, target)
+            sel, pick = select(trial, target)
+            seed = np.arange(seeds)
             selected[method, arm.batch] = {
                 "lr": sel.setting["lr"],
-                "steps": steps,
+                "steps": pick.arrival,
                 "edge": bool(sel.edge),
-                "arrived": float(np.mean(steps <= arm.schedule.steps)),
-                "curve": np.asarray(sel.curves.val_accuracy),
-                "test": np.asarray(sel.curves.test_accuracy),
+                "curve": np.asarray(trial.curves.val_accuracy)[pick.chosen, seed],
+                "test": np.asarray(trial.curves.test_accuracy)[pick.chosen, seed],
             }
     return {"selected": selected, "eval_steps": {a.batch: a.schedule.eval_steps for a in arms}}
 
@@ -175,25 +150,19 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
     curves = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), jax.random.key_data(key))
     shape = (2, len(cfg.batch_sizes), cfg.trials, cfg.seeds)
     curves = curves.reshape(*shape, -1)
-    steps = nqm_censored(nqm.steps_to(curves, cfg.target, cfg.every), cfg)
-    final = np.where(np.isfinite(curves[..., -1]), curves[..., -1], np.inf)
+    eval_steps = np.arange(0, cfg.steps + 1, cfg.every)
     lrs = table["lr"].reshape(shape[:3])
     selected = {}
     for m, method in enumerate(METHODS):
         for b, batch in enumerate(cfg.batch_sizes):
-            i = int(np.lexsort((final[m, b].mean(-1), steps[m, b].mean(-1)))[0])
+            pick = race.fastest(curves[m, b], cfg.target, eval_steps, higher_is_better=False)
             selected[method, batch] = {
-                "lr": float(lrs[m, b, i]),
-                "steps": steps[m, b, i],
-                "curve": curves[m, b, i],
-                "edge": i in (0, cfg.trials - 1),
+                "lr": float(lrs[m, b, pick.overall]),
+                "steps": pick.arrival,
+                "curve": curves[m, b][pick.chosen, np.arange(cfg.seeds)],
+                "edge": pick.overall in (0, cfg.trials - 1),
             }
-    return {"selected": selected, "eval_steps": np.arange(0, cfg.steps + 1, cfg.every)}
-
-
-def nqm_censored(steps: np.ndarray, cfg) -> np.ndarray:
-    """Steps to target with "never" counted as one record past the end."""
-    return np.where(np.isfinite(steps), steps, cfg.steps + cfg.every)
+    return {"selected": selected, "eval_steps": eval_steps}
 
 
 # -------------------------------------------------------------------------------- panels
@@ -204,7 +173,7 @@ def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str, ti
     seeds, on log-log axes."""
     sizes = np.asarray(batches)
     for method in METHODS:
-        ints = [stats.mean(selected[method, b]["steps"]) for b in batches]
+        ints = [selected[method, b]["steps"].mean() for b in batches]
         mean = np.array([i.mean for i in ints])
         err = np.abs(np.array([[i.low, i.high] for i in ints]).T - mean)
         ax.errorbar(
@@ -262,10 +231,10 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
                 "batch": b,
                 "method": m,
                 "lr": s["lr"],
-                "steps to target": stats.mean(s["steps"]),
+                "steps to target": s["steps"].cell(),
             }
             if "test" in s:
-                row.update({"seeds arriving": s["arrived"], "test accuracy": stats.mean(s["test"])})
+                row["test accuracy"] = stats.mean(s["test"])
             out.append(row)
     return out
 
@@ -273,7 +242,7 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
 def ratios(selected: dict, batches: tuple[int, ...]) -> dict[int, stats.Interval]:
     """Per batch size, the paired ratio of steps to target, heavy ball / SGD."""
     return {
-        b: stats.paired_ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
+        b: race.ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
         for b in batches
     }
 
@@ -295,8 +264,9 @@ def setup(arms: tuple[Arm, ...], *, momentum: float, seeds: int, accuracy: float
         f"{runs}; heavy ball momentum {momentum:g}; {seeds} seeds (same initialisation "
         f"and batches for both methods). Steps to validation accuracy {accuracy:g} (the "
         "same target at every batch size, below what tuned SGD reaches at each within "
-        "its steps), linearly interpolated between evaluations; a run that never arrives "
-        "counts as one evaluation past its end."
+        "its steps), interpolated between evaluations; each seed scored by the trial "
+        "chosen on the other seeds; a run that never arrives is censored at its horizon "
+        "and counted in the table."
         + (
             ""
             if full

@@ -162,21 +162,41 @@ def diverged(curve: np.ndarray) -> int:
     return int((~np.isfinite(c[..., -1]) | (c[..., -1] > c[..., 0])).sum())
 
 
-def enter(
-    trials, target: float, *, metric: str = "train_loss", higher_is_better: bool = False
-) -> Entry:
-    """One method's ``Entry`` in a race to ``target`` in ``metric`` (``comparison.Trials``)."""
-    curve = np.asarray(getattr(trials.curves, metric), np.float64)
-    eval_steps = trials.schedule.eval_steps
+class Fastest(NamedTuple):
+    """The race's selection over an array of trials: per seed the trial chosen on the other
+    fold and its arrival, and the trial the same rule picks on all seeds."""
+
+    chosen: np.ndarray
+    arrival: Arrival
+    overall: int
+
+
+def fastest(
+    curve: np.ndarray, target: float, eval_steps: np.ndarray, *, higher_is_better: bool
+) -> Fastest:
+    """The race over ``curve`` ``(trials, seeds, evaluations)``: every run's arrival at
+    ``target``, each seed scored by the trial chosen on the other fold (``crossfit``)."""
+    curve = np.asarray(curve, np.float64)
     every = arrival(curve, target, eval_steps, higher_is_better=higher_is_better)
     tie = lower_is_better_final(curve, higher_is_better)
     chosen = crossfit(every.steps, every.censored, tie)
     seeds = np.arange(curve.shape[1])
     mine = Arrival(every.steps[chosen, seeds], every.censored[chosen, seeds], every.horizon)
-    curves = jax.tree.map(lambda a: np.asarray(a)[chosen, seeds], trials.curves)
-    overall = _best(every.steps, every.censored, tie)
+    return Fastest(chosen, mine, _best(every.steps, every.censored, tie))
+
+
+def enter(
+    trials, target: float, *, metric: str = "train_loss", higher_is_better: bool = False
+) -> Entry:
+    """One method's ``Entry`` in a race to ``target`` in ``metric`` (``comparison.Trials``)."""
+    curve = np.asarray(getattr(trials.curves, metric), np.float64)
+    pick = fastest(curve, target, trials.schedule.eval_steps, higher_is_better=higher_is_better)
+    seeds = np.arange(curve.shape[1])
+    curves = jax.tree.map(lambda a: np.asarray(a)[pick.chosen, seeds], trials.curves)
     loss = np.asarray(trials.curves.train_loss, np.float64)
-    return Entry(trials.method, target, mine, chosen, curves, overall, diverged(loss))
+    return Entry(
+        trials.method, target, pick.arrival, pick.chosen, curves, pick.overall, diverged(loss)
+    )
 
 
 def tuned_target(
