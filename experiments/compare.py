@@ -33,9 +33,11 @@ from experiments import report
 from experiments import runner
 from experiments import sweeps
 from experiments import tasks
+from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 
+TARGET_AT = 0.5  # the target: the first optimizer's mean objective at this share of its run
 NQM_DIM = 100  # the noisy quadratic: h_i = 1 / i, i = 1..100, gradient noise C = H / B
 PROBLEMS = (*tasks.TASKS, "noisy-quadratic")
 
@@ -45,6 +47,8 @@ def methods(args: argparse.Namespace) -> list[comparison.Method]:
     for name in args.optimizer:
         c = optimizers.choice(name)
         tuned = args.tune_momentum and c.tunable and c.momentum is not None
+        dims = 1 + bool(tuned) + bool(c.eps)
+        per = round(args.trials ** (1 / dims))
         out.append(
             comparison.Method(
                 name,
@@ -54,6 +58,8 @@ def methods(args: argparse.Namespace) -> list[comparison.Method]:
                     momentum=c.momentum or 0.0,
                     one_minus_beta=optimizers.ONE_MINUS_BETA if tuned else None,
                     eps=optimizers.EPS if c.eps else None,
+                    # a grid where the trials make one (k**dims), else independent draws
+                    grid=per**dims == args.trials,
                 ),
             )
         )
@@ -197,9 +203,11 @@ def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> dict:
         else comparison.select_by_train_loss
     )
     chosen = [pick(t) for t in runs]
-    target = float(comparison.final(getattr(chosen[0].curves, objective)).mean())
+    target = race.target_at(
+        getattr(chosen[0].curves, objective), runs[0].schedule.eval_steps, TARGET_AT
+    )
     steps = [
-        comparison.steps_to(
+        race.arrival(
             getattr(s.curves, objective),
             target,
             runs[0].schedule.eval_steps,
@@ -207,9 +215,8 @@ def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> dict:
         )
         for s in chosen
     ]
-    censored = [np.where(np.isfinite(s), s, args.steps + args.eval_every) for s in steps]
     rows, paired = [], []
-    for sel, n in zip(chosen, censored):
+    for sel, n in zip(chosen, steps):
         rows.append(
             {
                 "optimizer": sel.method,
@@ -217,7 +224,7 @@ def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> dict:
                     head(f, name): stats.mean(last(sel, f))
                     for f, name in fields(args.problem).items()
                 },
-                f"steps to {target:.4g}": stats.mean(n),
+                f"steps to {target:.4g}": n.cell(),
             }
         )
         if sel is not chosen[0]:
@@ -228,7 +235,7 @@ def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> dict:
                         head(f, name): stats.paired_difference(last(sel, f), last(chosen[0], f))
                         for f, name in fields(args.problem).items()
                     },
-                    "steps to target, ratio": stats.paired_ratio(n, censored[0]),
+                    "steps to target, ratio": race.ratio(n, steps[0]),
                 }
             )
     settings = [
@@ -351,7 +358,7 @@ def write(
         "",
         f"Written by `python -m experiments compare {' '.join(argv)}` in {seconds:.0f} s "
         f"with JAX {env['jax']} on {env['backend']} ({env['devices']} device(s), "
-        f"{env['processes']} process(es)). Intervals: 95% bootstrap over seeds.",
+        f"{env['processes']} process(es)). Intervals: 95% Student-t over seeds.",
         "",
         f"**Setup.** {args.steps} steps of batch {args.batch_size}, losses on the full "
         f"sets every {args.eval_every} steps, {args.seeds} seeds (seed s: the same "
@@ -365,18 +372,18 @@ def write(
         "",
         report.markdown_table(numbers["settings"]),
         "",
-        "**Results** (the selected trials; steps to the target: the first evaluation at "
-        f"which the {numbers['objective_name']} reaches {base}'s mean final value, "
-        f"{numbers['target']:.4g}; a run that never does counts as "
-        f"{args.steps + args.eval_every}).",
+        "**Results** (the selected trials; steps to the target: the step at which the "
+        f"{numbers['objective_name']} reaches {base}'s mean value at {TARGET_AT:.0%} of its "
+        f"run, {numbers['target']:.4g}, interpolated between evaluations; a run that never "
+        "does is censored at the last evaluation, counted, and makes the ratio a bound).",
         "",
         report.markdown_table(numbers["rows"]),
         "",
     ]
     if numbers["paired"]:
         text += [
-            f"**Paired against {base}** (per-seed differences; the steps ratio is "
-            "mean / mean with the seeds resampled together).",
+            f"**Paired against {base}** (per-seed differences; the steps ratio is the "
+            "geometric mean of the per-seed ratios, its interval a t-interval of the logs).",
             "",
             report.markdown_table(numbers["paired"]),
             "",
@@ -407,7 +414,8 @@ def write(
                 "setting": s.setting,
                 "edge": s.edge,
                 "curves": s.curves._asdict(),
-                "steps_to_target": n,
+                "steps_to_target": n.steps,
+                "censored": n.censored,
             }
             for s, n in zip(numbers["selected"], numbers["steps"])
         },

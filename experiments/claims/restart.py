@@ -23,6 +23,7 @@ from experiments import plotting
 from experiments import report
 from experiments import tasks
 from experiments.claims import restart_quadratic
+from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -34,21 +35,20 @@ NEVER = "no restart"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 5
-    trials: int = 7  # per arm, over log lr x log(1 - beta), the same points for every arm
-    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=500)
+    seeds: int = 8
+    trials: int = 16  # per arm, a 4 x 4 grid of effective step x beta, the same for every arm
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=100)
     periods: tuple[int, ...] = (50, 200, 1000)
-    lr: tuple[float, float] = (1e-3, 0.3)
+    effective: tuple[float, float] = (0.03, 3.0)  # lr / (1 - beta)
     one_minus_beta: tuple[float, float] = (0.003, 0.5)  # beta in [0.5, 0.997]
     gain: float = 0.9  # primary: final training loss ratio (best restarted / none) below this
     quadratic: restart_quadratic.Config = restart_quadratic.FULL
 
 
 QUICK = Config(
-    seeds=3,
-    trials=4,
+    seeds=5,
     periods=(50, 200),
-    schedule=loop.Schedule(steps=1000, batch_size=32, eval_every=250),
+    schedule=loop.Schedule(steps=600, batch_size=32, eval_every=100),
     quadratic=restart_quadratic.QUICK,
 )
 FULL = Config()
@@ -76,7 +76,7 @@ def label(k: int) -> str:
 def methods(cfg: Config) -> list[comparison.Method]:
     """One arm per period, then no restart (a period one step longer than the run, so every
     arm keeps the same state structure)."""
-    space = tuning.Space(lr=cfg.lr, one_minus_beta=cfg.one_minus_beta)
+    space = tuning.Space(effective=cfg.effective, one_minus_beta=cfg.one_minus_beta)
     arms = [(label(k), k) for k in cfg.periods] + [(NEVER, cfg.schedule.steps + 1)]
     return [
         comparison.Method(
@@ -226,9 +226,9 @@ def describe(
         f"{report.listing(cfg.periods)} and without restarts; {s.steps} steps of batch "
         f"{s.batch_size}, losses on the training subset and the validation set every {s.eval_every} steps, {cfg.seeds} seeds "
         "(same initialisation and batches for every arm). All arms in one compile.",
-        budget=f"{cfg.trials} trials per arm (scrambled Halton, the same points for every arm) "
-        f"over log lr in {report.listing(cfg.lr)} x log(1 - beta) in "
-        f"{report.listing(cfg.one_minus_beta)}; each arm selected on its final training "
+        budget=f"{cfg.trials} trials per arm, the same "
+        f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for every arm; each "
+        "arm selected on its final training "
         "loss (the quantity the claim is about); test accuracy of the selected trial only.",
         headline=f"{verdict.primary[0].text.split(':')[0]}: final training loss / no restart's "
         f"{verdict.primary[0].estimate}",

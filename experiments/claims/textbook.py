@@ -31,7 +31,7 @@ CLAIMS = ("C1", "C2", "C3", "C4", "C7", "C12")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 5
+    seeds: int = 8
     steps: int = 12_000  # every quadratic run (one compile)
     tolerance: float = 1e-6  # distance to the minimum, relative to the start
     lr_kappa: tuple[float, float] = (10.0, 30.0)  # C1: condition numbers drawn in this range
@@ -54,7 +54,7 @@ class Config:
     ema_tolerance: float = 1e-4  # max relative parameter difference (float32)
 
 
-QUICK = Config(seeds=3, ema_steps=300)
+QUICK = Config(seeds=5, ema_steps=300)
 FULL = Config()
 
 

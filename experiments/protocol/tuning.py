@@ -110,7 +110,7 @@ def on_edge(
     largest effective step among the trials that did not diverge."""
     edges = []
     grid = space.grid
-    momentum = np.asarray(table["momentum"], np.float64)
+    momentum = np.asarray(table.get("momentum", np.zeros_like(table["lr"])), np.float64)
     columns = {
         "lr": np.asarray(table["lr"], np.float64),
         "one_minus_beta": 1 - momentum,

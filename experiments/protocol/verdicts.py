@@ -131,6 +131,30 @@ def judge_depends(named: dict[str, Condition], secondary: Sequence[Condition] = 
     )
 
 
+def judge_all(named: dict[str, Condition], secondary: Sequence[Condition] = ()) -> Verdict:
+    """A claim with several parts, each with its primary condition, that holds only if all
+    do: all supported -> supported; any not supported -> not supported; otherwise
+    inconclusive. Every part's status is stated in the reason."""
+    if not named:
+        raise ValueError("judge_all needs at least one named condition; got none.")
+    statuses = {name: c.status for name, c in named.items()}
+    values = set(statuses.values())
+    status = (
+        SUPPORTED
+        if values == {SUPPORTED}
+        else NOT_SUPPORTED
+        if NOT_SUPPORTED in values
+        else INCONCLUSIVE
+    )
+    parts = [f"{name}: {c.sentence()} -> {statuses[name]}" for name, c in named.items()]
+    return Verdict(
+        status,
+        "Primary, every part of the claim: " + "; ".join(parts) + ".",
+        tuple(named.values()),
+        tuple(secondary),
+    )
+
+
 def judge_check(conditions: Sequence[Condition]) -> Verdict:
     """A textbook check: passes when every condition is supported (a theorem leaves no
     room for "inconclusive": a check that is not clearly met fails)."""
