@@ -40,7 +40,7 @@ CLAIMS = ("C13",)
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 5
+    seeds: int = 8
     kappa: tuple[float, float] = (30.0, 300.0)  # condition numbers, log-uniform per seed
     lrs: int = 41  # learning rates x L, log-spaced over `lr_range`
     lr_range: tuple[float, float] = (0.05, 5.0)
