@@ -38,6 +38,16 @@ class Finding:
     verdict: Verdict
     metrics: dict = dataclasses.field(default_factory=dict)  # raw numbers for metrics.json
     notes: str = ""  # edge-of-space flags, caveats
+    last_full: str = ""  # in a quick run: the status of the last full run ("" if none)
+
+    @property
+    def provisional(self) -> bool:
+        """A quick run's status: a smoke test, shown beside the last full run's."""
+        return bool(self.last_full)
+
+    @property
+    def differs(self) -> bool:
+        return self.provisional and self.last_full != self.verdict.status
 
     @property
     def check(self) -> bool:
@@ -162,6 +172,13 @@ def section(finding: Finding, statement: Any, folder: str) -> str:
     budget = f"**Search space and budget.** {finding.budget}\n\n" if finding.budget else ""
     notes = f"**Notes.** {finding.notes}\n\n" if finding.notes else ""
     label = "Check" if finding.check else "Verdict"
+    if finding.provisional:
+        label += " (provisional: quick run)"
+        notes += (
+            f"**Last full run: {finding.last_full}**"
+            + (" (differs from this quick run)." if finding.differs else " (the same).")
+            + "\n\n"
+        )
     return (
         f"## {finding.id}. {statement.title}\n\n"
         f"> {statement.quote}\n>\n> — {statement.cited}\n\n"
@@ -175,15 +192,36 @@ def section(finding: Finding, statement: Any, folder: str) -> str:
 
 
 def summary_rows(entries: Sequence[tuple[str, Finding]], statements: dict) -> list[dict]:
-    return [
-        {
+    """One row per claim; in a quick run the status is provisional, with the last full
+    run's beside it and a flag where they differ."""
+    rows = []
+    for _, f in entries:
+        row = {
             "claim": f"{f.id}. {statements[f.id].title}",
             "source": statements[f.id].short,
             "measurement": f.headline,
-            "status": f.verdict.status,
+            "status": f.verdict.status + (" (provisional)" if f.provisional else ""),
         }
-        for _, f in entries
-    ]
+        if f.provisional:
+            row["last full run"] = f.last_full
+            row["differs"] = "**differs**" if f.differs else "same"
+        rows.append(row)
+    return rows
+
+
+def multiplicity(entries: Sequence[tuple[str, Finding]]) -> str:
+    """The report's multiplicity statement: how many primary conditions are judged and how
+    many wrong decisions chance alone would give."""
+    n = sum(len(f.verdict.primary) for _, f in entries if not f.check)
+    return (
+        f"**Multiplicity.** This report judges {n} primary conditions of empirical claims, "
+        "each on its own 95% interval (no family-wise correction: each claim is a separate "
+        "question). A one-sided decision against a threshold is wrong with probability at "
+        "most 2.5% when the truth sits at the threshold, so up to about "
+        f"{0.025 * n:.1f} wrong 'supported' / 'not supported' decisions are expected by "
+        "chance among them; a status whose interval ends close to its threshold is the "
+        "likeliest to be one. Secondary conditions are descriptive and do not vote."
+    )
 
 
 PARTS = (
@@ -216,6 +254,8 @@ def write_report(
     per finding (``(folder, finding)`` pairs, folder prefixing its plots)."""
     ordered = sorted(entries, key=lambda e: order(e[1].id))
     parts = [f"# Momentum claims, measured\n\n{header}\n"]
+    if any(not f.check for _, f in entries):
+        parts.append(multiplicity(entries) + "\n")
     for title, belongs, _ in PARTS:
         chosen = [e for e in ordered if belongs(e[1])]
         if chosen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import platform
@@ -31,6 +32,32 @@ STYLE = {
     verdicts.CHECK_PASSED: "green",
     verdicts.CHECK_FAILED: "red",
 }
+
+
+LAST_FULL = pathlib.Path(__file__).resolve().parent.parent / "results" / "last-full.json"
+
+
+def last_full(path: pathlib.Path = LAST_FULL) -> dict[str, str]:
+    """The statuses of the last full run (committed as data): ``{claim: status}``; empty
+    where there is none (an installed package without the repository's results/)."""
+    if not path.exists():
+        return {}
+    return {k: v["status"] for k, v in json.loads(path.read_text())["claims"].items()}
+
+
+def write_last_full(
+    path: pathlib.Path, findings: Sequence[report.Finding], *, seed: int, seconds: dict
+) -> None:
+    """``path``: every claim's status and headline after a full run of all experiments,
+    with the seed and the wall times: what a later quick run is compared with."""
+    payload = {
+        "command": f"python -m experiments all --seed {seed}",
+        "environment": environment(),
+        "seconds": seconds,
+        "claims": {f.id: {"status": f.verdict.status, "headline": f.headline} for f in findings},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.jsonable(payload), indent=1) + "\n")
 
 
 def experiment_key(seed: int, name: str) -> jax.Array:
@@ -78,6 +105,7 @@ def run(
         f"device(s) ({env['device_kind']}), {env['processes']} process(es)"
     )
     mode = "quick" if quick else "full"
+    previous = last_full() if quick else {}
     entries: list[tuple[str, report.Finding]] = []
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -97,6 +125,8 @@ def run(
             status = lambda text, name=name: progress.update(task, description=f"{name}: {text}")
             began = time.perf_counter()
             findings = module.run(cfg, experiment_key(seed, name), folder, status)
+            for f in findings:
+                f.last_full = previous.get(f.id, "")
             seconds[name] = time.perf_counter() - began
             if writer:
                 report.write_metrics(
@@ -119,6 +149,10 @@ def run(
             progress.advance(task)
         progress.update(task, description="done")
     total = time.perf_counter() - start
+    if not quick and set(names) == set(modules) and writer:
+        write_last_full(
+            out / "last-full.json", [f for _, f in entries], seed=seed, seconds=seconds
+        )
     if len(names) > 1 and writer:
         report.write_report(
             out / "REPORT.md",
@@ -170,10 +204,9 @@ def print_table(console: Console, entries: list[tuple[str, report.Finding]], tit
     for folder, finding in sorted(entries, key=lambda e: report.order(e[1].id)):
         statement = registry.STATEMENTS[finding.id]
         style = STYLE[finding.verdict.status]
-        table.add_row(
-            f"{finding.id}. {statement.title}",
-            folder.rstrip("/"),
-            finding.headline,
-            f"[{style}]{finding.verdict.status}[/]",
-        )
+        status = f"[{style}]{finding.verdict.status}[/]"
+        if finding.provisional:
+            flag = "[bold red]differs[/]" if finding.differs else "same"
+            status += f" (provisional; last full run: {finding.last_full}, {flag})"
+        table.add_row(f"{finding.id}. {statement.title}", folder.rstrip("/"), finding.headline, status)
     console.print(table)
