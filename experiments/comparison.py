@@ -26,6 +26,7 @@ import momentum_optax as mo
 from experiments import loop
 from experiments import sweeps
 from experiments import tasks as tasks_lib
+from experiments.protocol import race
 from experiments.protocol import tuning
 
 MakeOpt = Callable[[dict], optax.GradientTransformation]
@@ -153,14 +154,27 @@ def final(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(last), last, np.inf)
 
 
+def crossfit(trials: Trials, objective: np.ndarray) -> Selected:
+    """The trial with the lowest mean ``objective`` ``(trials, seeds)`` on all seeds (its
+    settings and edge flags), with the curves of each seed taken from the trial chosen on
+    the *other* seeds (``protocol.race.crossfit``: selection and scoring never share a
+    seed). Non-finite values (diverged runs) count as the worst."""
+    score = np.where(np.isfinite(objective), objective, np.inf)
+    chosen = race.crossfit(score, np.zeros(score.shape, bool), score)
+    seeds = np.arange(score.shape[1])
+    curves = jax.tree.map(lambda a: np.asarray(a)[chosen, seeds], trials.curves)
+    return trials.pick(tuning.select(score))._replace(curves=loop.Curves(*curves))
+
+
 def select_by_validation_loss(trials: Trials) -> Selected:
-    """The trial with the lowest mean final validation loss (diverged runs count as inf)."""
-    return trials.pick(tuning.select(final(trials.curves.val_loss)))
+    """The trial with the lowest mean final validation loss, cross-fitted (``crossfit``)."""
+    return crossfit(trials, final(trials.curves.val_loss))
 
 
 def select_by_train_loss(trials: Trials) -> Selected:
-    """The trial with the lowest mean final training loss (for claims about training speed)."""
-    return trials.pick(tuning.select(final(trials.curves.train_loss)))
+    """The trial with the lowest mean final training loss, cross-fitted (for claims about
+    training speed)."""
+    return crossfit(trials, final(trials.curves.train_loss))
 
 
 # ----------------------------------------------------------------- the usual optimizer rows

@@ -150,9 +150,7 @@ def run(
         progress.update(task, description="done")
     total = time.perf_counter() - start
     if not quick and set(names) == set(modules) and writer:
-        write_last_full(
-            out / "last-full.json", [f for _, f in entries], seed=seed, seconds=seconds
-        )
+        write_last_full(out / "last-full.json", [f for _, f in entries], seed=seed, seconds=seconds)
     if len(names) > 1 and writer:
         report.write_report(
             out / "REPORT.md",
@@ -193,7 +191,8 @@ def header(
         f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
         f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "
         "Every status follows from the numbers below by the judge function of the claim's "
-        "module in `experiments/claims/`; intervals are 95% Student-t intervals over seeds (ratios: of the per-seed logs)."
+        "module in `experiments/claims/`; intervals are 95% Student-t intervals over seeds "
+        "(a ratio's: of the per-seed logs)."
     )
 
 
@@ -208,5 +207,7 @@ def print_table(console: Console, entries: list[tuple[str, report.Finding]], tit
         if finding.provisional:
             flag = "[bold red]differs[/]" if finding.differs else "same"
             status += f" (provisional; last full run: {finding.last_full}, {flag})"
-        table.add_row(f"{finding.id}. {statement.title}", folder.rstrip("/"), finding.headline, status)
+        table.add_row(
+            f"{finding.id}. {statement.title}", folder.rstrip("/"), finding.headline, status
+        )
     console.print(table)

@@ -65,11 +65,12 @@ def test_methods_in_one_compile_equal_their_separate_runs():
         comparison.Method("heavy ball", comparison.heavy_ball, space),
         comparison.Method("Nesterov", comparison.nesterov, space),
     ]
-    together = comparison.run(methods, task, trials=2, seeds=2, key=KEY, schedule=TINY)
-    alone = comparison.run(methods[1], task, trials=2, seeds=2, key=KEY, schedule=TINY)
+    # a 2 x 2 grid of lr x (1 - beta)
+    together = comparison.run(methods, task, trials=4, seeds=2, key=KEY, schedule=TINY)
+    alone = comparison.run(methods[1], task, trials=4, seeds=2, key=KEY, schedule=TINY)
     np.testing.assert_allclose(together[1].curves.train_loss, alone.curves.train_loss, rtol=1e-6)
     assert not np.allclose(together[0].curves.train_loss, together[1].curves.train_loss)
-    assert together[0].curves.train_loss.shape == (2, 2, 3)
+    assert together[0].curves.train_loss.shape == (4, 2, 3)
 
 
 def test_methods_that_need_other_columns_are_refused():
@@ -78,46 +79,60 @@ def test_methods_that_need_other_columns_are_refused():
         comparison.Method("sgd", comparison.heavy_ball, tuning.Space()),
         comparison.Method("adam", comparison.heavy_ball, tuning.Space(eps=(1e-8, 1e-4))),
     ]
-    with pytest.raises(ValueError, match="same columns"):
-        comparison.run(methods, task, trials=2, seeds=1, key=KEY, schedule=TINY)
+    with pytest.raises(ValueError, match="same columns"):  # 4 trials: a 2 x 2 grid for adam
+        comparison.run(methods, task, trials=4, seeds=1, key=KEY, schedule=TINY)
+    with pytest.raises(ValueError, match=r"n = k\*\*2"):  # lr x eps is a crossed grid
+        comparison.run(methods[1], task, trials=2, seeds=1, key=KEY, schedule=TINY)
 
 
-def test_steps_to_target_is_the_first_evaluation_reaching_it():
-    curve = np.array([[0.1, 0.5, 0.9, 0.8], [0.1, 0.2, 0.3, np.nan]])
-    steps = comparison.steps_to(curve, 0.5, np.array([0, 10, 20, 30]), higher_is_better=True)
-    assert steps.tolist() == [10.0, np.inf]
-    loss = comparison.steps_to(
-        np.array([3.0, 1.0, 0.5]), 1.0, np.array([0, 5, 10]), higher_is_better=False
-    )
-    assert loss == 5.0
+def _trials(train_final, val_final=None, space=None):
+    """Hand-made ``Trials``: curves ``(trials, seeds, 3 evaluations)`` that start at 2.0 and
+    end at ``train_final`` / ``val_final`` (``(trials, seeds)``)."""
+    train_final = np.asarray(train_final, np.float64)
+    val_final = train_final if val_final is None else np.asarray(val_final, np.float64)
+    start = np.full(train_final.shape + (2,), 2.0)
+    train = np.concatenate([start, train_final[..., None]], -1)
+    val = np.concatenate([start, val_final[..., None]], -1)
+    accuracy = np.zeros(train_final.shape)
+    curves = loop.Curves(train, val, np.zeros_like(val), val, accuracy)
+    n = train_final.shape[0]
+    space = tuning.Space() if space is None else space
+    return comparison.Trials("m", space, tuning.trials(space, n), curves, TINY)
 
 
-def test_selection_by_steps_counts_runs_that_never_arrive_and_breaks_ties():
-    schedule = loop.Schedule(steps=20, batch_size=1, eval_every=10)
-    acc = np.array(
-        [
-            [[0.0, 0.9, 0.9], [0.0, 0.2, 0.3]],  # trial 0: arrives on one seed of two
-            [[0.0, 0.5, 0.9], [0.0, 0.5, 0.9]],  # trial 1: at step 20 on both
-            [[0.0, 0.9, 0.95], [0.0, 0.9, 0.95]],
-        ]
-    )  # trial 2: at step 10 on both
-    zeros = np.zeros((3, 2))
-    curves = loop.Curves(acc * 0, acc * 0, acc, zeros, zeros)
-    trials = comparison.Trials(
-        "m", tuning.Space(), {"lr": np.array([1.0, 2.0, 3.0])}, curves, schedule
-    )
-    chosen = comparison.select_by_steps_to(trials, 0.8)
-    assert chosen.index == 2 and chosen.setting["lr"] == 3.0
-    # censored at steps + eval_every = 30: trial 0 averages (10 + 30) / 2 = 20, trial 1 20;
-    # the tie goes to the better final accuracy (trial 1)
-    slower = comparison.Trials(
-        "m",
-        tuning.Space(),
-        {"lr": np.array([1.0, 2.0])},
-        jax.tree.map(lambda a: a[:2], curves),
-        schedule,
-    )
-    assert comparison.select_by_steps_to(slower, 0.8).index == 1
+def test_finite_flags_the_trials_on_which_no_seed_diverged():
+    trials = _trials([[0.5, 0.4], [0.5, np.nan], [np.inf, 0.3], [1.5, 1.9]])
+    assert trials.finite.tolist() == [True, False, False, True]
+    assert trials.seeds == 2
+
+
+def test_pick_takes_the_trial_its_settings_and_flags_the_largest_step_that_did_not_diverge():
+    # effective steps 0.01, 0.0316, 0.1, 0.316, 1 (lr = step x 0.1); the two largest diverge
+    space = tuning.Space(effective=(0.01, 1.0), momentum=0.9)
+    finals = [[0.5, 0.6], [0.4, 0.5], [0.3, 0.2], [np.nan, 0.1], [np.inf, np.nan]]
+    trials = _trials(finals, space=space)
+    chosen = trials.pick(2)
+    assert chosen.method == "m" and chosen.index == 2
+    assert chosen.setting["lr"] == pytest.approx(0.1 * 0.1, rel=1e-6)
+    assert chosen.setting["momentum"] == pytest.approx(0.9)
+    np.testing.assert_array_equal(chosen.curves.train_loss[:, -1], [0.3, 0.2])
+    assert chosen.curves.train_loss.shape == (2, 3)  # leading axis: seeds
+    assert chosen.edge == ["effective step (largest that did not diverge)"]
+    assert trials.pick(1).edge == []  # inside the space and below the stable limit
+    assert trials.pick(0).edge == ["effective step"]  # the grid's smallest step
+    # the same choice with no trial diverged sits inside the space: no flag
+    calm = _trials(np.full((5, 2), 0.3), space=space)
+    assert calm.finite.all() and calm.pick(2).edge == []
+
+
+def test_selection_by_final_loss_counts_diverged_runs_as_the_worst():
+    train = [[1.0, 1.0], [0.1, np.nan], [0.5, 0.7]]  # trial 1 is best on seed 0 but diverged
+    val = [[0.2, 0.2], [0.1, 0.1], [0.9, 0.9]]
+    trials = _trials(train, val)
+    np.testing.assert_array_equal(comparison.final(trials.curves.train_loss)[1], [0.1, np.inf])
+    chosen = comparison.select_by_train_loss(trials)
+    assert chosen.index == 2 and chosen.setting["lr"] == pytest.approx(trials.table["lr"][2])
+    assert comparison.select_by_validation_loss(trials).index == 1
 
 
 def test_schedule_refuses_bad_lengths():

@@ -90,7 +90,9 @@ def _schedules(cfg):
     ]
 
 
-@pytest.mark.parametrize("name, cfg", list(_configs()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, cfg", list(_configs()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_races_evaluate_often_enough_to_resolve_their_thresholds(name, cfg):
     """Every configuration with a steps threshold (``speedup``) evaluates every 10-20 steps:
     interpolated between evaluations that fine, no threshold is an attainable quantised
@@ -104,7 +106,9 @@ def test_races_evaluate_often_enough_to_resolve_their_thresholds(name, cfg):
         assert cfg.target_at * schedule.steps / schedule.eval_every >= 10, (name, schedule)
 
 
-@pytest.mark.parametrize("name, cfg", list(_configs()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, cfg", list(_configs()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_every_comparison_runs_enough_seeds(name, cfg):
     seeds = getattr(cfg, "seeds", None)
     if seeds is None:

@@ -74,6 +74,7 @@ READING = (
     "becoming smaller later as the early median above the late one (secondary)."
 )
 
+
 def ceiling(mu: float) -> float:
     """The spread statistic's ceiling for delta momentum ``mu``: (1 + mu) / (1 - mu)."""
     return (1 + mu) / (1 - mu)

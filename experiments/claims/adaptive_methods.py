@@ -6,8 +6,8 @@ log learning rate x log eps with the same number of trials, every trial on every
 RMSprop's momentum sits outside its scaled step, so with momentum its learning rate is
 placed by ``1 - beta`` (the same effective steps as without); Adam's b1 is an average and
 needs no shift. Judge: per family, the race (``protocol.race``) to a training-loss target
-set by the tuned arm without momentum at half its run: the paired ratio of steps. The claim names both families, so
-one may hold and the other not ("depends").
+set by the tuned arm without momentum at half its run: the paired ratio of steps. The
+claim names both families, so one may hold and the other not ("depends").
 """
 
 from __future__ import annotations

@@ -174,8 +174,7 @@ def describe(
         "initialisation and batches for every method). Plain: chain(mo.trace(beta[, "
         "nesterov=True]), scale_by_learning_rate(lr)); cautious: the same with "
         "mo.cautious(...) around the trace (Liang et al.: mask u * g > 0, rescaled by "
-        "d / (nnz + 1) per tensor). All four in one compile. "
-        + race_lib.rule(cfg.target_at),
+        "d / (nnz + 1) per tensor). All four in one compile. " + race_lib.rule(cfg.target_at),
         budget=f"{cfg.trials} trials per method, the same "
         f"{race_lib.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for all four. "
         "Each plain optimizer's target from its trial with the lowest final training loss.",

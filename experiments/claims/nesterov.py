@@ -56,7 +56,9 @@ class Config:
     cnn_schedule: loop.Schedule = loop.Schedule(steps=800, batch_size=32, eval_every=20)
 
 
-QUICK = Config(seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20), cnn_trials=0)
+QUICK = Config(
+    seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20), cnn_trials=0
+)
 FULL = Config()
 
 PRIMARY_C4 = (
@@ -182,8 +184,9 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     cnn = {}
     if cfg.cnn_trials:
         status(f"CNN: heavy ball and Nesterov x {cfg.cnn_trials} trials x {cfg.cnn_seeds} seeds")
-        cnn = arm(cfg, tasks.mnist1d_cnn(), cfg.cnn_trials, cfg.cnn_seeds, cfg.cnn_schedule,
-                  key, ms[:2])
+        cnn = arm(
+            cfg, tasks.mnist1d_cnn(), cfg.cnn_trials, cfg.cnn_seeds, cfg.cnn_schedule, key, ms[:2]
+        )
     runs = mlp["runs"]
     k = np.arange(1, cfg.trials + 1)
     random_acc = {
@@ -346,8 +349,7 @@ def describe(
         f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP, "
         f"{cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, evaluations every "
         f"{cfg.schedule.eval_every} steps, {cfg.seeds} seeds (same initialisation and "
-        "batches for every trial). All five methods in one compile. "
-        + race.rule(cfg.target_at)
+        "batches for every trial). All five methods in one compile. " + race.rule(cfg.target_at)
     )
     budget = (
         f"{cfg.trials} trials per method: heavy ball and Nesterov on "

@@ -224,7 +224,8 @@ def describe(
         f"MLP, heavy ball mo.sgd(lr, beta, reset_every=k) (Understanding Momentum's v_t = 0 "
         f"every k steps, mo.periodic_reset around the momentum) for k in "
         f"{report.listing(cfg.periods)} and without restarts; {s.steps} steps of batch "
-        f"{s.batch_size}, losses on the training subset and the validation set every {s.eval_every} steps, {cfg.seeds} seeds "
+        f"{s.batch_size}, losses on the training subset and the validation set every "
+        f"{s.eval_every} steps, {cfg.seeds} seeds "
         "(same initialisation and batches for every arm). All arms in one compile.",
         budget=f"{cfg.trials} trials per arm, the same "
         f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for every arm; each "

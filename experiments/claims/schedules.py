@@ -239,7 +239,8 @@ def describe(
         "Both schedules start at 0.5 (the Momentum article's value; Understanding Momentum "
         "leaves gamma_0 free), so they differ only in where they go. All arms in one compile.",
         budget=f"{cfg.trials} trials per arm: constant momentum on "
-        f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)}; each schedule over log lr in {report.listing(cfg.lr)} "
+        f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)}; each schedule over "
+        f"log lr in {report.listing(cfg.lr)} "
         "(log-spaced grid), as it has no beta to tune. Each arm selected on final "
         "validation loss; test accuracy of the selected trial only.",
         headline="; ".join(

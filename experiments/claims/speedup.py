@@ -72,9 +72,7 @@ class Race(NamedTuple):
     @property
     def final_loss(self) -> dict[str, np.ndarray]:
         """Per method, the final training-subset loss per seed of its scored trial."""
-        return {
-            name: comparison.final(e.curves.train_loss) for name, e in self.entries.items()
-        }
+        return {name: comparison.final(e.curves.train_loss) for name, e in self.entries.items()}
 
 
 def measure(

@@ -54,7 +54,8 @@ FULL = Config()
 
 PRIMARY = (
     "Tuned SRSGD reaches the training-loss target - the mean training-subset loss of "
-    "heavy ball with its learning rate and momentum tuned, at {target_at:.0%} of its run - in fewer steps than tuned "
+    "heavy ball with its learning rate and momentum tuned, at {target_at:.0%} of its run - "
+    "in fewer steps than tuned "
     "heavy ball: the 95% interval of the paired ratio of steps (SRSGD / heavy ball) lies "
     "below {speedup}."
 )

@@ -56,7 +56,8 @@ FULL = Config()
 PRIMARY = (
     "For QHM, AggMo and Demon separately: the tuned method reaches the training-loss "
     "target - the mean training-subset loss of heavy ball with its learning rate and "
-    "momentum tuned, at {target_at:.0%} of its run - in fewer steps than tuned heavy ball: the 95% interval of the "
+    "momentum tuned, at {target_at:.0%} of its run - in fewer steps than tuned heavy ball: "
+    "the 95% interval of the "
     "paired ratio of steps (variant / heavy ball) lies below {speedup}."
 )
 READING = (

@@ -150,7 +150,7 @@ def arm(
         YELLOWFIN, task, trials=1, seeds=seeds, key=key, schedule=schedule, table=UNTUNED
     )
     val = np.asarray(hb.curves.val_accuracy[..., -1], np.float64)
-    tuned = hb.pick(tuning.select(val, lower_is_better=False))
+    tuned = comparison.crossfit(hb, -val)  # each seed scored by the other seeds' choice
     yellowfin = yf.pick(0)
     acc = Accuracies(
         val,
