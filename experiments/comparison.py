@@ -69,6 +69,7 @@ class Trials(NamedTuple):
             {k: float(v[index]) for k, v in self.table.items()},
             jax.tree.map(lambda a: a[index], self.curves),
             tuning.on_edge(self.space, self.table, index, self.finite),
+            np.full(self.seeds, index),
         )
 
 
@@ -80,6 +81,7 @@ class Selected(NamedTuple):
     setting: dict[str, float]
     curves: loop.Curves
     edge: list[str]  # tuned dimensions in which the choice is on the edge of the space
+    chosen: np.ndarray | None = None  # per seed, the trial its curves come from (cross-fit)
 
 
 def seed_key(key: jax.Array, seed: jax.Array) -> jax.Array:
@@ -163,7 +165,8 @@ def crossfit(trials: Trials, objective: np.ndarray) -> Selected:
     chosen = race.crossfit(score, np.zeros(score.shape, bool), score)
     seeds = np.arange(score.shape[1])
     curves = jax.tree.map(lambda a: np.asarray(a)[chosen, seeds], trials.curves)
-    return trials.pick(tuning.select(score))._replace(curves=loop.Curves(*curves))
+    picked = trials.pick(tuning.select(score))
+    return picked._replace(curves=loop.Curves(*curves), chosen=chosen)
 
 
 def select_by_validation_loss(trials: Trials) -> Selected:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pathlib
+import platform
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from experiments.protocol.stats import Interval
@@ -53,6 +56,21 @@ class Finding:
     def check(self) -> bool:
         """A textbook check of the implementation rather than empirical evidence."""
         return self.verdict.check
+
+
+def environment() -> dict:
+    """What the numbers were measured on (the report header and every ``metrics.json``)."""
+    devices = jax.devices()
+    return {
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": devices[0].device_kind,
+        "devices": len(devices),
+        "processes": jax.process_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def jsonable(value: Any) -> Any:

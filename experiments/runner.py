@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import platform
 import time
 import zlib
 from collections.abc import Sequence
@@ -52,7 +50,7 @@ def write_last_full(
     with the seed and the wall times: what a later quick run is compared with."""
     payload = {
         "command": f"python -m experiments all --seed {seed}",
-        "environment": environment(),
+        "environment": report.environment(),
         "seconds": seconds,
         "claims": {f.id: {"status": f.verdict.status, "headline": f.headline} for f in findings},
     }
@@ -63,21 +61,6 @@ def write_last_full(
 def experiment_key(seed: int, name: str) -> jax.Array:
     """The experiment's own key: the seed's key folded with a stable hash of its name."""
     return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
-
-
-def environment() -> dict:
-    """What the numbers were measured on (the report header and every ``metrics.json``)."""
-    devices = jax.devices()
-    return {
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "device_kind": devices[0].device_kind,
-        "devices": len(devices),
-        "processes": jax.process_count(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
 
 
 def run(
@@ -99,7 +82,7 @@ def run(
     modules = registry.experiments() if modules is None else modules
     writer = jax.process_index() == 0
     console = console or Console(quiet=not writer)
-    env = environment()
+    env = report.environment()
     console.print(
         f"JAX {env['jax']}, backend [bold]{env['backend']}[/], {env['devices']} "
         f"device(s) ({env['device_kind']}), {env['processes']} process(es)"

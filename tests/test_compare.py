@@ -262,14 +262,17 @@ def test_noisy_quadratic_matches_a_direct_run(tmp_path):
             "5",
         ]
     )
-    heavy = numbers["selected"][0]
+    heavy = numbers.selected[0]
     assert 0.5 <= heavy.setting["momentum"] <= 0.999 * (1 + 1e-6)
-    assert numbers["settings"][1]["momentum"] == "-"  # the factory takes no momentum
-    # seed 1 of the selected trial, run directly: start and noise from the seed's key
+    assert numbers.settings[1]["momentum"] == "-"  # the factory takes no momentum
+    # seed 1's curve, run directly from the trial chosen for it on the other seeds (the
+    # cross-fit): start and noise from the seed's key
+    trial = int(heavy.chosen[1])
+    table = json.loads((out / "results.json").read_text())["trials"][heavy.method]
     key = comparison.seed_key(jax.random.key(5), jnp.int32(1))
     h = nqm.curvatures(compare.NQM_DIM)
     direct = nqm.sample(
-        mo.sgd(heavy.setting["lr"], heavy.setting["momentum"]),
+        mo.sgd(table["lr"][trial], table["momentum"][trial]),
         h,
         nqm.start(jax.random.fold_in(key, 0), compare.NQM_DIM),
         jax.random.fold_in(key, 1),

@@ -312,7 +312,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         xscale="log",
         xlabel="number of random trials k",
         ylabel="expected best validation accuracy",
-        title="C15: expected best of k (Dodge et al.); band: trials x seeds",
+        title="C15: expected best of k trials (band: trials, seeds)",
     )
     ax3.legend(fontsize=7)
     ax3.grid(alpha=0.3)

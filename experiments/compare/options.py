@@ -1,0 +1,152 @@
+"""The options of ``python -m experiments compare``: the parser and the checks that name the
+option, the value and what was expected."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+from experiments import optimizers
+from experiments import report
+from experiments import tasks
+
+NQM_DIM = 100  # the noisy quadratic: h_i = 1 / i, i = 1..100, gradient noise C = H / B
+PROBLEMS = (*tasks.TASKS, "noisy-quadratic")
+DESCRIPTION = (
+    "Every optimizer gets the same number of trials (--trials) over its declared search "
+    "space (log learning rate; log(1 - beta) with --tune-momentum; log eps for Adam and "
+    "RMSprop), every trial runs on every seed (same initialisation and batches for every "
+    "optimizer), and each is represented by its trial with the best mean final validation "
+    "(or training) loss, each seed scored by the trial chosen on the other seeds."
+)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    listing = "\n".join(
+        f"  {name:<11} {c.about}; lr in {report.listing(c.lr)}"
+        + (f", beta {c.momentum:g}" if c.momentum is not None else "")
+        + (f", eps in {report.listing(optimizers.EPS)}" if c.eps else "")
+        for name, c in optimizers.OPTIMIZERS.items()
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m experiments compare",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"optimizers (default search spaces; log scales):\n{listing}\n\nexample:\n"
+        "  python -m experiments compare --optimizer sgd --optimizer heavy-ball "
+        "--problem mnist1d-mlp --trials 8 --seeds 5",
+    )
+    p.add_argument(
+        "--optimizer",
+        action="append",
+        metavar="NAME",
+        help=(
+            "an optimizer to compare (repeat the option for several; default: sgd and "
+            "heavy-ball); the first is the baseline of the paired differences. A name listed "
+            "below, or an import path package.module:factory to a factory that takes `row` (a "
+            "dict of traced scalars lr, momentum (0.9 unless tuned) and eps (1e-8)) or takes "
+            "`learning_rate`, and returns an optax transformation; its lr range is (0.0001, 1)"
+        ),
+    )
+    p.add_argument(
+        "--problem",
+        choices=PROBLEMS,
+        default="mnist1d-mlp",
+        help=(
+            "mnist1d-mlp (40-100-100-10 MLP on MNIST-1D, 8,000/2,000/2,000), mnist1d-cnn (a 1-D "
+            "CNN, about 10x costlier per step), digits-mlp (scikit-learn's digits; saturates), "
+            f"noisy-quadratic (Zhang et al. 2019, dimension {NQM_DIM}); default mnist1d-mlp"
+        ),
+    )
+    p.add_argument(
+        "--trials",
+        type=_positive,
+        default=8,
+        help="trials per optimizer: the equal tuning budget (default 8)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_positive,
+        default=5,
+        help="seeds per trial (initialisation and batch order; default 5, the protocol's least)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=32,
+        help="examples per step (the noise scale for noisy-quadratic; default 32)",
+    )
+    p.add_argument("--steps", type=_positive, default=1000, help="steps per run (default 1000)")
+    p.add_argument(
+        "--eval-every",
+        type=_positive,
+        default=20,
+        help=(
+            "evaluate the training-subset and validation losses every this many steps; must "
+            "divide --steps (default 20: fine enough for the interpolated steps to target)"
+        ),
+    )
+    p.add_argument(
+        "--tune-momentum",
+        action="store_true",
+        help=(
+            f"also tune log(1 - beta) in {report.listing(optimizers.ONE_MINUS_BETA)} for the "
+            "optimizers that have a momentum (not sgd, aggmo or a learning_rate factory)"
+        ),
+    )
+    p.add_argument(
+        "--lr-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="the learning-rate range of every optimizer (default: each its own)",
+    )
+    p.add_argument(
+        "--select",
+        choices=("validation", "training"),
+        default="validation",
+        help="choose each optimizer's trial by its final validation loss (default) "
+        "or its final training-subset loss",
+    )
+    p.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path("results/compare"),
+        help="output folder (default results/compare)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=(
+            "the root key: seed s of every optimizer starts from fold_in(key(SEED), s) (default 0)"
+        ),
+    )
+    return p
+
+
+def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Errors naming the option, the value and what was expected (argparse exits with 2)."""
+    args.optimizer = args.optimizer or ["sgd", "heavy-ball"]
+    for name in args.optimizer:
+        if name not in optimizers.OPTIMIZERS and ":" not in name:
+            p.error(
+                f"--optimizer {name!r}: not a known optimizer; expected one of "
+                f"{', '.join(optimizers.OPTIMIZERS)} or an import path "
+                "package.module:factory"
+            )
+    twice = sorted({n for n in args.optimizer if args.optimizer.count(n) > 1})
+    if twice:
+        p.error(f"--optimizer {', '.join(twice)}: given more than once; expected each once")
+    if args.steps % args.eval_every:
+        p.error(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+    if args.lr_range and not 0 < args.lr_range[0] <= args.lr_range[1] < float("inf"):
+        p.error(f"--lr-range {args.lr_range[0]:g} {args.lr_range[1]:g}: expected 0 < LOW <= HIGH")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out}: is a file; expected a folder")

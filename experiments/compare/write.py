@@ -1,0 +1,178 @@
+"""What a comparison writes: ``curves.png``, ``tuning.png``, ``REPORT.md`` and
+``results.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import numpy as np
+
+from experiments import comparison
+from experiments import optimizers
+from experiments import plotting
+from experiments import report
+from experiments.compare.options import NQM_DIM
+from experiments.compare.run import TARGET_AT
+from experiments.compare.run import Summary
+from experiments.compare.run import fields
+from experiments.protocol import tuning
+
+
+def figures(
+    args: argparse.Namespace, runs: list[comparison.Trials], numbers: Summary, out: pathlib.Path
+) -> list[str]:
+    curves = {f: name for f, name in fields(args.problem).items() if f != "test_accuracy"}
+    fig, axes = plotting.figure(
+        len(curves),
+        title=f"{args.problem}: each optimizer at its "
+        f"selected trial, mean and 95% band over {args.seeds} seeds",
+    )
+    for ax, (field, label) in zip(axes, curves.items()):
+        plotting.seed_bands(
+            ax,
+            runs[0].schedule.eval_steps,
+            {s.method: getattr(s.curves, field) for s in numbers.selected},
+            ylabel=label,
+            logy=field != "val_accuracy",
+        )
+    names = [plotting.save(fig, out, "curves.png")]
+    fig, (ax,) = plotting.figure(
+        title=f"every trial: final {numbers.objective_name}, mean over seeds (x: diverged)"
+    )
+    for i, t in enumerate(runs):
+        score = comparison.final(getattr(t.curves, numbers.objective)).mean(-1)
+        bad = ~np.isfinite(score)
+        top = np.nanmax(np.where(bad, np.nan, score)) if (~bad).any() else 1.0
+        ax.plot(t.table["lr"][~bad], score[~bad], "o", color=f"C{i}", label=t.method)
+        ax.plot(t.table["lr"][bad], np.full(bad.sum(), top), "x", color=f"C{i}")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="learning rate",
+        ylabel=f"final {numbers.objective_name}",
+    )
+    ax.legend(fontsize=7)
+    return [*names, plotting.save(fig, out, "tuning.png")]
+
+
+def space_text(name: str, space: tuning.Space) -> str:
+    about = (
+        optimizers.OPTIMIZERS[name].about
+        if name in optimizers.OPTIMIZERS
+        else "an imported factory"
+    )
+    dims = ", ".join(f"log {k} in {report.listing(v)}" for k, v in space.dims.items())
+    fixed = (
+        ""
+        if space.one_minus_beta or optimizers.choice(name).momentum is None
+        else f", momentum {space.momentum:g}"
+    )
+    return f"{name} ({about}): {dims}{fixed}"
+
+
+def write(
+    args: argparse.Namespace,
+    argv: list[str],
+    runs: list[comparison.Trials],
+    numbers: Summary,
+    plots: list[str],
+    seconds: float,
+) -> None:
+    env = report.environment()
+    out = args.out
+    spaces = "; ".join(space_text(t.method, t.space) for t in runs)
+    edges = [
+        f"{s['optimizer']} ({s['on the edge of the space']})"
+        for s in numbers.settings
+        if s["on the edge of the space"] != "no"
+    ]
+    notes = (
+        [
+            f"Selections on the edge of the space: {'; '.join(edges)}: widen the space "
+            "(--lr-range) and rerun."
+        ]
+        if edges
+        else []
+    )
+    if args.seeds < 5:
+        notes.append(f"{args.seeds} seed(s): the protocol asks for at least 5.")
+    if args.problem == "noisy-quadratic":
+        notes.append(
+            f"Noisy quadratic model (Zhang et al. 2019): dimension {NQM_DIM}, "
+            "curvatures h_i = 1/i, gradient noise of covariance H / batch size, a "
+            "random start per seed; its loss is the population loss, so training and "
+            "validation loss are one curve and there is no accuracy."
+        )
+    base = runs[0].method
+    text = [
+        f"# Comparison on {args.problem}: {', '.join(t.method for t in runs)}",
+        "",
+        f"Written by `python -m experiments compare {' '.join(argv)}` in {seconds:.0f} s "
+        f"with JAX {env['jax']} on {env['backend']} ({env['devices']} device(s), "
+        f"{env['processes']} process(es)). Intervals: 95% Student-t over seeds.",
+        "",
+        f"**Setup.** {args.steps} steps of batch {args.batch_size}, losses on the full "
+        f"sets every {args.eval_every} steps, {args.seeds} seeds (seed s: the same "
+        "initialisation and batch order for every optimizer).",
+        "",
+        f"**Search space and budget.** {args.trials} trials per optimizer; {spaces}. "
+        f"Each optimizer is represented by its trial with the lowest mean final "
+        f"{numbers.objective_name}; the test split is reported for that trial only.",
+        "",
+        "**Tuned settings.**",
+        "",
+        report.markdown_table(numbers.settings),
+        "",
+        "**Results** (the selected trials; steps to the target: the step at which the "
+        f"{numbers.objective_name} reaches {base}'s mean value at {TARGET_AT:.0%} of its "
+        f"run, {numbers.target:.4g}, interpolated between evaluations; a run that never "
+        "does is censored at the last evaluation, counted, and makes the ratio a bound).",
+        "",
+        report.markdown_table(numbers.rows),
+        "",
+    ]
+    if numbers.paired:
+        text += [
+            f"**Paired against {base}** (per-seed differences; the steps ratio is the "
+            "geometric mean of the per-seed ratios, its interval a t-interval of the logs).",
+            "",
+            report.markdown_table(numbers.paired),
+            "",
+        ]
+    text += [f"![{p}]({p})" for p in plots] + [""] + [f"**Note.** {n}" for n in notes]
+    (out / "REPORT.md").write_text("\n".join(text) + "\n")
+    payload = {
+        "command": ["python", "-m", "experiments", "compare", *argv],
+        "seconds": seconds,
+        "environment": env,
+        "options": {**vars(args), "out": str(out)},
+        "target": numbers.target,
+        "objective": numbers.objective,
+        "settings": numbers.settings,
+        "results": numbers.rows,
+        "paired": numbers.paired,
+        "trials": {
+            t.method: {
+                **t.table,
+                "space": t.space,
+                "final_objective": getattr(t.curves, numbers.objective)[..., -1],
+            }
+            for t in runs
+        },
+        "selected": {
+            s.method: {
+                "index": s.index,
+                "chosen_per_seed": s.chosen,
+                "setting": s.setting,
+                "edge": s.edge,
+                "curves": s.curves._asdict(),
+                "steps_to_target": n.steps,
+                "censored": n.censored,
+            }
+            for s, n in zip(numbers.selected, numbers.steps)
+        },
+        "eval_steps": runs[0].schedule.eval_steps,
+    }
+    (out / "results.json").write_text(json.dumps(report.jsonable(payload), indent=1) + "\n")
