@@ -23,15 +23,6 @@ def steps_to(values: np.ndarray, threshold: float) -> np.ndarray:
     return np.ceil(race.crossing(values, threshold, steps, higher_is_better=False))
 
 
-def settles_below(values: np.ndarray, threshold: float) -> np.ndarray:
-    """The first step from which ``values <= threshold`` holds to the end (``NEVER`` if
-    the last value is above it): reaching a level and staying there."""
-    values = np.nan_to_num(np.asarray(values, np.float64), nan=np.inf)
-    above = values > threshold
-    last_above = np.where(above.any(-1), values.shape[-1] - 1 - above[..., ::-1].argmax(-1), -1)
-    return np.where(above[..., -1], NEVER, last_above + 1)
-
-
 def distance(x: np.ndarray, minimum: np.ndarray) -> np.ndarray:
     """``||x_t - x*||`` for iterates ``x`` of shape (..., steps, dim)."""
     return np.linalg.norm(np.asarray(x, np.float64) - minimum, axis=-1)
@@ -89,8 +80,3 @@ def coherence(values: np.ndarray, decay: float) -> np.ndarray:
     up, 0 when they cancel (the Momentum article's picture of the components of the steps)."""
     magnitude = momentum_filter(np.abs(values), decay)
     return np.abs(momentum_filter(values, decay)) / np.maximum(magnitude, 1e-30)
-
-
-def percentiles(values: np.ndarray, qs=(10, 50, 90)) -> dict[str, float]:
-    """Named percentiles of all entries of ``values``: ``{"p10": ..., "p50": ..., "p90": ...}``."""
-    return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(np.ravel(values), qs))}

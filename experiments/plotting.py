@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -54,22 +51,6 @@ def save(fig: Figure, directory: pathlib.Path, name: str) -> str:
     return name
 
 
-def landscape(
-    ax,
-    loss: Callable[[jax.Array], jax.Array],
-    xlim: Sequence[float],
-    ylim: Sequence[float],
-    levels: int = 25,
-) -> None:
-    """Log-spaced contour lines of a 2-D ``loss`` over the box ``xlim`` x ``ylim``."""
-    xs, ys = np.linspace(*xlim, 200), np.linspace(*ylim, 200)
-    grid = jnp.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-    z = np.asarray(jax.vmap(loss)(grid)).reshape(200, 200)
-    positive = z[z > 0]
-    lv = np.geomspace(positive.min() * 1.01 + 1e-12, z.max(), levels)
-    ax.contour(xs, ys, z, levels=lv, colors="0.75", linewidths=0.6)
-
-
 def path(ax, xy: np.ndarray, label: str, **kwargs) -> None:
     """A 2-D trajectory with its start marked."""
     xy = np.asarray(xy)
@@ -100,42 +81,6 @@ def series(
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.locator_params(axis="x", nbins=6)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-
-
-def bands(
-    ax,
-    ys: dict[str, np.ndarray],
-    *,
-    windows: int = 150,
-    xlabel: str = "step + 1",
-    ylabel: str = "",
-    title: str = "",
-    floor: float = 1e-20,
-    dashed: Sequence[str] = (),
-) -> None:
-    """Series that oscillate from step to step, drawn as their range (min to max) over
-    log-spaced windows of steps, on log-log axes: a thin band where a series is smooth, a
-    wide one where it jumps (``floor`` stands in for values at or below it). The labels in
-    ``dashed`` get a dashed edge, so a series lying on another stays visible."""
-    for i, (label, y) in enumerate(ys.items()):
-        y = np.maximum(np.asarray(y, np.float64), floor)
-        starts = np.unique(np.geomspace(1, len(y), windows).astype(int)) - 1
-        low, high = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
-        x = np.append(starts, len(y)) + 1  # window edges, as step + 1
-        color = COLORS.get(label, f"C{i}")
-        ax.fill_between(x[:-1], low, high, step="post", color=color, alpha=0.3, lw=0)
-        ax.stairs(
-            high,
-            x,
-            baseline=None,
-            color=color,
-            lw=0.8,
-            label=label,
-            ls="--" if label in dashed else "-",
-        )
-    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 

@@ -16,7 +16,6 @@ RAVINE_START = np.array([1.0, 1.0], np.float32)
 
 # Rosenbrock's banana valley, from the classic start; minimum f(1, 1) = 0.
 ROSENBROCK_START = np.array([-1.2, 1.0], np.float32)
-ROSENBROCK_MINIMUM = np.array([1.0, 1.0], np.float32)
 
 # The bumpy bowl: a wide parabola with ripples; global minimum at 0, whose basin
 # (between the two nearest maxima) is |x| < DIPS_BASIN.
@@ -29,12 +28,6 @@ def ravine_curvatures(kappa: jax.Array) -> jax.Array:
     """Hessian eigenvalues ``(kappa, 1)``: L = kappa, mu = 1, condition number kappa."""
     kappa = jnp.asarray(kappa, jnp.float32)
     return jnp.stack([kappa, jnp.ones_like(kappa)])
-
-
-def spectrum_curvatures(kappa: jax.Array, dim: int) -> jax.Array:
-    """``dim`` Hessian eigenvalues spread geometrically from 1 to ``kappa`` (L = kappa, mu = 1):
-    a ravine with directions of every curvature in between (start: ``np.ones(dim)``)."""
-    return jnp.asarray(kappa, jnp.float32) ** jnp.linspace(0.0, 1.0, dim, dtype=jnp.float32)
 
 
 def quadratic(curvatures: jax.Array):

@@ -138,16 +138,6 @@ def select(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def periodic(
-    make_opt: Callable[[dict], optax.GradientTransformation], periods: Sequence[int], total: int
-) -> Callable[[dict], optax.GradientTransformation]:
-    """``row -> mo.periodic_reset(make_opt(row), k)`` with ``k = periods[row["period"]]``
-    chosen by a traced index; the last option, ``total + 1``, never restarts (a run of
-    ``total`` steps), so one table holds "no restart" beside the periods."""
-    every = [*periods, total + 1]
-    return lambda row: select([mo.periodic_reset(make_opt(row), k) for k in every], row["period"])
-
-
 def momentum_sgd(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(row["lr"], row["momentum"])``, Nesterov where ``row["nesterov"]`` is 1.
 

@@ -30,7 +30,6 @@ from experiments.protocol import verdicts
 NAME = "variants"
 CLAIMS = ("E2",)
 BASELINE = "heavy ball"
-VARIANTS = ("QHM", "AggMo", "Demon")
 
 
 @dataclasses.dataclass(frozen=True)
