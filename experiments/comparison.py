@@ -58,8 +58,8 @@ class Trials(NamedTuple):
 
     @property
     def finite(self) -> np.ndarray:
-        """Per trial: no seed diverged (its final training loss is finite)."""
-        return np.isfinite(np.asarray(self.curves.train_loss, np.float64)[..., -1]).all(-1)
+        """Per trial: no seed diverged (``protocol.race.diverged_runs`` of its training loss)."""
+        return ~race.diverged_runs(self.curves.train_loss).any(-1)
 
     def pick(self, index: int) -> Selected:
         """Trial ``index``'s curves over the seeds, with its settings and edge flags."""

@@ -15,25 +15,86 @@ from experiments import loop
 from experiments import registry
 from experiments import runner
 from experiments.claims import cautious
-from experiments.claims import speedup
 from experiments.claims import srsgd
 from experiments.claims import yellowfin
+from experiments.protocol import race
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
 from tests import helpers
 
 KEY = jax.random.key(0)
-FAST, SAME, UNSURE = [200.0, 300.0, 200.0], [400.0, 400.0, 400.0], [200.0, 400.0, 400.0]
+HORIZON = 400.0  # QUICK: 400 steps, the last evaluation
+# per seed (5, as QUICK): heavy ball reaches its target near half its run; ratios to it
+# ~0.51 [0.49, 0.53], ~1.01 [0.97, 1.04] and ~0.75 [0.52, 1.08] (straddles 0.8)
+REFERENCE = [200.0, 210.0, 190.0, 205.0, 195.0]
+FAST = [100.0, 110.0, 100.0, 105.0, 95.0]
+SAME = [205.0, 205.0, 195.0, 200.0, 200.0]
+UNSURE = [100.0, 210.0, 120.0, 200.0, 150.0]
 TINY = loop.Schedule(steps=100, batch_size=32, eval_every=50)
+
+
+def _arrival(steps, censored=None, horizon=HORIZON):
+    """Per-seed steps to target; ``censored`` seeds hold the horizon."""
+    steps = np.asarray(steps, np.float64)
+    flags = np.zeros(steps.size, bool) if censored is None else np.asarray(censored, bool)
+    return race.Arrival(steps, flags, horizon)
+
+
+NEVER = _arrival([HORIZON] * 5, [True] * 5)
+
+
+def _inputs(steps):
+    """Arrivals (lists: none censored) and equal final losses and test accuracies."""
+    steps = {k: v if isinstance(v, race.Arrival) else _arrival(v) for k, v in steps.items()}
+    n = next(iter(steps.values())).steps.size
+    final = {name: np.full(n, 0.3) for name in steps}
+    test = {name: np.full(n, 0.7) for name in steps}
+    return steps, final, test
 
 
 # ---------------------------------------------------------------- shared: steps to target
 
 
-def test_never_reaching_the_target_counts_as_one_evaluation_past_the_end():
-    schedule = loop.Schedule(steps=400, batch_size=32, eval_every=100)
-    got = speedup.censored(np.array([100.0, np.inf]), schedule)
-    np.testing.assert_array_equal(got, [100.0, 500.0])
+def test_a_speed_up_resting_on_a_censored_method_is_a_lower_bound_never_supported():
+    # 8 seeds: seven at ~0.3 of heavy ball's steps, one never arrives (held at the horizon)
+    hb = [200.0, 210.0, 190.0, 205.0, 195.0, 200.0, 205.0, 195.0]
+    fast = [60.0, 63.0, 57.0, 62.0, 58.0, 60.0, 61.0, HORIZON]
+    censored = [False] * 7 + [True]
+    steps = {"heavy ball": hb, "Nesterov": hb, "SRSGD": _arrival(fast, censored)}
+    verdict = srsgd.judge(*_inputs(steps), srsgd.QUICK)
+    ratio = verdict.primary[0].estimate
+    assert ratio.bound == "lower" and ratio.n == 8
+    assert ratio.high < srsgd.QUICK.speedup  # the interval alone would say "supported"
+    assert verdict.status == verdicts.INCONCLUSIVE
+    # the same numbers as measurements (the last seed arrived at the horizon): supported
+    steps = {"heavy ball": hb, "Nesterov": hb, "SRSGD": fast}
+    measured = srsgd.judge(*_inputs(steps), srsgd.QUICK)
+    assert measured.primary[0].estimate.bound == ""
+    assert measured.primary[0].estimate.mean == pytest.approx(ratio.mean)
+    assert measured.status == verdicts.SUPPORTED
+
+
+@pytest.mark.parametrize(
+    "method, measured, status",
+    [
+        (FAST, verdicts.SUPPORTED, verdicts.SUPPORTED),
+        ([*SAME[:4], 390.0], verdicts.NOT_SUPPORTED, verdicts.INCONCLUSIVE),
+    ],
+)
+def test_a_censored_reference_makes_the_ratio_an_upper_bound(method, measured, status):
+    # heavy ball never arrives on the last seed: the true ratio is at most the estimate,
+    # so a speed-up can be supported but "not faster" cannot be concluded
+    hb = _arrival([*REFERENCE[:4], HORIZON], [False] * 4 + [True])
+    steps = {"heavy ball": hb, "Nesterov": REFERENCE, "SRSGD": method}
+    verdict = srsgd.judge(*_inputs(steps), srsgd.QUICK)
+    [primary] = verdict.primary
+    assert primary.estimate.bound == "upper"
+    want = np.exp(np.mean(np.log(np.asarray(method) / hb.steps)))
+    assert primary.estimate.mean == pytest.approx(want)
+    unbounded = dataclasses.replace(primary.estimate, bound="")
+    as_measured = dataclasses.replace(primary, estimate=unbounded)
+    assert as_measured.status == measured
+    assert verdict.status == status
 
 
 # ------------------------------------------------------------------------------ E3
@@ -70,11 +131,14 @@ def test_e3_the_cnn_arm_is_secondary():
 
 
 @pytest.mark.parametrize(
-    "value, budget", [(0.45, 3.0), (0.5, 3.0), (0.2, 1.0), (0.3, 1.0), (0.61, np.inf)]
+    "value, budget",
+    [(0.45, 2.5), (0.5, 3.0), (0.55, 3.5), (0.42, 2.2), (0.2, 1.0), (0.3, 1.0), (0.61, np.inf)],
 )
-def test_e3_crossing_is_the_first_budget_whose_expected_best_reaches_the_value(value, budget):
+def test_e3_crossing_interpolates_the_budget_at_which_the_expected_best_reaches_the_value(
+    value, budget
+):
     curve, budgets = np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.0, 2.0, 3.0, 4.0])
-    assert yellowfin.crossing(curve, budgets, value) == budget
+    assert yellowfin.crossing(curve, budgets, value) == pytest.approx(budget)
 
 
 def test_e3_expected_best_of_two_trials_by_hand():
@@ -88,11 +152,14 @@ def test_e3_worth_reads_k_star_off_the_mean_curve_with_an_interval_over_seeds():
     budgets = np.array([1.0, 2.0, 3.0, 4.0])
     same = np.tile([0.3, 0.4, 0.5, 0.6], (3, 1))
     k = yellowfin.worth(same, np.array([0.45, 0.45, 0.45]), budgets)
-    assert (k.mean, k.low, k.high, k.n) == (3.0, 3.0, 3.0, 3)
+    # halfway between 2 and 3, on every resample
+    np.testing.assert_allclose([k.mean, k.low, k.high], 2.5, rtol=1e-12)
+    assert k.n == 3
     # seeds that differ: the point estimate is the mean curve against the mean value
     curves = np.array([[0.3, 0.4, 0.5, 0.6], [0.4, 0.5, 0.6, 0.7], [0.2, 0.3, 0.4, 0.5]])
     k = yellowfin.worth(curves, np.array([0.45, 0.55, 0.6]), budgets)
-    assert k.mean == 4.0  # mean curve (0.3, 0.4, 0.5, 0.6) reaches 0.533 at 4
+    # mean curve (0.3, 0.4, 0.5, 0.6) reaches 0.5333 a third of the way from 3 to 4
+    assert k.mean == pytest.approx(3.0 + 1.0 / 3.0)
     assert k.low <= k.mean <= k.high and k.high == np.inf  # some resamples never reach it
 
 
@@ -100,9 +167,8 @@ def test_e3_worth_reads_k_star_off_the_mean_curve_with_an_interval_over_seeds():
 
 
 def _e4(srsgd_steps, nesterov=SAME):
-    steps = {"heavy ball": np.array(SAME), "Nesterov": np.array(nesterov), "SRSGD": srsgd_steps}
-    test = {name: np.full(3, 0.7) for name in steps}
-    return srsgd.judge({k: np.asarray(v) for k, v in steps.items()}, test, srsgd.QUICK)
+    steps = {"heavy ball": REFERENCE, "Nesterov": nesterov, "SRSGD": srsgd_steps}
+    return srsgd.judge(*_inputs(steps), srsgd.QUICK)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +177,7 @@ def _e4(srsgd_steps, nesterov=SAME):
         (FAST, verdicts.SUPPORTED),
         (SAME, verdicts.NOT_SUPPORTED),
         (UNSURE, verdicts.INCONCLUSIVE),
-        ([np.inf] * 3, verdicts.NOT_SUPPORTED),  # never: 500 / 400
+        (NEVER, verdicts.NOT_SUPPORTED),  # never: at least 400 / ~200
     ],
 )
 def test_e4_judge_follows_srsgd_over_heavy_ball(srsgd_steps, status):
@@ -122,18 +188,42 @@ def test_e4_judge_follows_srsgd_over_heavy_ball(srsgd_steps, status):
     assert len(verdict.primary) == 1 and verdict.reason.startswith("Primary: steps to target")
 
 
+def test_e4_a_censored_srsgd_is_a_lower_bound_of_its_ratio():
+    estimate = _e4(NEVER).primary[0].estimate
+    assert estimate.bound == "lower"
+    want = np.exp(np.mean(np.log(HORIZON / np.asarray(REFERENCE))))
+    assert estimate.mean == pytest.approx(want) and estimate.low > 1.5
+
+
 def test_e4_nesterov_is_secondary_and_does_not_vote():
-    verdict = _e4(FAST, nesterov=[100.0, 100.0, 100.0])  # Nesterov faster still
+    hb = np.array([0.30, 0.32, 0.31, 0.29, 0.30])
+    steps, _, _ = _inputs(
+        {"heavy ball": REFERENCE, "Nesterov": [50.0, 55.0, 50.0, 52.0, 48.0], "SRSGD": FAST}
+    )  # Nesterov faster still
+    final = {"heavy ball": hb, "SRSGD": 0.5 * hb, "Nesterov": 0.4 * hb}
+    acc = np.array([0.70, 0.71, 0.69, 0.70, 0.72])
+    test = {"heavy ball": acc, "SRSGD": acc + 0.02, "Nesterov": acc + 0.03}
+    verdict = srsgd.judge(steps, final, test, srsgd.QUICK)
     assert verdict.status == verdicts.SUPPORTED
-    against_nesterov, *accuracy = verdict.secondary
+    against_nesterov, *beside = verdict.secondary
     assert against_nesterov.text == "steps to target, SRSGD / Nesterov"
     assert against_nesterov.status == verdicts.NOT_SUPPORTED
-    # generalisation, beside speed: the test-accuracy difference against both (equal here)
-    assert [c.text for c in accuracy] == [
+    assert against_nesterov.estimate.mean > 1.5
+    # the final training loss and generalisation beside speed, against both
+    assert [c.text for c in beside] == [
+        "final training loss, SRSGD / heavy ball",
+        "final training loss, SRSGD / Nesterov",
         "test accuracy, SRSGD - heavy ball",
         "test accuracy, SRSGD - Nesterov",
     ]
-    assert all(c.estimate.mean == 0.0 for c in accuracy)
+    means = [c.estimate.mean for c in beside]
+    np.testing.assert_allclose(means, [0.5, 1.25, 0.02, -0.01], atol=1e-12)
+    assert [c.status for c in beside] == [
+        verdicts.SUPPORTED,
+        verdicts.NOT_SUPPORTED,
+        verdicts.SUPPORTED,
+        verdicts.NOT_SUPPORTED,
+    ]
 
 
 def test_e4_the_default_schedule_restarts_after_40_41_42_steps():
@@ -157,13 +247,12 @@ def test_e4_srsgd_is_nesterov_with_the_sequence_until_its_first_restart():
 
 def _e5(careful_hb, careful_nag):
     steps = {
-        "heavy ball": np.array(SAME),
-        "cautious heavy ball": np.array(careful_hb),
-        "Nesterov": np.array(SAME),
-        "cautious Nesterov": np.array(careful_nag),
+        "heavy ball": REFERENCE,
+        "cautious heavy ball": careful_hb,
+        "Nesterov": REFERENCE,
+        "cautious Nesterov": careful_nag,
     }
-    test = {name: np.full(3, 0.7) for name in steps}
-    return cautious.judge(steps, test, cautious.QUICK).status
+    return cautious.judge(*_inputs(steps), cautious.QUICK)
 
 
 @pytest.mark.parametrize(
@@ -174,10 +263,18 @@ def _e5(careful_hb, careful_nag):
         (FAST, SAME, verdicts.SUPPORTED),  # Nesterov is secondary: it does not vote
         (SAME, FAST, verdicts.NOT_SUPPORTED),
         (UNSURE, FAST, verdicts.INCONCLUSIVE),
+        (NEVER, FAST, verdicts.NOT_SUPPORTED),  # never: at least 400 / ~200
     ],
 )
 def test_e5_judge_heavy_ball_is_primary_and_nesterov_secondary(careful_hb, careful_nag, status):
-    assert _e5(careful_hb, careful_nag) == status
+    verdict = _e5(careful_hb, careful_nag)
+    assert verdict.status == status
+    [primary] = verdict.primary
+    assert primary.text == "steps to target, cautious heavy ball / heavy ball"
+    nesterov = verdict.secondary[0]
+    assert nesterov.text == "steps to target, cautious Nesterov / Nesterov"
+    want = np.exp(np.mean(np.log(np.asarray(careful_nag) / np.asarray(REFERENCE))))
+    assert nesterov.estimate.mean == pytest.approx(want)
 
 
 def test_e5_all_four_methods_share_one_state_and_cautious_masks_disagreeing_signs():
@@ -222,7 +319,7 @@ def _run(module, cfg, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(yellowfin.QUICK, trials=3, schedule=TINY)
+    cfg = dataclasses.replace(yellowfin.QUICK, seeds=3, trials=3, schedule=TINY)
     measured = {}
     measure = yellowfin.measure
     monkeypatch.setattr(
@@ -230,19 +327,27 @@ def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypat
     )
     finding = _run(yellowfin, cfg, tmp_path, monkeypatch)
     diff = finding.verdict.primary[0].estimate
-    assert diff.n == 3 and -1 <= diff.low <= diff.mean <= diff.high <= 1
+    assert diff.n == cfg.seeds and -1 <= diff.low <= diff.mean <= diff.high <= 1
     for row in finding.table:
         assert 0.05 < row["validation accuracy"].mean < 1  # above chance after 100 steps
     # k*, recomputed by hand from the measured accuracies: Dodge et al.'s expected best of
     # k draws with replacement, E max = sum_i v_(i) ((i/n)^k - ((i-1)/n)^k), averaged over
-    # seeds, at the first budget that reaches YellowFin's mean validation accuracy
+    # seeds, where it reaches YellowFin's mean validation accuracy (linear between budgets)
     mlp = measured["numbers"]["mlp"]
     budgets, acc = mlp["budgets"], mlp["accuracies"]
     ranks = np.arange(1, acc.heavy_ball_val.shape[0] + 1)[:, None] / acc.heavy_ball_val.shape[0]
     weights = ranks ** budgets[None] - (ranks - 1 / len(ranks)) ** budgets[None]
     curve = np.mean([np.sort(seed) @ weights for seed in acc.heavy_ball_val.T], axis=0)
-    reached = curve >= acc.yellowfin_val.mean()
-    want = budgets[reached.argmax()] if reached.any() else np.inf
+    value = acc.yellowfin_val.mean()
+    reached = curve >= value
+    i = int(reached.argmax())
+    if not reached.any():
+        want = np.inf
+    elif i == 0:
+        want = budgets[0]
+    else:
+        share = (value - curve[i - 1]) / (curve[i] - curve[i - 1])
+        want = budgets[i - 1] + share * (budgets[i] - budgets[i - 1])
     worth = finding.metrics["worth"]
     assert worth.mean == pytest.approx(want, rel=1e-9)
     assert worth.low <= worth.mean <= worth.high
@@ -268,21 +373,26 @@ def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_e4_end_to_end_times_srsgd_to_heavy_balls_target(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(srsgd.QUICK, trials=2, schedule=TINY)
+    cfg = dataclasses.replace(srsgd.QUICK, seeds=3, trials=4, schedule=TINY)  # a 2 x 2 grid
     finding = _run(srsgd, cfg, tmp_path, monkeypatch)
     assert [row["method"] for row in finding.table] == ["heavy ball", "Nesterov", "SRSGD"]
     target = finding.metrics["target"]
     assert np.isfinite(target) and 0 < target < 2.31  # below the loss of a uniform guess
     ratio = finding.verdict.primary[0].estimate
-    assert ratio.n == 3 and 0 < ratio.low <= ratio.mean <= ratio.high < np.inf
+    assert ratio.n == cfg.seeds and 0 < ratio.low <= ratio.mean <= ratio.high < np.inf
     assert finding.metrics["restarts"] == 2  # after 40 and 81 steps, within 100
     for row in finding.table:
-        assert 0 < row["steps to target"].mean <= TINY.steps + TINY.eval_every
+        name = row["method"]
+        steps, censored = finding.metrics["steps"][name], finding.metrics["censored"][name]
+        assert steps.shape == censored.shape == (cfg.seeds,)
+        assert np.all((0 < steps) & (steps <= TINY.steps))
+        assert np.all(steps[censored] == TINY.steps)  # censored at the horizon
+        assert row["steps to target"] == race.Arrival(steps, censored, TINY.steps).cell()
 
 
 @pytest.mark.slow
 def test_e5_end_to_end_sets_each_pairs_target_from_its_plain_optimizer(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(cautious.QUICK, trials=2, schedule=TINY)
+    cfg = dataclasses.replace(cautious.QUICK, seeds=3, trials=4, schedule=TINY)  # a 2 x 2 grid
     finding = _run(cautious, cfg, tmp_path, monkeypatch)
     assert len(finding.verdict.primary) == 1
     assert any("cautious Nesterov / Nesterov" in c.text for c in finding.verdict.secondary)

@@ -134,7 +134,7 @@ def test_rmsprop_with_momentum_places_its_lr_by_one_minus_beta_and_adam_does_not
         family: [tuning.trials(m.space, CFG.trials) for m in pair]
         for family, pair in c10.methods(CFG).items()
     }
-    for family, (with_m, without) in tables.items():
+    for with_m, without in tables.values():
         assert len(without["lr"]) == CFG.trials == 16  # a 4 x 4 grid of lr x eps
         np.testing.assert_array_equal(with_m["eps"], without["eps"])
         np.testing.assert_allclose(with_m["momentum"], 0.9)

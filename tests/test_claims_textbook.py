@@ -13,6 +13,7 @@ from experiments.claims import oscillation
 from experiments.claims import quadratic_checks
 from experiments.claims import ravines
 from experiments.claims import textbook
+from experiments.protocol import race
 from experiments.protocol import verdicts
 
 CFG = textbook.QUICK
@@ -169,28 +170,167 @@ def test_c7_needs_agreement_and_a_control_that_disagrees():
 # ------------------------------------------------------------------------ C13: the judge
 
 
-def c13_judge(hb_factor):
-    gd = np.array([100.0, 90.0, 110.0])
-    same_lr = np.stack([gd, gd * np.asarray(hb_factor), gd * 3], -1)
-    stable = np.tile([2.0, 3.0, 3.8], (3, 1))
-    steps = np.tile([500.0, 150.0, 200.0], (3, 1))
-    return oscillation.judge(
-        same_lr, stable, steps, np.zeros(3), np.full(3, 0.1), oscillation.QUICK
-    )
+OSC = oscillation.QUICK  # momenta: GD, heavy ball 0.5, heavy ball 0.9; 5 seeds
+POINTS = {"below 1/L": 27, "1/L to 2/L": 6, "above 2/L": 8}  # the QUICK grid's split
+STABLE = np.tile([2.0, 3.0, 3.8], (5, 1))  # theory: 2 (1 + beta) / L
+TUNED = race.Arrival(  # steps to tolerance at each method's tuned lr: GD, 0.5, 0.9
+    np.stack(
+        [
+            [3000.0, 2500, 2600, 2400, 2700],
+            [900.0, 800, 850, 950, 870],
+            [300.0, 310, 290, 280, 305],
+        ],
+        -1,
+    ),
+    np.array([[True, False, False]] + [[False] * 3] * 4),  # GD censored on seed 0
+    3000.0,
+)
+RISES_HB, RISES_GD = np.array([0.10, 0.12, 0.08, 0.11, 0.09]), np.full(5, 0.2)
+
+# sign changes summed over each regime's grid points, per seed: GD, heavy ball 0.5, 0.9
+NONE = np.zeros(5)
+GD_MIDDLE = np.array([120.0, 110, 130, 125, 115])  # GD oscillates and converges
+GD_ABOVE = np.full(5, 400.0)  # GD diverges: a sign change every step
+FEWER_MIDDLE = np.array([40.0, 35, 45, 50, 38])  # about a third of GD's
+FEWER_ABOVE = np.array([100.0, 110, 90, 120, 80])
+STRADDLES = np.array([40.0, 150, 60, 140, 70])  # per-seed ratios 0.33 to 1.36
+MORE = np.array([30.0, 31, 29, 33, 32])  # heavy ball 0.5 oscillates where GD cannot
 
 
-def test_c13_supported_when_heavy_ball_changes_sign_half_as_often():
-    verdict = c13_judge(0.5)
+def c13(below, middle, above):
+    """C13's verdict from the per-regime sign changes ``(gd, heavy ball 0.5, heavy ball
+    0.9)``, each per seed; heavy ball 0.9 repeats heavy ball 0.5 times 2."""
+    stack = lambda gd, hb: np.stack([gd, hb, 2 * hb], -1)
+    regimes = {
+        "below 1/L": stack(*below),
+        "1/L to 2/L": stack(*middle),
+        "above 2/L": stack(*above),
+    }
+    return oscillation.judge(regimes, POINTS, STABLE, TUNED, RISES_HB, RISES_GD, OSC)
+
+
+def floored_ratio(a, b):
+    a, b = np.maximum(a, 0.5), np.maximum(b, 0.5)
+    return float(np.exp(np.mean(np.log(a / b))))
+
+
+@pytest.mark.parametrize(
+    "below, middle, above, status, statuses",
+    [
+        # hand-made: GD changing sign below 1/L (it cannot), heavy ball less
+        (
+            (MORE, NONE),
+            (GD_MIDDLE, FEWER_MIDDLE),
+            (GD_ABOVE, FEWER_ABOVE),
+            verdicts.SUPPORTED,
+            ("supported",) * 3,
+        ),
+        (
+            (NONE, MORE),
+            (GD_MIDDLE, GD_MIDDLE * 1.25),
+            (GD_ABOVE, GD_ABOVE * 0.95),
+            verdicts.NOT_SUPPORTED,
+            ("not supported",) * 3,
+        ),
+        # the physical picture: heavy ball adds sign changes below 1/L, removes them above
+        (
+            (NONE, MORE),
+            (GD_MIDDLE, FEWER_MIDDLE),
+            (GD_ABOVE, FEWER_ABOVE),
+            verdicts.DEPENDS,
+            ("not supported", "supported", "supported"),
+        ),
+        (
+            (MORE, NONE),
+            (GD_MIDDLE, STRADDLES),
+            (GD_ABOVE, FEWER_ABOVE),
+            verdicts.INCONCLUSIVE,
+            ("supported", "inconclusive", "supported"),
+        ),
+        (
+            (NONE, MORE),
+            (GD_MIDDLE, STRADDLES),
+            (GD_ABOVE, GD_ABOVE),
+            verdicts.INCONCLUSIVE,
+            ("not supported", "inconclusive", "not supported"),
+        ),
+        # neither changes sign below 1/L: no risk added there, which is all it can mean
+        (
+            (NONE, NONE),
+            (GD_MIDDLE, FEWER_MIDDLE),
+            (GD_ABOVE, FEWER_ABOVE),
+            verdicts.SUPPORTED,
+            ("supported",) * 3,
+        ),
+    ],
+)
+def test_c13_is_judged_per_regime_of_the_learning_rate(below, middle, above, status, statuses):
+    verdict = c13(below, middle, above)
+    assert verdict.status == status
+    assert [c.text.split(":")[0] for c in verdict.primary] == list(POINTS)
+    assert tuple(c.status for c in verdict.primary) == statuses
+    first, second, third = (c.estimate for c in verdict.primary)
+    # below 1/L: sign changes added per grid point, heavy ball 0.5 - GD, below 0.5
+    assert first.mean == pytest.approx(np.mean((below[1] - below[0]) / POINTS["below 1/L"]))
+    assert verdict.primary[0].threshold == OSC.added == 0.5
+    # the other two: the geometric mean of the per-seed ratios, counts floored at 0.5
+    assert second.mean == pytest.approx(floored_ratio(middle[1], middle[0]))
+    assert third.mean == pytest.approx(floored_ratio(above[1], above[0]))
+    assert verdict.primary[2].threshold == OSC.threshold
+    if status == verdicts.DEPENDS:
+        assert "Holds for 1/L to 2/L, above 2/L only." in verdict.reason
+
+
+def test_c13_secondaries_are_reported_and_do_not_vote():
+    verdict = c13((MORE, NONE), (GD_MIDDLE, FEWER_MIDDLE), (GD_ABOVE, FEWER_ABOVE))
     assert verdict.status == verdicts.SUPPORTED
-    assert len(verdict.secondary) == 6
+    by_text = {c.text: c for c in verdict.secondary}
+    assert len(by_text) == 8
+    # heavy ball 0.9 per regime: here twice heavy ball 0.5's sign changes
+    middle = by_text["1/L to 2/L: sign changes, heavy ball 0.9 / GD"].estimate
+    assert middle.mean == pytest.approx(floored_ratio(2 * FEWER_MIDDLE, GD_MIDDLE))
+    below = by_text["below 1/L: sign changes, heavy ball 0.9 / GD"]
+    assert below.estimate.mean == pytest.approx(floored_ratio(2 * NONE, MORE))
+    assert below.status == verdicts.SUPPORTED
+    stable = [by_text[f"largest stable lr, heavy ball {b} / GD"] for b in ("0.5", "0.9")]
+    assert [c.estimate.mean for c in stable] == pytest.approx([1.5, 1.9])
+    assert all(c.status == verdicts.SUPPORTED for c in stable)
+    # steps at each method's tuned lr: GD censored on seed 0, so an upper bound
+    speed = by_text["steps to tolerance at own tuned lr, heavy ball 0.5 / GD"]
+    assert speed.estimate.bound == "upper" and speed.status == verdicts.SUPPORTED
+    expected = np.exp(np.mean(np.log(TUNED.steps[:, 1] / TUNED.steps[:, 0])))
+    assert speed.estimate.mean == pytest.approx(expected)
+    mnist = next(c for c in verdict.secondary if c.text.startswith("MNIST-1D"))
+    assert mnist.estimate.mean == pytest.approx(-0.1) and mnist.status == verdicts.SUPPORTED
+    # the same primary with every secondary against it: the status does not move
+    against = oscillation.judge(
+        {
+            "below 1/L": np.stack([MORE, NONE, 10 * MORE], -1),
+            "1/L to 2/L": np.stack([GD_MIDDLE, FEWER_MIDDLE, 3 * GD_MIDDLE], -1),
+            "above 2/L": np.stack([GD_ABOVE, FEWER_ABOVE, 3 * GD_ABOVE], -1),
+        },
+        POINTS,
+        STABLE[:, ::-1],
+        race.Arrival(TUNED.steps[:, ::-1], np.zeros((5, 3), bool), TUNED.horizon),
+        RISES_GD,
+        RISES_HB,
+        OSC,
+    )
+    assert all(c.status == verdicts.NOT_SUPPORTED for c in against.secondary)
+    assert against.status == verdicts.SUPPORTED
 
 
-def test_c13_not_supported_when_heavy_ball_changes_sign_more_often():
-    assert c13_judge(1.25).status == verdicts.NOT_SUPPORTED
-
-
-def test_c13_inconclusive_when_the_seeds_straddle_the_threshold():
-    assert c13_judge([0.2, 0.8, 1.4]).status == verdicts.INCONCLUSIVE
+def test_c13_floors_counts_at_half_a_sign_change_so_that_a_ratio_exists():
+    # heavy ball never changes sign above 2/L, GD on every step: 0.5 / 400 on every seed
+    verdict = c13((MORE, NONE), (GD_MIDDLE, FEWER_MIDDLE), (GD_ABOVE, NONE))
+    above = verdict.primary[2].estimate
+    assert above.mean == pytest.approx(0.5 / 400) and above.high == pytest.approx(0.5 / 400)
+    assert verdict.status == verdicts.SUPPORTED
+    # neither changes sign: a ratio of 1, not a speedup
+    verdict = c13((MORE, NONE), (NONE, NONE), (GD_ABOVE, FEWER_ABOVE))
+    assert verdict.primary[1].estimate.mean == pytest.approx(1.0)
+    assert verdict.primary[1].status == verdicts.NOT_SUPPORTED
+    assert verdict.status == verdicts.DEPENDS
 
 
 # -------------------------------------------------------------------------- end to end
@@ -236,4 +376,9 @@ def test_oscillation_end_to_end_matches_the_stability_limits(tmp_path):
         assert np.all(stable[:, j] <= 2 * (1 + beta)) and np.all(
             stable[:, j] * step > 2 * (1 + beta)
         )
-    assert finding.metrics["same_lr"].shape == (cfg.seeds, len(cfg.momenta))
+    regimes, points = finding.metrics["regimes"], finding.metrics["points"]
+    assert list(regimes) == list(oscillation.REGIMES) and sum(points.values()) == cfg.lrs
+    for name, flips in regimes.items():
+        assert flips.shape == (cfg.seeds, len(cfg.momenta)), name
+    assert np.all(regimes["below 1/L"][:, 0] == 0)  # GD below 1/L cannot change sign
+    assert [c.text.split(":")[0] for c in finding.verdict.primary] == list(points)

@@ -90,7 +90,7 @@ def _trials(train_final, val_final=None, space=None):
     end at ``train_final`` / ``val_final`` (``(trials, seeds)``)."""
     train_final = np.asarray(train_final, np.float64)
     val_final = train_final if val_final is None else np.asarray(val_final, np.float64)
-    start = np.full(train_final.shape + (2,), 2.0)
+    start = np.full((*train_final.shape, 2), 2.0)
     train = np.concatenate([start, train_final[..., None]], -1)
     val = np.concatenate([start, val_final[..., None]], -1)
     accuracy = np.zeros(train_final.shape)
@@ -117,6 +117,7 @@ def test_pick_takes_the_trial_its_settings_and_flags_the_largest_step_that_did_n
     assert chosen.setting["momentum"] == pytest.approx(0.9)
     np.testing.assert_array_equal(chosen.curves.train_loss[:, -1], [0.3, 0.2])
     assert chosen.curves.train_loss.shape == (2, 3)  # leading axis: seeds
+    assert chosen.chosen.tolist() == [2, 2]  # every seed's curves from trial 2
     assert chosen.edge == ["effective step (largest that did not diverge)"]
     assert trials.pick(1).edge == []  # inside the space and below the stable limit
     assert trials.pick(0).edge == ["effective step"]  # the grid's smallest step
@@ -125,14 +126,21 @@ def test_pick_takes_the_trial_its_settings_and_flags_the_largest_step_that_did_n
     assert calm.finite.all() and calm.pick(2).edge == []
 
 
-def test_selection_by_final_loss_counts_diverged_runs_as_the_worst():
-    train = [[1.0, 1.0], [0.1, np.nan], [0.5, 0.7]]  # trial 1 is best on seed 0 but diverged
-    val = [[0.2, 0.2], [0.1, 0.1], [0.9, 0.9]]
+def test_selection_by_final_loss_is_cross_fitted_and_counts_diverged_runs_as_the_worst():
+    # 4 seeds: folds even (0, 2) and odd (1, 3); trial 1 is best where it did not diverge
+    train = [[1.0, 1.0, 1.0, 1.0], [0.1, np.nan, 0.1, 0.2], [0.5, 0.7, 0.6, 0.4]]
+    val = [[0.2, 0.2, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1], [0.9, 0.9, 0.9, 0.9]]
     trials = _trials(train, val)
-    np.testing.assert_array_equal(comparison.final(trials.curves.train_loss)[1], [0.1, np.inf])
+    np.testing.assert_array_equal(comparison.final(trials.curves.train_loss)[1, :2], [0.1, np.inf])
     chosen = comparison.select_by_train_loss(trials)
+    # the setting shown: the best mean on all seeds (trial 1's NaN counts as inf)
     assert chosen.index == 2 and chosen.setting["lr"] == pytest.approx(trials.table["lr"][2])
-    assert comparison.select_by_validation_loss(trials).index == 1
+    # each seed's curves: the trial the other fold chose (the odd seeds choose 2 for the
+    # even ones; the even seeds choose 1, which diverged on seed 1, for the odd ones)
+    assert chosen.chosen.tolist() == [2, 1, 2, 1]
+    np.testing.assert_array_equal(chosen.curves.train_loss[:, -1], [0.5, np.nan, 0.6, 0.2])
+    by_val = comparison.select_by_validation_loss(trials)
+    assert by_val.index == 1 and by_val.chosen.tolist() == [1, 1, 1, 1]
 
 
 def test_schedule_refuses_bad_lengths():

@@ -47,6 +47,12 @@ def test_runs_that_never_arrive_are_censored_counted_and_make_the_ratio_a_bound(
     assert verdicts.Condition("r", ratio, 10.0, verdicts.BELOW).status == verdicts.INCONCLUSIVE
 
 
+def test_a_run_at_the_target_from_the_start_counts_one_step_in_a_ratio():
+    at_start = race.Arrival(np.zeros(3), np.zeros(3, bool), 30.0)
+    later = race.Arrival(np.full(3, 10.0), np.zeros(3, bool), 30.0)
+    assert race.ratio(at_start, later).mean == pytest.approx(0.1)
+
+
 def test_the_target_is_the_reference_part_way_through_its_run():
     curves = np.array([[4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0]])
     assert race.target_at(curves, STEPS, 0.5) == pytest.approx(2.5)  # step 15

@@ -7,8 +7,10 @@ learning rate x log(1 - beta), all (method, trial, seed, start) runs in one comp
 vmap (gradient descent is heavy ball with a traced momentum of 0). Each method's setting
 is chosen on one half of every seed's starts (the tuning starts) and judged on the other
 half (the evaluation starts).
-Judge: the paired difference (heavy ball - gradient descent), over seeds, of the fraction
-of evaluation starts that settle in the global basin.
+Judge: both halves of the claim (``verdicts.judge_all``): the paired difference (heavy ball
+- gradient descent), over seeds, of the fraction of evaluation starts that settle in the
+global basin, and the fraction of heavy ball's evaluation runs that cross the minimum and
+come to rest in another dip.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Config:
     amplitude: tuple[float, float] = (0.035, 0.065)  # ripple amplitude, uniform per seed
     settled: float = 1e-3  # |f'(x_T)| below this: the run has come to rest
     helps: float = 0.1  # primary: heavy ball ends in the basin >= 10 points more often
-    rolls_past: float = 0.05  # secondary: >= 5% of heavy ball's runs jump the minimum
+    rolls_past: float = 0.05  # primary, second half: >= 5% of heavy ball's runs jump it
 
 
 QUICK = Config(seeds=5, trials=25, steps=2000)
@@ -142,7 +144,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     x, grad, crossed = (np.asarray(out[k]).reshape(shape) for k in ("x", "grad", "crossed"))
     rest = np.isfinite(x) & (np.abs(np.nan_to_num(grad, nan=np.inf)) < cfg.settled)
     basin = rest & (np.abs(x) < problems.DIPS_BASIN)
-    past = crossed & ~basin & np.isfinite(x)
+    past = crossed & rest & ~basin  # crossed the minimum and came to rest in another dip
     numbers = {"amplitudes": np.array([a for _, a in seeds])}
     for i, (name, t) in enumerate(tables.items()):
         tune, held = basin[i, ..., : cfg.starts].mean(-1), basin[i, ..., cfg.starts :].mean(-1)

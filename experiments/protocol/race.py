@@ -98,8 +98,14 @@ def target_at(curves: np.ndarray, eval_steps: np.ndarray, fraction: float) -> fl
 
 def ratio(a: Arrival, b: Arrival) -> stats.Interval:
     """The paired ratio of steps ``a / b`` (geometric mean over seeds, t-interval of the
-    logs); a bound where either side has censored seeds."""
-    return stats.paired_ratio(a.steps, b.steps, censored_a=a.censored, censored_b=b.censored)
+    logs); a bound where either side has censored seeds. A run at the target from its
+    first evaluation counts as one step (a ratio needs positive steps)."""
+    return stats.paired_ratio(
+        np.maximum(a.steps, 1.0),
+        np.maximum(b.steps, 1.0),
+        censored_a=a.censored,
+        censored_b=b.censored,
+    )
 
 
 def folds(seeds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +114,7 @@ def folds(seeds: int) -> tuple[np.ndarray, np.ndarray]:
     return idx[idx % 2 == 0], idx[idx % 2 == 1]
 
 
-def _best(steps: np.ndarray, censored: np.ndarray, tie: np.ndarray) -> int:
+def best(steps: np.ndarray, censored: np.ndarray, tie: np.ndarray) -> int:
     """Over columns (seeds) of ``(trials, seeds)`` arrays: fewest censored, then fewest mean
     steps, then the lowest mean ``tie``."""
     tie = np.where(np.isfinite(tie), tie, np.inf)
@@ -121,11 +127,11 @@ def crossfit(steps: np.ndarray, censored: np.ndarray, tie: np.ndarray) -> np.nda
     seeds; with one seed, the trial chosen on it."""
     seeds = steps.shape[1]
     if seeds == 1:
-        return np.zeros(1, int) + _best(steps, censored, tie)
+        return np.zeros(1, int) + best(steps, censored, tie)
     chosen = np.empty(seeds, int)
     a, b = folds(seeds)
     for score, other in ((a, b), (b, a)):
-        chosen[score] = _best(steps[:, other], censored[:, other], tie[:, other])
+        chosen[score] = best(steps[:, other], censored[:, other], tie[:, other])
     return chosen
 
 
@@ -155,11 +161,16 @@ class Entry(NamedTuple):
         return {k: float(v[self.overall]) for k, v in trials.table.items()}
 
 
-def diverged(curve: np.ndarray) -> int:
-    """The runs (every trial and seed) whose last evaluation is non-finite or above its
-    first: the diverged runs a report counts for every claim."""
+def diverged_runs(curve: np.ndarray) -> np.ndarray:
+    """Per run (every leading index), whether its loss diverged: the last evaluation is
+    non-finite or above the first. The one definition the reports and the edge flags use."""
     c = np.asarray(curve, np.float64)
-    return int((~np.isfinite(c[..., -1]) | (c[..., -1] > c[..., 0])).sum())
+    return ~np.isfinite(c[..., -1]) | (c[..., -1] > c[..., 0])
+
+
+def diverged(curve: np.ndarray) -> int:
+    """How many runs (every trial and seed) diverged (``diverged_runs``)."""
+    return int(diverged_runs(curve).sum())
 
 
 class Fastest(NamedTuple):
@@ -182,7 +193,7 @@ def fastest(
     chosen = crossfit(every.steps, every.censored, tie)
     seeds = np.arange(curve.shape[1])
     mine = Arrival(every.steps[chosen, seeds], every.censored[chosen, seeds], every.horizon)
-    return Fastest(chosen, mine, _best(every.steps, every.censored, tie))
+    return Fastest(chosen, mine, best(every.steps, every.censored, tie))
 
 
 def enter(
