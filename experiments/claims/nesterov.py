@@ -53,7 +53,7 @@ class Config:
     # C4 on the 1-D CNN (secondary; 0 trials: not run)
     cnn_trials: int = 16
     cnn_seeds: int = 8
-    cnn_schedule: loop.Schedule = loop.Schedule(steps=800, batch_size=32, eval_every=20)
+    cnn_schedule: loop.Schedule = loop.Schedule(steps=600, batch_size=32, eval_every=20)
 
 
 QUICK = Config(
