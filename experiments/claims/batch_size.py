@@ -78,8 +78,9 @@ def measure(
     key: jax.Array,
     status=lambda _: None,
 ) -> dict:
-    """Per batch size and method: the selected trial, its per-seed steps to ``target`` and
-    the fraction of its seeds that arrived. One compile per batch size."""
+    """Per batch size and method: the trial picked on all seeds (its lr) and the per-seed
+    arrivals at ``target`` (``race.Arrival``, censored seeds flagged), each seed scored by
+    the trial chosen on the other seeds. One compile per batch size."""
     task = tasks.mnist1d_mlp()
     selected = {}
     for arm in arms:
@@ -130,7 +131,7 @@ def nqm_table(cfg) -> dict[str, np.ndarray]:
 def measure_nqm(cfg, key: jax.Array) -> dict:
     """C14 on the NQM (``cfg``: ``noise.Config``): expected-loss curves of every (method,
     batch, lr, seed) in one compile; per (method, batch) the lr reaching the target soonest
-    on average over seeds and its per-seed steps."""
+    under the race's rule (``race.fastest``: cross-fitted) and its per-seed arrivals."""
     h = nqm.curvatures(cfg.dim)
     table = nqm_table(cfg)
 
@@ -220,8 +221,8 @@ def curves_panel(
 
 
 def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
-    """Table rows per batch size and method: tuned lr, steps to target (and, where
-    measured, the fraction of seeds arriving and the test accuracy)."""
+    """Table rows per batch size and method: tuned lr, steps to target with the censored
+    seeds counted (and, where measured, the test accuracy)."""
     out = []
     for b in batches:
         for m in METHODS:

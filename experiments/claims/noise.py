@@ -121,8 +121,9 @@ READING_C11 = (
 def growth(small: race.Arrival, large: race.Arrival, s_small, s_large) -> stats.Interval:
     """Per seed, log(heavy ball / SGD) at the smallest batch minus at the largest (the
     ``race.Arrival`` of heavy ball at each, then SGD's), as a mean with its t-interval;
-    censored runs anywhere make it a bound of unknown direction."""
-    log = lambda a, b: np.log(a.steps) - np.log(b.steps)
+    censored runs anywhere make it a bound of unknown direction; a run at the target from the
+    start counts one step, as in ``race.ratio``."""
+    log = lambda a, b: np.log(np.maximum(a.steps, 1.0)) - np.log(np.maximum(b.steps, 1.0))
     censored = any(x.count for x in (small, large, s_small, s_large))
     return stats.mean(log(small, s_small) - log(large, s_large), bound="both" if censored else "")
 
