@@ -13,8 +13,8 @@ import momentum_optax as mo
 from experiments import comparison
 from experiments import loop
 from experiments import noisy_quadratic as nqm
-from experiments.claims import batch_size as bs
 from experiments.claims import noise
+from experiments.parts import batch_size as bs
 from experiments.protocol import race
 from experiments.protocol import tuning
 from experiments.protocol import verdicts

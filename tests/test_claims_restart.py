@@ -12,7 +12,7 @@ import pytest
 import momentum_optax as mo
 from experiments import loop
 from experiments.claims import restart as c9
-from experiments.claims import restart_quadratic as e1
+from experiments.parts import restart_quadratic as e1
 from experiments.protocol import verdicts
 from tests import helpers
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from experiments import loop
-from experiments.claims import ema_check
 from experiments.claims import oscillation
-from experiments.claims import quadratic_checks
-from experiments.claims import ravines
 from experiments.claims import textbook
+from experiments.parts import ema_check
+from experiments.parts import quadratic_checks
+from experiments.parts import ravines
 from experiments.protocol import race
 from experiments.protocol import verdicts
 

@@ -30,7 +30,7 @@ from experiments import noisy_quadratic as nqm
 from experiments import plotting
 from experiments import report
 from experiments import sweeps
-from experiments.claims import batch_size as bs
+from experiments.parts import batch_size as bs
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import verdicts

@@ -28,7 +28,7 @@ from experiments import measures
 from experiments import plotting
 from experiments import report
 from experiments import tasks
-from experiments.claims import ravines
+from experiments.parts import ravines
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning

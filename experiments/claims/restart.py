@@ -22,7 +22,7 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
-from experiments.claims import restart_quadratic
+from experiments.parts import restart_quadratic
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning

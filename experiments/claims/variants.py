@@ -22,7 +22,7 @@ from experiments import comparison
 from experiments import loop
 from experiments import report
 from experiments import tasks
-from experiments.claims import speedup
+from experiments.parts import speedup
 from experiments.protocol import race as race_lib
 from experiments.protocol import tuning
 from experiments.protocol import verdicts

@@ -9,19 +9,15 @@ must hold on every seed (``every_seed.check``). Figures and Findings: ``quadrati
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jax
 import numpy as np
 
 import momentum_optax as mo
 from experiments import measures
-from experiments.claims import ravines as rv
-from experiments.claims.every_seed import check
+from experiments.parts import ravines as rv
+from experiments.parts.every_seed import check
+from experiments.parts.textbook_config import Config
 from experiments.protocol import verdicts
-
-if TYPE_CHECKING:
-    from experiments.claims.textbook import Config
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C12")
 METHODS = ("GD", "heavy ball", "Nesterov")

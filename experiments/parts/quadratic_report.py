@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from experiments import plotting
 from experiments import report
-from experiments.claims import every_seed
-from experiments.claims.every_seed import spread
-from experiments.claims.quadratic_checks import CLAIMS
-from experiments.claims.quadratic_checks import METHODS
-from experiments.claims.quadratic_checks import best_rates
+from experiments.parts import every_seed
+from experiments.parts.every_seed import spread
+from experiments.parts.quadratic_checks import CLAIMS
+from experiments.parts.quadratic_checks import METHODS
+from experiments.parts.quadratic_checks import best_rates
+from experiments.parts.textbook_config import Config
 from experiments.protocol import verdicts
-
-if TYPE_CHECKING:
-    from experiments.claims.textbook import Config
 
 READING = {
     "C1": "On a quadratic with largest curvature L, gradient descent's steep eigen-coordinate is "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -23,13 +22,11 @@ from experiments import plotting
 from experiments import report
 from experiments import sweeps
 from experiments import tasks
-from experiments.claims import every_seed
-from experiments.claims.every_seed import check
-from experiments.claims.every_seed import spread
+from experiments.parts import every_seed
+from experiments.parts.every_seed import check
+from experiments.parts.every_seed import spread
+from experiments.parts.textbook_config import Config
 from experiments.protocol import verdicts
-
-if TYPE_CHECKING:
-    from experiments.claims.textbook import Config
 
 CLAIM = "C7"
 READING = (
