@@ -317,13 +317,15 @@ def build(row: Row, accumulator_dtype: Any = None) -> optax.GradientTransformati
     )
 
 
-def is_drawn_trial(lr: float, beta: float, lr_range, one_minus_beta, trials: int) -> bool:
-    """Whether ``(lr, beta)`` is one of the ``trials`` points that the experiments' tuning
-    draws from log lr in ``lr_range`` x log(1 - beta) in ``one_minus_beta``: a reported
-    setting must be a trial that ran, with its momentum (not 1 - momentum) reported."""
+def is_drawn_trial(lr: float, beta: float, effective, one_minus_beta, trials: int) -> bool:
+    """Whether ``(lr, beta)`` is one of the ``trials`` points of the experiments' grid of
+    log effective step ``lr / (1 - beta)`` in ``effective`` x log(1 - beta) in
+    ``one_minus_beta``: a reported setting must be a trial that ran, with its momentum (not
+    1 - momentum) reported."""
     from experiments.protocol import tuning
 
-    table = tuning.trials(tuning.Space(lr=lr_range, one_minus_beta=one_minus_beta), trials)
+    space = tuning.Space(effective=effective, one_minus_beta=one_minus_beta)
+    table = tuning.trials(space, trials)
     return bool(
         np.any(
             np.isclose(table["lr"], lr, rtol=1e-5) & np.isclose(table["momentum"], beta, rtol=1e-5)

@@ -171,7 +171,7 @@ def test_e1_tiny_measure_orders_the_methods_as_theory_says():
 @pytest.mark.slow
 def test_tiny_run_writes_both_findings(tmp_path):
     cfg = dataclasses.replace(
-        CFG, trials=2, periods=(50,), schedule=loop.Schedule(200, 32, 100), quadratic=TINY_Q
+        CFG, trials=4, periods=(50,), schedule=loop.Schedule(200, 32, 100), quadratic=TINY_Q
     )
     findings = c9.run(cfg, jax.random.key(0), tmp_path)
     assert [f.id for f in findings] == ["C9", "E1"]
@@ -185,7 +185,8 @@ def test_tiny_run_writes_both_findings(tmp_path):
     c9_rows = findings[0].table
     assert [r["arm"] for r in c9_rows] == [K50, c9.NEVER]
     for row in c9_rows:
-        assert cfg.lr[0] * 0.999 <= row["lr"] <= cfg.lr[1] * 1.001
+        step = row["lr"] / (1 - row["beta"])
+        assert cfg.effective[0] * 0.999 <= step <= cfg.effective[1] * 1.001
         assert helpers.is_drawn_trial(
-            row["lr"], row["beta"], cfg.lr, cfg.one_minus_beta, cfg.trials
+            row["lr"], row["beta"], cfg.effective, cfg.one_minus_beta, cfg.trials
         ), row

@@ -154,7 +154,7 @@ def test_rmsprop_with_momentum_places_its_lr_by_one_minus_beta_and_adam_does_not
 def test_tiny_run_tunes_each_arm_and_writes_its_plot(tmp_path):
     cfg = dataclasses.replace(
         c10.QUICK,
-        trials=4,  # a 2 x 2 grid of lr x eps
+        trials=9,  # a 3 x 3 grid of lr x eps: its middle lr learns within the run
         seeds=3,
         schedule=loop.Schedule(steps=100, batch_size=16, eval_every=50),
     )

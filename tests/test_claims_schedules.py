@@ -75,7 +75,7 @@ def test_arms_share_one_state_structure():
 
 @pytest.mark.slow
 def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
-    cfg = dataclasses.replace(CFG, trials=2, schedule=loop.Schedule(200, 32, 100))
+    cfg = dataclasses.replace(CFG, trials=4, schedule=loop.Schedule(200, 32, 100))
     numbers_ = c8.measure(cfg, jax.random.key(0))  # run()'s steps, keeping the numbers
     verdict = c8.judge(*c8.per_seed(numbers_["selected"]), cfg)
     finding = c8.describe(numbers_, verdict, c8.figure(numbers_, cfg, tmp_path), cfg)
@@ -93,9 +93,9 @@ def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
     np.testing.assert_allclose(start[0], start[2], rtol=1e-6)
     # the two schedules really differ (a copy-paste of one schedule would not)
     assert not np.allclose(runs[c8.ANNEAL].curves.train_loss, runs[c8.LINEAR].curves.train_loss)
-    for sel in numbers_["selected"]:
+    for sel in numbers_["selected"][1:]:  # the schedules: a grid of lr
         assert cfg.lr[0] * 0.999 <= sel.setting["lr"] <= cfg.lr[1] * 1.001
-    constant = numbers_["selected"][0].setting
+    constant = numbers_["selected"][0].setting  # constant momentum: effective step x beta
     assert helpers.is_drawn_trial(
-        constant["lr"], constant["momentum"], cfg.lr, cfg.one_minus_beta, cfg.trials
+        constant["lr"], constant["momentum"], cfg.effective, cfg.one_minus_beta, cfg.trials
     ), constant
