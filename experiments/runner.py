@@ -36,7 +36,8 @@ LAST_FULL = pathlib.Path(__file__).resolve().parent.parent / "results" / "last-f
 
 
 def last_full(path: pathlib.Path = LAST_FULL) -> dict[str, str]:
-    """The statuses of the last full run (committed as data): ``{claim: status}``; empty
+    """The statuses of the last full run (committed as data): ``{"experiment/claim":
+    status}`` (a claim id alone is not unique: the textbook checks reuse C3 and C4); empty
     where there is none (an installed package without the repository's results/)."""
     if not path.exists():
         return {}
@@ -44,15 +45,23 @@ def last_full(path: pathlib.Path = LAST_FULL) -> dict[str, str]:
 
 
 def write_last_full(
-    path: pathlib.Path, findings: Sequence[report.Finding], *, seed: int, seconds: dict
+    path: pathlib.Path,
+    entries: Sequence[tuple[str, report.Finding]],
+    *,
+    seed: int,
+    seconds: dict,
 ) -> None:
-    """``path``: every claim's status and headline after a full run of all experiments,
-    with the seed and the wall times: what a later quick run is compared with."""
+    """``path``: every claim's status and headline after a full run of all experiments
+    (``(folder, finding)`` pairs, keyed ``"experiment/claim"``), with the seed and the wall
+    times: what a later quick run is compared with."""
     payload = {
         "command": f"python -m experiments all --seed {seed}",
         "environment": report.environment(),
         "seconds": seconds,
-        "claims": {f.id: {"status": f.verdict.status, "headline": f.headline} for f in findings},
+        "claims": {
+            f"{folder}{f.id}": {"status": f.verdict.status, "headline": f.headline}
+            for folder, f in entries
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.jsonable(payload), indent=1) + "\n")
@@ -71,13 +80,16 @@ def run(
     seed: int,
     console: Console | None = None,
     modules: dict | None = None,
+    last_full_path: pathlib.Path = LAST_FULL,
 ) -> list[report.Finding]:
     """Runs the named experiments; writes ``out/NAME/{metrics.json, *.png, REPORT.md}`` and,
     for more than one experiment, ``out/REPORT.md`` with every claim. Returns the findings.
 
     Under ``jax.distributed`` every process computes (the sweeps are sharded over all
     devices) and only process 0 writes. ``modules`` (default: ``registry.experiments()``)
-    maps names to experiment modules.
+    maps names to experiment modules. A quick run labels its statuses provisional beside
+    those of the last full run in ``last_full_path``; a full run of every experiment writes
+    ``out/last-full.json`` (the repository keeps the last one in ``results/``).
     """
     modules = registry.experiments() if modules is None else modules
     writer = jax.process_index() == 0
@@ -88,7 +100,7 @@ def run(
         f"device(s) ({env['device_kind']}), {env['processes']} process(es)"
     )
     mode = "quick" if quick else "full"
-    previous = last_full() if quick else {}
+    previous = last_full(last_full_path) if quick else {}
     entries: list[tuple[str, report.Finding]] = []
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -109,7 +121,7 @@ def run(
             began = time.perf_counter()
             findings = module.run(cfg, experiment_key(seed, name), folder, status)
             for f in findings:
-                f.last_full = previous.get(f.id, "")
+                f.last_full = previous.get(f"{name}/{f.id}", "")
             seconds[name] = time.perf_counter() - began
             if writer:
                 report.write_metrics(
@@ -133,7 +145,7 @@ def run(
         progress.update(task, description="done")
     total = time.perf_counter() - start
     if not quick and set(names) == set(modules) and writer:
-        write_last_full(out / "last-full.json", [f for _, f in entries], seed=seed, seconds=seconds)
+        write_last_full(out / "last-full.json", entries, seed=seed, seconds=seconds)
     if len(names) > 1 and writer:
         report.write_report(
             out / "REPORT.md",

@@ -63,6 +63,7 @@ def test_runner_writes_each_part_with_sources_conditions_and_environment(tmp_pat
         seed=3,
         console=Console(file=open(tmp_path / "log.txt", "w")),
         modules=modules,
+        last_full_path=tmp_path / "none.json",  # no full run yet: nothing is provisional
     )
     assert [f.id for f in found] == ["C4", "E2", "C2"]
     text = (tmp_path / "REPORT.md").read_text()
@@ -82,6 +83,48 @@ def test_runner_writes_each_part_with_sources_conditions_and_environment(tmp_pat
     assert metrics["claims"]["C4"]["metrics"]["curve"] == [1.0, None]
     assert metrics["claims"]["C4"]["conditions"][0]["estimate"]["high"] == 0.95
     assert (tmp_path / "two" / "REPORT.md").exists()
+
+
+def test_a_quick_run_is_provisional_beside_the_last_full_run_and_flags_what_differs(tmp_path):
+    full = [
+        _finding("C4", stats.Interval(0.5, 0.4, 0.6, 8)),  # supported
+        _finding("C2", stats.Interval(0.1, 0.1, 0.1, 1), check=True),
+    ]
+    quick = [
+        _finding("C4", stats.Interval(0.9, 0.85, 0.95, 5)),  # not supported
+        _finding("C4", stats.Interval(0.1, 0.1, 0.1, 1), check=True),  # C4 reused by a check
+    ]
+    log = Console(file=open(tmp_path / "log.txt", "w"))
+    names = ["one", "two"]
+    runner.run(
+        names,
+        quick=False,
+        out=tmp_path / "full",
+        seed=0,
+        console=log,
+        modules={"one": _module("one", full[:1]), "two": _module("two", full[1:])},
+    )
+    saved = tmp_path / "full" / "last-full.json"
+    assert runner.last_full(saved) == {"one/C4": "supported", "two/C2": "check passed"}
+    found = runner.run(
+        names,
+        quick=True,
+        out=tmp_path / "quick",
+        seed=0,
+        console=log,
+        modules={"one": _module("one", quick[:1]), "two": _module("two", quick[1:])},
+        last_full_path=saved,
+    )
+    c4, check = found
+    assert c4.provisional and c4.last_full == "supported" and c4.differs
+    assert not check.provisional  # keyed by experiment and claim: two/C4 was not in the full run
+    text = (tmp_path / "quick" / "REPORT.md").read_text()
+    assert "not supported (provisional) | supported | **differs**" in text
+    assert "**Verdict (provisional: quick run): not supported.**" in text
+    assert "**Last full run: supported** (differs from this quick run)." in text
+    assert "primary conditions of empirical claims" in text  # the multiplicity statement
+    # a quick run never overwrites the full run's statuses
+    assert not (tmp_path / "quick" / "last-full.json").exists()
 
 
 def test_every_statement_cites_known_sources_and_titles_are_unique():
