@@ -311,7 +311,10 @@ def _run(module, cfg, tmp_path, monkeypatch):
     assert all((folder / plot).exists() for plot in finding.plots)
     text = (folder / "REPORT.md").read_text()
     assert f"## {finding.id}. {registry.STATEMENTS[finding.id].title}" in text
-    assert f"**Verdict: {finding.verdict.status}.**" in text
+    # a quick run beside the committed full run (results/last-full.json) is provisional
+    label = "Verdict (provisional: quick run)" if finding.provisional else "Verdict"
+    assert f"**{label}: {finding.verdict.status}.**" in text
+    assert finding.provisional == (f"{module.NAME}/{finding.id}" in runner.last_full())
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["claims"][finding.id]["status"] == finding.verdict.status
     return finding
