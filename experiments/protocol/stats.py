@@ -22,6 +22,7 @@ unbounded side of a bound is inconclusive (``verdicts.Condition.status``).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ from scipy import stats as scipy_stats
 LEVEL = 0.95
 RESAMPLES = 2_000  # BCa resamples (only for statistics that are not means)
 BOUNDS = ("", "lower", "upper", "both")
+_BOOTSTRAP_PARAMETERS = inspect.signature(scipy_stats.bootstrap).parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +169,8 @@ def bca(values: np.ndarray, statistic: Callable[[np.ndarray], float]) -> Interva
         return Interval(point, point, point, int(v.size))
     if not math.isfinite(point):
         return Interval(point, -math.inf, math.inf, int(v.size))
+    # the generator's keyword: ``rng`` since SciPy 1.15, ``random_state`` before
+    seed = {"rng" if "rng" in _BOOTSTRAP_PARAMETERS else "random_state": np.random.default_rng(0)}
     res = scipy_stats.bootstrap(
         (v,),
         statistic,
@@ -174,7 +178,7 @@ def bca(values: np.ndarray, statistic: Callable[[np.ndarray], float]) -> Interva
         n_resamples=RESAMPLES,
         confidence_level=LEVEL,
         method="BCa",
-        rng=np.random.default_rng(0),
+        **seed,
     )
     low, high = res.confidence_interval
     draws = res.bootstrap_distribution
