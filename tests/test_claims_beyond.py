@@ -14,9 +14,11 @@ import momentum_optax as mo
 from experiments import loop
 from experiments import registry
 from experiments import runner
+from experiments import tasks
 from experiments.claims import cautious
 from experiments.claims import srsgd
 from experiments.claims import yellowfin
+from experiments.parts import wallclock
 from experiments.protocol import race
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -410,6 +412,25 @@ def test_e5_end_to_end_sets_each_pairs_target_from_its_plain_optimizer(tmp_path,
     space = cautious.methods(cfg)[0][0].space
     table = tuning.trials(space, cfg.trials)
     assert points <= set(zip(table["lr"].tolist(), table["momentum"].tolist()))
+    # wall-clock beside steps: seconds to target = mean steps x seconds per step
+    wall = finding.metrics["wallclock"]
+    for row in finding.table:
+        cell = wall[row["method"]]
+        steps = finding.metrics["steps"][row["method"]].mean()
+        assert row["ms / step"] == cell["ms / step"] > 0
+        assert row["seconds to target"] == pytest.approx(steps * cell["ms / step"] / 1e3)
+    assert "the cautious step costs" in finding.notes
+
+
+def test_wallclock_times_each_optimizer_and_scales_steps_by_it():
+    opts = {"plain": mo.sgd(0.1, 0.9), "cautious": mo.cautious(mo.sgd(0.1, 0.9), flip_sign=True)}
+    got = wallclock.seconds_per_step(
+        opts, tasks.digits_mlp(), batch_size=8, key=jax.random.key(0), steps=5, rounds=2
+    )
+    assert set(got) == set(opts) and all(0 < s < 1 for s in got.values())
+    cells = wallclock.cells({"a": 0.002, "b": 0.004}, {"a": 100.0})
+    assert cells["a"] == {"ms / step": 2.0, "seconds to target": pytest.approx(0.2)}
+    assert np.isnan(cells["b"]["seconds to target"]) and cells["b"]["ms / step"] == 4.0
 
 
 def test_the_three_experiments_are_registered_with_their_sources():

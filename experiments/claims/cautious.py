@@ -25,6 +25,7 @@ from experiments import plotting
 from experiments import report
 from experiments import tasks
 from experiments.parts import speedup
+from experiments.parts import wallclock
 from experiments.protocol import race as race_lib
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -160,10 +161,40 @@ def figure(race: speedup.Race, cfg: Config, out: pathlib.Path) -> list[str]:
     return [plotting.save(fig, out, "e5_cautious.png")]
 
 
+def timing(race: speedup.Race, cfg: Config, key: jax.Array) -> dict[str, dict]:
+    """Per method, milliseconds per step at its picked setting and seconds to its target
+    (``parts.wallclock``)."""
+    makers = {m.name: m.make for group in methods(cfg) for m in group}
+    opts = {
+        name: makers[name](race.trials[name].pick(e.overall).setting)
+        for name, e in race.entries.items()
+    }
+    seconds = wallclock.seconds_per_step(
+        opts, tasks.mnist1d_mlp(), batch_size=cfg.schedule.batch_size, key=key
+    )
+    return wallclock.cells(seconds, {n: e.arrival.steps.mean() for n, e in race.entries.items()})
+
+
 def describe(
-    race: speedup.Race, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    race: speedup.Race,
+    verdict: verdicts.Verdict,
+    plots: list[str],
+    cfg: Config,
+    numbers_wall: dict[str, dict],
 ) -> report.Finding:
     rows, edges = speedup.table(race)
+    for row in rows:
+        row.update(numbers_wall[row["method"]])
+    ratio = {
+        base: numbers_wall[f"cautious {base}"]["ms / step"] / numbers_wall[base]["ms / step"]
+        for base in BASES
+    }
+    wall = (
+        "Wall-clock (this machine, the picked settings, batch "
+        f"{cfg.schedule.batch_size}, median of rounds timed in turn): the cautious step costs "
+        + ", ".join(f"{r:.2f}x the plain one for {b}" for b, r in ratio.items())
+        + "; seconds to target = mean steps x seconds per step (reported, not judged)."
+    )
     return report.Finding(
         id="E5",
         reading=READING,
@@ -183,8 +214,8 @@ def describe(
         table=rows,
         plots=plots,
         verdict=verdict,
-        metrics=speedup.metrics(race),
-        notes=report.edge_note(edges),
+        metrics={**speedup.metrics(race), "wallclock": numbers_wall},
+        notes=" ".join(n for n in (report.edge_note(edges), wall) if n),
     )
 
 
@@ -193,4 +224,6 @@ def run(
 ) -> list[report.Finding]:
     race = measure(cfg, key, status)
     verdict = judge(race.steps, race.final_loss, race.test, cfg)
-    return [describe(race, verdict, figure(race, cfg, out), cfg)]
+    status("wall-clock per step at the picked settings")
+    wall = timing(race, cfg, key)
+    return [describe(race, verdict, figure(race, cfg, out), cfg, wall)]
