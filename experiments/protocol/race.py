@@ -156,10 +156,6 @@ class Entry(NamedTuple):
     overall: int
     diverged: int
 
-    def setting(self, trials) -> dict[str, float]:
-        """The settings of the trial picked on all seeds (``trials``: this method's)."""
-        return {k: float(v[self.overall]) for k, v in trials.table.items()}
-
 
 def diverged_runs(curve: np.ndarray) -> np.ndarray:
     """Per run (every leading index), whether its loss diverged: the last evaluation is
