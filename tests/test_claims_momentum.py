@@ -11,6 +11,7 @@ import pytest
 from experiments import loop
 from experiments.claims import momentum_size as c3
 from experiments.claims import nesterov as c4
+from experiments.parts import budget
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import verdicts
@@ -368,13 +369,13 @@ def test_crossfit_accuracy_scores_each_seed_by_the_trial_chosen_on_the_other_fol
     acc = np.stack([early, final], -1)
     trials = types.SimpleNamespace(curves=types.SimpleNamespace(val_accuracy=acc))
     # even seeds: trial 1 (best on the odd seeds) scores them 0.5; odd seeds: trial 0 does
-    np.testing.assert_allclose(c4.crossfit_accuracy(trials), [0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose(budget.crossfit_accuracy(trials), [0.5, 0.5, 0.5, 0.5])
     # a trial that diverged (NaN) on a seed of the other fold is never chosen for it
     final = np.array([[0.9, np.nan, 0.9, 0.9], [0.7, 0.6, 0.7, 0.6]])
     acc = np.stack([np.zeros_like(final), final], -1)
     trials = types.SimpleNamespace(curves=types.SimpleNamespace(val_accuracy=acc))
     # (the odd seeds choose trial 0, whose own run on seed 1 diverged: scored as NaN)
-    np.testing.assert_allclose(c4.crossfit_accuracy(trials), [0.7, np.nan, 0.7, 0.9])
+    np.testing.assert_allclose(budget.crossfit_accuracy(trials), [0.7, np.nan, 0.7, 0.9])
 
 
 VALUES = np.array([[0.2, 0.5], [0.4, 0.5], [0.6, 0.5]])  # (trials, seeds)
@@ -382,26 +383,26 @@ VALUES = np.array([[0.2, 0.5], [0.4, 0.5], [0.6, 0.5]])  # (trials, seeds)
 
 def test_per_seed_expected_is_dodge_et_als_expected_best():
     # k = 1: the mean; k = 2 of (0.2, 0.4, 0.6): (1 x 0.2 + 3 x 0.4 + 5 x 0.6) / 9
-    np.testing.assert_allclose(c4.per_seed_expected(VALUES, 1), [0.4, 0.5])
-    np.testing.assert_allclose(c4.per_seed_expected(VALUES, 2), [4.4 / 9, 0.5])
-    np.testing.assert_allclose(c4.per_seed_expected(VALUES, 3), [14.4 / 27, 0.5])
+    np.testing.assert_allclose(budget.per_seed_expected(VALUES, 1), [0.4, 0.5])
+    np.testing.assert_allclose(budget.per_seed_expected(VALUES, 2), [4.4 / 9, 0.5])
+    np.testing.assert_allclose(budget.per_seed_expected(VALUES, 3), [14.4 / 27, 0.5])
     # a diverged trial (NaN) counts as the seed's worst
     diverged = np.array([[np.nan], [0.4], [0.6]])
-    np.testing.assert_allclose(c4.per_seed_expected(diverged, 1), [(0.4 + 0.4 + 0.6) / 3])
+    np.testing.assert_allclose(budget.per_seed_expected(diverged, 1), [(0.4 + 0.4 + 0.6) / 3])
 
 
 def test_expected_band_is_the_seed_mean_of_the_expected_best_with_a_bootstrap_band():
     k = np.arange(1, 4)
-    mean, low, high = c4.expected_band(VALUES, k, resamples=50)
+    mean, low, high = budget.expected_band(VALUES, k, resamples=50)
     np.testing.assert_allclose(mean, [0.45, (4.4 / 9 + 0.5) / 2, (14.4 / 27 + 0.5) / 2])
     assert np.all(low <= high) and low.shape == high.shape == (3,)
     assert np.all(low >= 0.2) and np.all(high <= 0.6)
     # reproducible from its seed
-    again = c4.expected_band(VALUES, k, resamples=50)
+    again = budget.expected_band(VALUES, k, resamples=50)
     np.testing.assert_array_equal(again[1], low)
     np.testing.assert_array_equal(again[2], high)
     # constant values: no spread to resample
-    flat = c4.expected_band(np.full((4, 3), 0.7), k, resamples=20)
+    flat = budget.expected_band(np.full((4, 3), 0.7), k, resamples=20)
     for part in flat:
         np.testing.assert_allclose(part, 0.7)
 
@@ -409,7 +410,7 @@ def test_expected_band_is_the_seed_mean_of_the_expected_best_with_a_bootstrap_ba
 def test_expected_band_redraws_the_seeds_as_well_as_the_trials():
     # every trial the same on a seed: only redrawing the seeds moves the curve
     per_seed = np.tile([0.5, 0.6, 0.7, 0.8], (4, 1))  # (trials, seeds)
-    mean, low, high = c4.expected_band(per_seed, np.arange(1, 5), resamples=200)
+    mean, low, high = budget.expected_band(per_seed, np.arange(1, 5), resamples=200)
     np.testing.assert_allclose(mean, 0.65)
     assert np.all(high - low > 0.05) and np.all(low >= 0.5) and np.all(high <= 0.8)
     np.testing.assert_allclose(low, low[0])

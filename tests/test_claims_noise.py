@@ -15,6 +15,7 @@ from experiments import loop
 from experiments import noisy_quadratic as nqm
 from experiments.claims import noise
 from experiments.parts import batch_size as bs
+from experiments.parts import ema_error
 from experiments.protocol import race
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -314,8 +315,8 @@ def test_step_units_are_the_briefs_and_the_arms_fit_the_budget():
 )
 def test_c11_judge_returns_every_status(ratio, spread, status):
     raw, ema = SGD_STEPS / 1000, SGD_STEPS / 1000 * (ratio + spread * JITTER)
-    names = list(noise.regimes({b: 0.1 for b in CFG.batch_sizes}, CFG))
-    verdict = noise.judge_c11(
+    names = list(ema_error.regimes({b: 0.1 for b in CFG.batch_sizes}, CFG))
+    verdict = ema_error.judge_c11(
         {names[0]: raw, names[1]: raw}, {names[0]: ema, names[1]: 2 * raw}, CFG
     )
     assert verdict.status == status and len(verdict.secondary) == 1
@@ -351,14 +352,14 @@ TINY = dataclasses.replace(
 
 def test_without_noise_the_ema_of_gradients_is_pure_lag():
     h = nqm.curvatures(TINY.dim)
-    errs = noise.errors(0.2, 32.0, h, jax.random.key(0), dataclasses.replace(TINY, noise=0.0))
+    errs = ema_error.errors(0.2, 32.0, h, jax.random.key(0), dataclasses.replace(TINY, noise=0.0))
     np.testing.assert_allclose(errs[:, 0], 0.0, atol=1e-6)  # (a) is the true gradient
     np.testing.assert_allclose(errs[:, 1], errs[:, 2], rtol=1e-5)  # (b) == (c)
     assert np.all(errs[:, 2] > 0.01)  # the EMA lags a moving point
 
 
 def test_at_a_standing_point_the_ema_of_true_gradients_has_no_lag():
-    errs = noise.errors(0.0, 32.0, nqm.curvatures(TINY.dim), jax.random.key(0), TINY)
+    errs = ema_error.errors(0.0, 32.0, nqm.curvatures(TINY.dim), jax.random.key(0), TINY)
     t = np.arange(TINY.ema_burn, TINY.ema_steps, TINY.ema_every)
     # the EMA started at 0 holds (1 - beta^(t+1)) of the constant gradient: error beta^(t+1)
     np.testing.assert_allclose(errs[:, 2], TINY.momentum ** (t + 1.0), rtol=0.01, atol=2e-6)

@@ -24,6 +24,7 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.parts import budget as budget_lib
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -126,42 +127,6 @@ def diverged_per_seed(trials: comparison.Trials) -> np.ndarray:
     return (~np.isfinite(loss[..., -1]) | (loss[..., -1] > loss[..., 0])).sum(0)
 
 
-def crossfit_accuracy(trials: comparison.Trials) -> np.ndarray:
-    """Per seed, the final validation accuracy of the trial chosen on the other seeds
-    (highest mean final validation accuracy)."""
-    acc = np.asarray(trials.curves.val_accuracy[..., -1], np.float64)
-    score = np.where(np.isfinite(acc), -acc, np.inf)
-    chosen = race.crossfit(score, np.zeros(score.shape, bool), score)
-    return acc[chosen, np.arange(acc.shape[1])]
-
-
-def expected_band(
-    values: np.ndarray, k: np.ndarray, resamples: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dodge et al.'s expected best of ``k`` trials drawn from ``values`` ``(trials,
-    seeds)`` (higher is better), averaged over seeds, with a 95% percentile band from a
-    bootstrap that redraws the trials and the seeds together."""
-    values = np.asarray(values, np.float64)
-    rng = np.random.default_rng(seed)
-    t, s = values.shape
-
-    def curve(v: np.ndarray) -> np.ndarray:
-        return np.mean([tuning.expected_best(col, k, lower_is_better=False) for col in v.T], 0)
-
-    draws = np.stack(
-        [curve(values[rng.integers(0, t, t)][:, rng.integers(0, s, s)]) for _ in range(resamples)]
-    )
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    return curve(values), low, high
-
-
-def per_seed_expected(values: np.ndarray, k: int) -> np.ndarray:
-    """Per seed, the expected best of ``k`` trials drawn from that seed's ``values``."""
-    return np.array(
-        [tuning.expected_best(col, np.array([k]), lower_is_better=False)[0] for col in values.T]
-    )
-
-
 def arm(cfg: Config, task: tasks.Task, trials: int, seeds: int, schedule, key, ms) -> dict:
     """One task's trials of ``ms`` (one compile) and the C4 race between heavy ball and
     Nesterov to heavy ball's target."""
@@ -189,7 +154,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
         )
     runs = mlp["runs"]
     k = np.arange(1, cfg.trials + 1)
-    random_acc = {
+    drawn = {  # the random draws' final validation accuracies, (trials, seeds)
         name: np.asarray(runs[RANDOM[name]].curves.val_accuracy[..., -1], np.float64)
         for name in RANDOM
     }
@@ -200,9 +165,9 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
             m: robustness(comparison.final(runs[m].curves.val_loss), cfg.near) for m in (HB, NAG)
         },
         "diverged": {m: diverged_per_seed(runs[m]) for m in (HB, NAG)},
-        "accuracy": {m: crossfit_accuracy(runs[m]) for m in (HB, DEFAULT)},
-        "expected": {m: expected_band(a, k, cfg.resamples) for m, a in random_acc.items()},
-        "at_budget": {m: per_seed_expected(a, cfg.budget) for m, a in random_acc.items()},
+        "accuracy": {m: budget_lib.crossfit_accuracy(runs[m]) for m in (HB, DEFAULT)},
+        "expected": {m: budget_lib.expected_band(a, k, cfg.resamples) for m, a in drawn.items()},
+        "at_budget": {m: budget_lib.per_seed_expected(a, cfg.budget) for m, a in drawn.items()},
     }
 
 
