@@ -57,6 +57,16 @@ class Trials(NamedTuple):
         return self.curves.test_accuracy.shape[1]
 
     @property
+    def effective(self) -> np.ndarray:
+        """Per trial, the effective step ``lr / (1 - momentum)``."""
+        return self.table["lr"] / (1 - self.table["momentum"])
+
+    def final_mean(self, metric: str) -> np.ndarray:
+        """Per trial, the mean over seeds of the last evaluation of ``metric`` (a diverged
+        seed makes it inf)."""
+        return final(getattr(self.curves, metric)).mean(-1)
+
+    @property
     def finite(self) -> np.ndarray:
         """Per trial: no seed diverged (``protocol.race.diverged_runs`` of its training loss)."""
         return ~race.diverged_runs(self.curves.train_loss).any(-1)

@@ -183,3 +183,30 @@ def ordered_colors(values: Sequence[float], cmap: str = "viridis") -> list:
     values = np.asarray(values, np.float64)
     span = np.ptp(values) or 1.0
     return [colormaps[cmap]((v - values.min()) / span * 0.9) for v in values]
+
+
+def trials_by_step(
+    ax,
+    points: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    ylabel: str,
+    title: str,
+    picks: dict[str, int] | None = None,
+    cap: float = float(np.log(10)),
+) -> None:
+    """Every trial's mean final loss (``points[name] = (effective steps, losses)``, one
+    entry per trial) against its effective step ``lr / (1 - beta)``, one color per method;
+    a diverged trial (non-finite, or above ``cap``, the loss of a uniform guess) is an x at
+    the cap; ``picks[name]`` (a trial index) is starred."""
+    picks = picks or {}
+    for i, (name, (step, loss)) in enumerate(points.items()):
+        color = COLORS.get(name, f"C{i}")
+        loss = np.asarray(loss, np.float64)
+        bad = ~np.isfinite(loss) | (loss > cap)
+        ax.plot(step[~bad], loss[~bad], "o", mfc="none", color=color, label=name)
+        ax.plot(step[bad], np.full(bad.sum(), cap), "x", color=color)
+        if name in picks and not bad[picks[name]]:
+            ax.plot(step[picks[name]], loss[picks[name]], "*", ms=13, color=color, mec="k")
+    ax.set(xscale="log", xlabel="effective step lr / (1 - beta)", ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)

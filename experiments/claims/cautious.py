@@ -142,9 +142,7 @@ def figure(race: speedup.Race, cfg: Config, out: pathlib.Path) -> list[str]:
     cap = np.log(10)  # the loss of a uniform guess: a trial above it has diverged
     low = cap
     for base, (careful, plain) in PAIRS.items():
-        x, y = (
-            comparison.final(race.trials[n].curves.train_loss).mean(-1) for n in (plain, careful)
-        )
+        x, y = (race.trials[n].final_mean("train_loss") for n in (plain, careful))
         bad = (x > cap) | (y > cap)
         color = plotting.COLORS[base]
         ax.plot(x[~bad], y[~bad], "o", color=color, label=f"{base} trials")

@@ -251,24 +251,15 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         title=f"C4: scored trials; target {target:.3g} (dashed)",
     )
     ax.axhline(target, color="k", ls="--", lw=0.8)
-    for m in (HB, NAG):
-        r = numbers["runs"][m]
-        loss = comparison.final(r.curves.val_loss)
-        mean = np.where(np.isfinite(loss).all(-1), loss.mean(-1), np.nan)
-        step = r.table["lr"] / (1 - r.table["momentum"])
-        ax2.plot(
-            step, np.minimum(mean, np.log(10)), "o", mfc="none", label=m, color=plotting.COLORS[m]
-        )
-        bad = ~np.isfinite(mean)
-        ax2.plot(step[bad], np.full(bad.sum(), np.log(10)), "x", color=plotting.COLORS[m])
-    ax2.set(
-        xscale="log",
-        xlabel="effective step lr / (1 - beta)",
-        ylabel="final validation loss (nats; capped at ln 10)",
+    plotting.trials_by_step(
+        ax2,
+        {
+            m: (numbers["runs"][m].effective, numbers["runs"][m].final_mean("val_loss"))
+            for m in (HB, NAG)
+        },
+        ylabel="final validation loss (seed mean)",
         title="C4: every trial, mean of seeds (x: diverged)",
     )
-    ax2.legend(fontsize=7)
-    ax2.grid(alpha=0.3)
     k = np.arange(1, cfg.trials + 1)
     for i, (name, (mean, low, high)) in enumerate(numbers["expected"].items()):
         ax3.plot(k, mean, color=f"C{i}", label=RANDOM[name])

@@ -42,7 +42,7 @@ def figures(
         title=f"every trial: final {numbers.objective_name}, mean over seeds (x: diverged)"
     )
     for i, t in enumerate(runs):
-        score = comparison.final(getattr(t.curves, numbers.objective)).mean(-1)
+        score = t.final_mean(numbers.objective)
         bad = ~np.isfinite(score)
         top = np.nanmax(np.where(bad, np.nan, score)) if (~bad).any() else 1.0
         ax.plot(t.table["lr"][~bad], score[~bad], "o", color=f"C{i}", label=t.method)

@@ -231,21 +231,12 @@ def metrics(race: Race) -> dict:
 
 def trials_panel(ax, race: Race) -> None:
     """Every trial's mean final training loss against its effective step (*: picked on all
-    seeds, x at the top: diverged)."""
-    for name, trials in race.trials.items():
-        lr = trials.table["lr"] / (1 - trials.table["momentum"])
-        loss = comparison.final(trials.curves.train_loss).mean(-1)
-        color = plotting.COLORS.get(name)
-        ax.plot(lr, np.where(np.isfinite(loss), loss, np.nan), "o", color=color, label=name)
-        ax.plot(lr[~np.isfinite(loss)], np.full((~np.isfinite(loss)).sum(), 2.5), "x", color=color)
-        pick = race.entries[name].overall
-        ax.plot(lr[pick], loss[pick], "*", ms=13, color=color, mec="k")
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="effective step lr / (1 - beta)",
-        ylabel="final training loss (mean over seeds)",
-        title="every trial (*: picked, x at top: diverged)",
+    seeds, x at the cap: diverged)."""
+    plotting.trials_by_step(
+        ax,
+        {n: (t.effective, t.final_mean("train_loss")) for n, t in race.trials.items()},
+        ylabel="final training loss (seed mean)",
+        title="every trial (*: picked, x: diverged)",
+        picks={n: e.overall for n, e in race.entries.items()},
     )
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    ax.set_yscale("log")
