@@ -41,6 +41,7 @@ class Finding:
     verdict: Verdict
     metrics: dict = dataclasses.field(default_factory=dict)  # raw numbers for metrics.json
     notes: str = ""  # edge-of-space flags, caveats
+    horizon: str = ""  # the run's length in epochs and whether validation stopped improving
     last_full: str = ""  # in a quick run: the status of the last full run ("" if none)
 
     @property
@@ -188,6 +189,7 @@ def section(finding: Finding, statement: Any, folder: str) -> str:
             + "\n\n"
         )
     budget = f"**Search space and budget.** {finding.budget}\n\n" if finding.budget else ""
+    horizon = f"**Horizon.** {finding.horizon}\n\n" if finding.horizon else ""
     notes = f"**Notes.** {finding.notes}\n\n" if finding.notes else ""
     label = "Check" if finding.check else "Verdict"
     if finding.provisional:
@@ -201,7 +203,7 @@ def section(finding: Finding, statement: Any, folder: str) -> str:
         f"## {finding.id}. {statement.title}\n\n"
         f"> {statement.quote}\n>\n> — {statement.cited}\n\n"
         f"**Reading tested.** {finding.reading}\n\n"
-        f"**Setup.** {finding.setup}\n\n{budget}"
+        f"**Setup.** {finding.setup}\n\n{horizon}{budget}"
         f"**Primary condition (pre-registered).** {finding.primary}\n\n"
         f"**Numbers.** {finding.headline}\n\n{markdown_table(finding.table)}\n\n"
         f"{plots}\n\n{secondary}{notes}"

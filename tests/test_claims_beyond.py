@@ -18,6 +18,7 @@ from experiments import tasks
 from experiments.claims import cautious
 from experiments.claims import srsgd
 from experiments.claims import yellowfin
+from experiments.parts import practice
 from experiments.parts import wallclock
 from experiments.protocol import race
 from experiments.protocol import tuning
@@ -397,13 +398,28 @@ def test_e4_end_to_end_times_srsgd_to_heavy_balls_target(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_e5_end_to_end_sets_each_pairs_target_from_its_plain_optimizer(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(cautious.QUICK, seeds=3, trials=4, schedule=TINY)  # a 2 x 2 grid
+    cfg = dataclasses.replace(
+        cautious.QUICK, seeds=3, trials=4, schedule=TINY, practice=True
+    )  # a 2 x 2 grid, and the practice arm of the primary pair
     finding = _run(cautious, cfg, tmp_path, monkeypatch)
     assert len(finding.verdict.primary) == 1
     assert any("cautious Nesterov / Nesterov" in c.text for c in finding.verdict.secondary)
     targets = finding.metrics["targets"]
     assert targets["cautious heavy ball"] == targets["heavy ball"]
     assert targets["cautious Nesterov"] == targets["Nesterov"]
+    drilled = {n: t for n, t in targets.items() if n.endswith(practice.SUFFIX)}
+    assert sorted(drilled) == sorted(n + practice.SUFFIX for n in cautious.PAIRS["heavy ball"])
+    assert len(set(drilled.values())) == 1  # its own reference's target, not the main arm's
+    assert next(iter(drilled.values())) != targets["heavy ball"]
+    assert any(
+        c.text
+        == "steps to target, cautious heavy ball"
+        + practice.SUFFIX
+        + " / heavy ball"
+        + practice.SUFFIX
+        for c in finding.verdict.secondary
+    )
+    assert "epochs" in finding.horizon and "Practice arm" in finding.setup
     assert all(np.isfinite(t) and 0 < t < 2.31 for t in targets.values())
     for condition in finding.verdict.primary + finding.verdict.secondary[:1]:
         assert 0 < condition.estimate.low <= condition.estimate.high < np.inf
@@ -414,7 +430,7 @@ def test_e5_end_to_end_sets_each_pairs_target_from_its_plain_optimizer(tmp_path,
     assert points <= set(zip(table["lr"].tolist(), table["momentum"].tolist()))
     # wall-clock beside steps: seconds to target = mean steps x seconds per step
     wall = finding.metrics["wallclock"]
-    for row in finding.table:
+    for row in finding.table[:4]:  # the main arm's methods
         cell = wall[row["method"]]
         steps = finding.metrics["steps"][row["method"]].mean()
         assert row["ms / step"] == cell["ms / step"] > 0

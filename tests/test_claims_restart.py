@@ -12,6 +12,7 @@ import pytest
 import momentum_optax as mo
 from experiments import loop
 from experiments.claims import restart as c9
+from experiments.parts import practice
 from experiments.parts import restart_quadratic as e1
 from experiments.protocol import verdicts
 from tests import helpers
@@ -171,7 +172,12 @@ def test_e1_tiny_measure_orders_the_methods_as_theory_says():
 @pytest.mark.slow
 def test_tiny_run_writes_both_findings(tmp_path):
     cfg = dataclasses.replace(
-        CFG, trials=4, periods=(50,), schedule=loop.Schedule(200, 32, 100), quadratic=TINY_Q
+        CFG,
+        trials=4,
+        periods=(50,),
+        schedule=loop.Schedule(200, 32, 100),
+        quadratic=TINY_Q,
+        practice=True,
     )
     findings = c9.run(cfg, jax.random.key(0), tmp_path)
     assert [f.id for f in findings] == ["C9", "E1"]
@@ -183,7 +189,11 @@ def test_tiny_run_writes_both_findings(tmp_path):
             for c in finding.verdict.primary
         )
     c9_rows = findings[0].table
-    assert [r["arm"] for r in c9_rows] == [K50, c9.NEVER]
+    suffix = practice.SUFFIX
+    assert [r["arm"] for r in c9_rows] == [K50, c9.NEVER, K50 + suffix, c9.NEVER + suffix]
+    drilled = [c for c in findings[0].verdict.secondary if suffix in c.text]
+    assert len(drilled) == 1 and np.isfinite(drilled[0].estimate.mean)
+    assert "epochs" in findings[0].horizon
     for row in c9_rows:
         step = row["lr"] / (1 - row["beta"])
         assert cfg.effective[0] * 0.999 <= step <= cfg.effective[1] * 1.001

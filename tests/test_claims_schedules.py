@@ -9,6 +9,7 @@ import pytest
 
 from experiments import loop
 from experiments.claims import schedules as c8
+from experiments.parts import practice
 from experiments.protocol import verdicts
 from tests import helpers
 
@@ -75,9 +76,9 @@ def test_arms_share_one_state_structure():
 
 @pytest.mark.slow
 def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
-    cfg = dataclasses.replace(CFG, trials=4, schedule=loop.Schedule(200, 32, 100))
+    cfg = dataclasses.replace(CFG, trials=4, schedule=loop.Schedule(200, 32, 100), practice=True)
     numbers_ = c8.measure(cfg, jax.random.key(0))  # run()'s steps, keeping the numbers
-    verdict = c8.judge(*c8.per_seed(numbers_["selected"]), cfg)
+    verdict = c8.judge(*c8.per_seed(numbers_.selected), cfg)
     finding = c8.describe(numbers_, verdict, c8.figure(numbers_, cfg, tmp_path), cfg)
     assert finding.id == "C8"
     assert (tmp_path / finding.plots[0]).is_file()
@@ -86,16 +87,24 @@ def test_tiny_run_writes_a_finding_with_finite_intervals(tmp_path):
         np.isfinite(c.estimate.low) and np.isfinite(c.estimate.high)
         for c in finding.verdict.primary
     )
-    runs = {r.method: r for r in numbers_["trials"]}
+    # the practice arm: the same three arms, suffixed, judged as secondary conditions
+    names = [s.method for s in numbers_.selected]
+    assert names[3:] == [n + practice.SUFFIX for n in names[:3]]
+    drilled = [c for c in verdict.secondary if practice.SUFFIX in c.text]
+    assert len(drilled) == 2 and all(np.isfinite(c.estimate.mean) for c in drilled)
+    assert "Practice arm" in finding.setup and "epochs" in finding.horizon
+    runs = {r.method: r for r in numbers_.trials}
+    suffixed = runs[c8.CONSTANT + practice.SUFFIX].curves.train_loss
+    assert not np.allclose(suffixed, runs[c8.CONSTANT].curves.train_loss)
     # same seed = same initialisation: every arm starts from the same training loss
     start = [r.curves.train_loss[..., 0] for r in runs.values()]
     np.testing.assert_allclose(start[0], start[1], rtol=1e-6)
     np.testing.assert_allclose(start[0], start[2], rtol=1e-6)
     # the two schedules really differ (a copy-paste of one schedule would not)
     assert not np.allclose(runs[c8.ANNEAL].curves.train_loss, runs[c8.LINEAR].curves.train_loss)
-    for sel in numbers_["selected"][1:]:  # the schedules: a grid of lr
+    for sel in numbers_.selected[1:3]:  # the schedules: a grid of lr
         assert cfg.lr[0] * 0.999 <= sel.setting["lr"] <= cfg.lr[1] * 1.001
-    constant = numbers_["selected"][0].setting  # constant momentum: effective step x beta
+    constant = numbers_.selected[0].setting  # constant momentum: effective step x beta
     assert helpers.is_drawn_trial(
         constant["lr"], constant["momentum"], cfg.effective, cfg.one_minus_beta, cfg.trials
     ), constant

@@ -156,3 +156,15 @@ def test_edge_note_names_each_choice_or_says_nothing():
     assert report.edge_note(["SGD: lr", "Adam: eps"]) == (
         "Selections on the edge of the space: SGD: lr; Adam: eps."
     )
+
+
+def test_a_section_states_the_horizon_after_the_setup_and_only_when_given():
+    statement = registry.STATEMENTS["C3"]
+    plain = report.section(_finding("C3", stats.Interval(0.5, 0.4, 0.6, n=5)), statement, "c/")
+    assert "**Horizon.**" not in plain
+    finding = dataclasses.replace(
+        _finding("C3", stats.Interval(0.5, 0.4, 0.6, n=5)), horizon="2000 steps = 8.0 epochs"
+    )
+    text = report.section(finding, statement, "c/")
+    assert text.index("**Setup.**") < text.index("**Horizon.** 2000 steps = 8.0 epochs")
+    assert text.index("**Horizon.**") < text.index("**Search space and budget.**")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -25,6 +26,7 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -94,7 +96,16 @@ def methods(cfg: Config) -> dict[str, list[comparison.Method]]:
     }
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+class Family(NamedTuple):
+    """One family's arms: their trials, their race entries and the arm without momentum
+    (the reference that sets the target)."""
+
+    trials: dict[str, comparison.Trials]
+    entries: dict[str, race.Entry]
+    reference: str
+
+
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict[str, Family]:
     """Both families' trials (one compile each) and their races: per family the arms'
     ``race.Entry`` (target from the tuned arm without momentum)."""
     task = tasks.mnist1d_mlp()
@@ -110,10 +121,9 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
             schedule=cfg.schedule,
         )
         trials = {m.name: r for m, r in zip((with_m, without), runs)}
-        numbers[family] = {
-            "trials": trials,
-            "entries": race.race(trials, without.name, fraction=cfg.target_at),
-        }
+        numbers[family] = Family(
+            trials, race.race(trials, without.name, fraction=cfg.target_at), without.name
+        )
     return numbers
 
 
@@ -154,7 +164,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         plotting.seed_bands(
             ax,
             cfg.schedule.eval_steps,
-            {name: e.curves.train_loss for name, e in n["entries"].items()},
+            {name: e.curves.train_loss for name, e in n.entries.items()},
             ylabel="loss on the training subset",
             logy=True,
             title=f"{family}: scored trials; target {target(n):.3g} (dashed)",
@@ -168,8 +178,8 @@ def describe(
 ) -> report.Finding:
     rows, edges = [], []
     for n in numbers.values():
-        for name, e in n["entries"].items():
-            sel = n["trials"][name].pick(e.overall)
+        for name, e in n.entries.items():
+            sel = n.trials[name].pick(e.overall)
             rows.append(
                 {
                     "arm": name,
@@ -205,25 +215,34 @@ def describe(
         metrics={
             f: {
                 "target": target(n),
-                "steps": {m: e.arrival.steps for m, e in n["entries"].items()},
-                "censored": {m: e.arrival.censored for m, e in n["entries"].items()},
+                "steps": {m: e.arrival.steps for m, e in n.entries.items()},
+                "censored": {m: e.arrival.censored for m, e in n.entries.items()},
             }
             for f, n in numbers.items()
         },
         notes=report.edge_note(edges),
+        horizon=" ".join(
+            horizon.describe(
+                n.entries[n.reference].curves.val_loss,
+                cfg.schedule,
+                tasks.mnist1d_mlp().data.x_train.shape[0],
+                n.reference,
+            )
+            for n in numbers.values()
+        ),
     )
 
 
-def target(n: dict) -> float:
+def target(n: Family) -> float:
     """A family's target (the same for both arms)."""
-    return next(iter(n["entries"].values())).target
+    return next(iter(n.entries.values())).target
 
 
 def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    arm = lambda i: {f: list(n["entries"].values())[i] for f, n in numbers.items()}
+    arm = lambda i: {f: list(n.entries.values())[i] for f, n in numbers.items()}
     with_m, without = arm(0), arm(1)
     verdict = judge(
         {f: e.arrival for f, e in with_m.items()},

@@ -24,6 +24,7 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.parts import practice
 from experiments.parts import speedup
 from experiments.parts import wallclock
 from experiments.protocol import race as race_lib
@@ -42,15 +43,18 @@ SECONDARY_PAIR = {"Nesterov": PAIRS["Nesterov"]}
 class Config:
     seeds: int = 8
     trials: int = 16  # per method: a 4 x 4 grid in 2-D, 16 values in 1-D
-    schedule: loop.Schedule = loop.Schedule(steps=1200, batch_size=32, eval_every=20)
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=20)
     target_at: float = 0.5  # the target: tuned reference's mean training loss at this share
     effective: tuple[float, float] = (0.03, 3.0)  # heavy ball's lr / (1 - beta)
     lr: tuple[float, float] = (3e-3, 0.3)
     one_minus_beta: tuple[float, float] = (0.01, 0.3)
+    practice: bool = True  # the practice arm (warm-up + cosine, weight decay) of the primary
     speedup: float = 0.8  # primary: steps ratio (cautious / plain) below this
 
 
-QUICK = Config(seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20))
+QUICK = Config(
+    seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20), practice=False
+)
 FULL = Config()
 
 PRIMARY = (
@@ -111,6 +115,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> speedup.Race:
         cfg,
         key,
         label=NAME,
+        practiced=PRIMARY_PAIR["heavy ball"],
         status=status,
     )
 
@@ -164,13 +169,13 @@ def timing(race: speedup.Race, cfg: Config, key: jax.Array) -> dict[str, dict]:
     (``parts.wallclock``)."""
     makers = {m.name: m.make for group in methods(cfg) for m in group}
     opts = {
-        name: makers[name](race.trials[name].pick(e.overall).setting)
-        for name, e in race.entries.items()
+        name: makers[name](race.trials[name].pick(race.entries[name].overall).setting)
+        for name in makers
     }
     seconds = wallclock.seconds_per_step(
         opts, tasks.mnist1d_mlp(), batch_size=cfg.schedule.batch_size, key=key
     )
-    return wallclock.cells(seconds, {n: e.arrival.steps.mean() for n, e in race.entries.items()})
+    return wallclock.cells(seconds, {n: race.entries[n].arrival.steps.mean() for n in makers})
 
 
 def describe(
@@ -182,7 +187,7 @@ def describe(
 ) -> report.Finding:
     rows, edges = speedup.table(race)
     for row in rows:
-        row.update(numbers_wall[row["method"]])
+        row.update(numbers_wall.get(row["method"], {}))
     ratio = {
         base: numbers_wall[f"cautious {base}"]["ms / step"] / numbers_wall[base]["ms / step"]
         for base in BASES
@@ -203,7 +208,9 @@ def describe(
         "initialisation and batches for every method). Plain: chain(mo.trace(beta[, "
         "nesterov=True]), scale_by_learning_rate(lr)); cautious: the same with "
         "mo.cautious(...) around the trace (Liang et al.: mask u * g > 0, rescaled by "
-        "d / (nnz + 1) per tensor). All four in one compile. " + race_lib.rule(cfg.target_at),
+        "d / (nnz + 1) per tensor). All four in one compile. "
+        + race_lib.rule(cfg.target_at)
+        + (" " + practice.sentence() if cfg.practice else ""),
         budget=f"{cfg.trials} trials per method, the same "
         f"{race_lib.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for all four. "
         "Each plain optimizer's target from its trial with the lowest final training loss.",
@@ -214,6 +221,7 @@ def describe(
         verdict=verdict,
         metrics={**speedup.metrics(race), "wallclock": numbers_wall},
         notes=" ".join(n for n in (report.edge_note(edges), wall) if n),
+        horizon=speedup.horizon(race, cfg, "heavy ball", tasks.mnist1d_mlp()),
     )
 
 

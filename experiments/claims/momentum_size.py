@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -25,6 +26,7 @@ from experiments import plotting
 from experiments import report
 from experiments import sweeps
 from experiments import tasks
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -104,7 +106,24 @@ def rise_share(curve: np.ndarray) -> np.ndarray:
     return up.mean(-1)
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+class Measured(NamedTuple):
+    """Every (beta, effective step, seed) cell; per beta the cross-fitted choice per seed
+    (``chosen``), the step picked on all seeds (``best``) and the numbers of the chosen
+    cells (``own``: ``"val"``, ``"train"``, ``"rises"`` by beta)."""
+
+    trials: comparison.Trials
+    val: np.ndarray  # final validation loss (betas, steps, seeds)
+    train: np.ndarray  # final training-subset loss (betas, steps, seeds)
+    rises: np.ndarray  # share of rising intervals (betas, steps, seeds)
+    chosen: list[np.ndarray]
+    best: list[int]
+    effective: np.ndarray
+    own: dict[str, dict[float, np.ndarray]]
+    curves: dict[float, np.ndarray]  # per beta, the chosen cells' training-subset loss
+    val_curves: dict[float, np.ndarray]  # per beta, the chosen cells' validation loss
+
+
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> Measured:
     """Every (beta, effective step) cell on every seed (one compile); per beta the
     cross-fitted choice per seed and the numbers of the chosen cells."""
     status(f"{len(cfg.betas)} betas x {cfg.lrs} effective steps x {cfg.seeds} seeds")
@@ -125,19 +144,20 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     rises = rise_share(trials.curves.train_loss).reshape(shape)
     seeds = np.arange(cfg.seeds)
     chosen = [race.crossfit(v, np.zeros(v.shape, bool), v) for v in val]  # per beta, per seed
-    curves = np.asarray(trials.curves.train_loss, np.float64).reshape(*shape, -1)
     pick = lambda a: {b: a[i, chosen[i], seeds] for i, b in enumerate(cfg.betas)}
-    return {
-        "trials": trials,
-        "val": val,
-        "train": train,
-        "rises": rises,
-        "chosen": chosen,
-        "best": [tuning.select(v) for v in val],  # per beta, on all seeds (the table)
-        "effective": np.geomspace(*cfg.effective, cfg.lrs),
-        "own": {"val": pick(val), "train": pick(train), "rises": pick(rises)},
-        "curves": {b: curves[i, chosen[i], seeds] for i, b in enumerate(cfg.betas)},
-    }
+    per_cell = lambda c: pick(np.asarray(c, np.float64).reshape(*shape, -1))
+    return Measured(
+        trials,
+        val,
+        train,
+        rises,
+        chosen,
+        [tuning.select(v) for v in val],  # per beta, on all seeds (the table)
+        np.geomspace(*cfg.effective, cfg.lrs),
+        {"val": pick(val), "train": pick(train), "rises": pick(rises)},
+        per_cell(trials.curves.train_loss),
+        per_cell(trials.curves.val_loss),
+    )
 
 
 def judge(own: dict[str, dict[float, np.ndarray]], cfg: Config) -> verdicts.Verdict:
@@ -184,15 +204,15 @@ def beta_ticks(axis, betas) -> None:
     axis.set_ticks([], minor=True)
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     fig, (ax, ax2) = plotting.figure(
         2, title="C3: effective step x momentum, heavy ball (MNIST-1D MLP)"
     )
-    steps, gap = numbers["effective"], 1 - np.asarray(cfg.betas)
+    steps, gap = numbers.effective, 1 - np.asarray(cfg.betas)
     marks = np.zeros((len(cfg.betas), cfg.lrs), bool)
-    marks[np.arange(len(cfg.betas)), numbers["best"]] = True
+    marks[np.arange(len(cfg.betas)), numbers.best] = True
     chance = np.log(10.0)  # a uniform guess over 10 classes
-    mean = np.where(np.isfinite(numbers["val"]).all(-1), numbers["val"].mean(-1), np.nan)
+    mean = np.where(np.isfinite(numbers.val).all(-1), numbers.val.mean(-1), np.nan)
     plotting.heatmap(
         ax,
         steps,
@@ -210,7 +230,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     plotting.seed_bands(
         ax2,
         cfg.schedule.eval_steps,
-        {f"beta {b:g}": numbers["curves"][b] for b in cfg.betas},
+        {f"beta {b:g}": numbers.curves[b] for b in cfg.betas},
         ylabel="loss on the training subset",
         logy=True,
         title="each beta at its own tuned step: mean, 95% t-band",
@@ -220,13 +240,13 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: Measured, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
     rows, edges = [], []
-    own = numbers["own"]
+    own = numbers.own
     for i, beta in enumerate(cfg.betas):
-        j = numbers["best"][i]
-        step = float(numbers["effective"][j])
+        j = numbers.best[i]
+        step = float(numbers.effective[j])
         rows.append(
             {
                 "beta": beta,
@@ -237,12 +257,12 @@ def describe(
                 "final training loss": stats.mean(own["train"][beta]),
             }
         )
-        finite = np.isfinite(numbers["val"][i]).all(-1)
+        finite = np.isfinite(numbers.val[i]).all(-1)
         larger_diverged = (~finite[j + 1 :]).any()
         if j in (0, cfg.lrs - 1) or (larger_diverged and j == np.flatnonzero(finite).max()):
             edges.append(f"beta {beta:g} (effective step {step:.3g})")
-    diverged = int((~np.isfinite(numbers["val"])).sum())
-    notes = [f"{diverged} of {numbers['val'].size} (beta, step, seed) runs diverged."]
+    diverged = int((~np.isfinite(numbers.val)).sum())
+    notes = [f"{diverged} of {numbers.val.size} (beta, step, seed) runs diverged."]
     if edges:
         notes.append(
             "Tuned effective step on the edge of the grid or at the largest that did not "
@@ -270,17 +290,23 @@ def describe(
         plots=plots,
         verdict=verdict,
         metrics={
-            "effective": numbers["effective"],
+            "effective": numbers.effective,
             "betas": cfg.betas,
-            "val_loss": numbers["val"],
-            "train_loss": numbers["train"],
-            "rises": numbers["rises"],
-            "best_step_index": numbers["best"],
-            "chosen": numbers["chosen"],
+            "val_loss": numbers.val,
+            "train_loss": numbers.train,
+            "rises": numbers.rises,
+            "best_step_index": numbers.best,
+            "chosen": numbers.chosen,
             "units": units(cfg),
             "compiles": COMPILES,
         },
         notes=" ".join(notes),
+        horizon=horizon.describe(
+            numbers.val_curves[cfg.usual],
+            s,
+            tasks.mnist1d_mlp().data.x_train.shape[0],
+            f"beta {cfg.usual:g} (at its tuned step)",
+        ),
     )
 
 
@@ -288,5 +314,5 @@ def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    verdict = judge(numbers["own"], cfg)
+    verdict = judge(numbers.own, cfg)
     return [describe(numbers, verdict, figure(numbers, cfg, out), cfg)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -25,6 +26,7 @@ from experiments import plotting
 from experiments import report
 from experiments import tasks
 from experiments.parts import budget as budget_lib
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -127,7 +129,30 @@ def diverged_per_seed(trials: comparison.Trials) -> np.ndarray:
     return (~np.isfinite(loss[..., -1]) | (loss[..., -1] > loss[..., 0])).sum(0)
 
 
-def arm(cfg: Config, task: tasks.Task, trials: int, seeds: int, schedule, key, ms) -> dict:
+class Arm(NamedTuple):
+    """One task's trials of every method and the C4 race (heavy ball and Nesterov)."""
+
+    runs: dict[str, comparison.Trials]
+    race: dict[str, race.Entry]
+
+
+class Measured(NamedTuple):
+    """The MLP arm (``runs``, ``race``), the CNN arm (``None`` if not run) and C15's numbers:
+    per method the robustness share and diverged trials per seed, the cross-fitted
+    validation accuracies, the expected-best curves with their bands and the expected best
+    at the budget per seed."""
+
+    runs: dict[str, comparison.Trials]
+    race: dict[str, race.Entry]
+    cnn: Arm | None
+    robust: dict[str, np.ndarray]
+    diverged: dict[str, np.ndarray]
+    accuracy: dict[str, np.ndarray]
+    expected: dict[str, tuple]
+    at_budget: dict[str, np.ndarray]
+
+
+def arm(cfg: Config, task: tasks.Task, trials: int, seeds: int, schedule, key, ms) -> Arm:
     """One task's trials of ``ms`` (one compile) and the C4 race between heavy ball and
     Nesterov to heavy ball's target."""
     runs = dict(
@@ -137,38 +162,39 @@ def arm(cfg: Config, task: tasks.Task, trials: int, seeds: int, schedule, key, m
         )
     )
     entries = race.race({n: runs[n] for n in (HB, NAG)}, HB, fraction=cfg.target_at)
-    return {"runs": runs, "race": entries}
+    return Arm(runs, entries)
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> Measured:
     """Every method's trials (one compile), C4's race, C15's cross-fitted accuracies and
     expected-best curves; the CNN race where the configuration asks for it."""
     ms = methods(cfg)
     status(f"{len(ms)} methods x {cfg.trials} trials x {cfg.seeds} seeds")
     mlp = arm(cfg, tasks.mnist1d_mlp(), cfg.trials, cfg.seeds, cfg.schedule, key, ms)
-    cnn = {}
+    cnn = None
     if cfg.cnn_trials:
         status(f"CNN: heavy ball and Nesterov x {cfg.cnn_trials} trials x {cfg.cnn_seeds} seeds")
         cnn = arm(
             cfg, tasks.mnist1d_cnn(), cfg.cnn_trials, cfg.cnn_seeds, cfg.cnn_schedule, key, ms[:2]
         )
-    runs = mlp["runs"]
+    runs = mlp.runs
     k = np.arange(1, cfg.trials + 1)
     drawn = {  # the random draws' final validation accuracies, (trials, seeds)
         name: np.asarray(runs[RANDOM[name]].curves.val_accuracy[..., -1], np.float64)
         for name in RANDOM
     }
-    return {
-        **mlp,
-        "cnn": cnn,
-        "robust": {
+    return Measured(
+        mlp.runs,
+        mlp.race,
+        cnn,
+        robust={
             m: robustness(comparison.final(runs[m].curves.val_loss), cfg.near) for m in (HB, NAG)
         },
-        "diverged": {m: diverged_per_seed(runs[m]) for m in (HB, NAG)},
-        "accuracy": {m: budget_lib.crossfit_accuracy(runs[m]) for m in (HB, DEFAULT)},
-        "expected": {m: budget_lib.expected_band(a, k, cfg.resamples) for m, a in drawn.items()},
-        "at_budget": {m: budget_lib.per_seed_expected(a, cfg.budget) for m, a in drawn.items()},
-    }
+        diverged={m: diverged_per_seed(runs[m]) for m in (HB, NAG)},
+        accuracy={m: budget_lib.crossfit_accuracy(runs[m]) for m in (HB, DEFAULT)},
+        expected={m: budget_lib.expected_band(a, k, cfg.resamples) for m, a in drawn.items()},
+        at_budget={m: budget_lib.per_seed_expected(a, cfg.budget) for m, a in drawn.items()},
+    )
 
 
 def judge_c4(
@@ -236,11 +262,11 @@ def judge_c15(
     return verdicts.judge(primary, secondary)
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     fig, (ax, ax2, ax3) = plotting.figure(
         3, title="C4 / C15: heavy ball, Nesterov and the default beta (MNIST-1D MLP)"
     )
-    entries = numbers["race"]
+    entries = numbers.race
     target = entries[HB].target
     plotting.seed_bands(
         ax,
@@ -254,14 +280,14 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     plotting.trials_by_step(
         ax2,
         {
-            m: (numbers["runs"][m].effective, numbers["runs"][m].final_mean("val_loss"))
+            m: (numbers.runs[m].effective, numbers.runs[m].final_mean("val_loss"))
             for m in (HB, NAG)
         },
         ylabel="final validation loss (seed mean)",
         title="C4: every trial, mean of seeds (x: diverged)",
     )
     k = np.arange(1, cfg.trials + 1)
-    for i, (name, (mean, low, high)) in enumerate(numbers["expected"].items()):
+    for i, (name, (mean, low, high)) in enumerate(numbers.expected.items()):
         ax3.plot(k, mean, color=f"C{i}", label=RANDOM[name])
         ax3.fill_between(k, low, high, color=f"C{i}", alpha=0.25, lw=0)
     ax3.set(
@@ -275,12 +301,11 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     return [plotting.save(fig, out, "c4_c15_nesterov.png")]
 
 
-def c4_rows(numbers: dict, key: str = "") -> tuple[list[dict], list[str]]:
+def c4_rows(one: Arm | Measured, key: str = "") -> tuple[list[dict], list[str]]:
     """C4's table rows of one arm (``key``: "" the MLP, "cnn") and its edge picks."""
-    arm = numbers["cnn"] if key else numbers
     rows, edges = [], []
-    for m, e in arm["race"].items():
-        sel = arm["runs"][m].pick(e.overall)
+    for m, e in one.race.items():
+        sel = one.runs[m].pick(e.overall)
         label = f"{m} (1-D CNN)" if key else m
         rows.append(
             {
@@ -299,7 +324,7 @@ def c4_rows(numbers: dict, key: str = "") -> tuple[list[dict], list[str]]:
 
 
 def describe(
-    numbers: dict, v4: verdicts.Verdict, v15: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: Measured, v4: verdicts.Verdict, v15: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> list[report.Finding]:
     setup = (
         f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP, "
@@ -314,8 +339,8 @@ def describe(
         f"the random arms draw {cfg.trials} points uniformly in the same log spaces."
     )
     rows4, edges = c4_rows(numbers)
-    if numbers["cnn"]:
-        more, more_edges = c4_rows(numbers, "cnn")
+    if numbers.cnn:
+        more, more_edges = c4_rows(numbers.cnn, "cnn")
         rows4, edges = rows4 + more, edges + more_edges
         c = cfg.cnn_schedule
         setup += (
@@ -323,14 +348,14 @@ def describe(
             f"ball and Nesterov on the same grid, {c.steps} steps, {cfg.cnn_seeds} seeds."
         )
     for row, m in zip(rows4, (HB, NAG)):
-        row[f"share within {cfg.near:.0%}"] = stats.mean(numbers["robust"][m])
+        row[f"share within {cfg.near:.0%}"] = stats.mean(numbers.robust[m])
     rows15 = [
         {
             "method": m,
-            "validation accuracy (cross-fitted pick)": stats.mean(numbers["accuracy"][m]),
-            "expected best, 1 random trial": float(numbers["expected"][m][0][0]),
-            f"{cfg.budget} random trials": stats.mean(numbers["at_budget"][m]),
-            f"{cfg.trials} random trials": float(numbers["expected"][m][0][-1]),
+            "validation accuracy (cross-fitted pick)": stats.mean(numbers.accuracy[m]),
+            "expected best, 1 random trial": float(numbers.expected[m][0][0]),
+            f"{cfg.budget} random trials": stats.mean(numbers.at_budget[m]),
+            f"{cfg.trials} random trials": float(numbers.expected[m][0][-1]),
         }
         for m in (DEFAULT, HB)
     ]
@@ -345,12 +370,18 @@ def describe(
         plots=plots,
         verdict=v4,
         notes=report.edge_note(edges),
+        horizon=horizon.describe(
+            numbers.race[HB].curves.val_loss,
+            cfg.schedule,
+            tasks.mnist1d_mlp().data.x_train.shape[0],
+            HB,
+        ),
         metrics={
-            "target": numbers["race"][HB].target,
-            "steps": {m: e.arrival.steps for m, e in numbers["race"].items()},
-            "censored": {m: e.arrival.censored for m, e in numbers["race"].items()},
-            "robust": numbers["robust"],
-            "diverged": numbers["diverged"],
+            "target": numbers.race[HB].target,
+            "steps": {m: e.arrival.steps for m, e in numbers.race.items()},
+            "censored": {m: e.arrival.censored for m, e in numbers.race.items()},
+            "robust": numbers.robust,
+            "diverged": numbers.diverged,
             "compiles": COMPILES,
         },
     )
@@ -367,9 +398,9 @@ def describe(
         verdict=v15,
         notes="The same runs as C4 (one compile feeds both claims).",
         metrics={
-            "accuracy": numbers["accuracy"],
-            "expected": {m: e[0] for m, e in numbers["expected"].items()},
-            "at_budget": numbers["at_budget"],
+            "accuracy": numbers.accuracy,
+            "expected": {m: e[0] for m, e in numbers.expected.items()},
+            "at_budget": numbers.at_budget,
         },
     )
     return [c4, c15]
@@ -379,13 +410,13 @@ def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    cnn = numbers["cnn"]
+    cnn = numbers.cnn
     v4 = judge_c4(
-        {m: e.arrival for m, e in numbers["race"].items()},
-        numbers["robust"],
-        numbers["diverged"],
+        {m: e.arrival for m, e in numbers.race.items()},
+        numbers.robust,
+        numbers.diverged,
         cfg,
-        {m: e.arrival for m, e in cnn["race"].items()} if cnn else None,
+        {m: e.arrival for m, e in cnn.race.items()} if cnn else None,
     )
-    v15 = judge_c15(numbers["accuracy"], numbers["at_budget"], cfg)
+    v15 = judge_c15(numbers.accuracy, numbers.at_budget, cfg)
     return describe(numbers, v4, v15, figure(numbers, cfg, out), cfg)

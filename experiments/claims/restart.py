@@ -22,7 +22,9 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.parts import practice
 from experiments.parts import restart_quadratic
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -42,6 +44,7 @@ class Config:
     effective: tuple[float, float] = (0.03, 3.0)  # lr / (1 - beta)
     one_minus_beta: tuple[float, float] = (0.003, 0.5)  # beta in [0.5, 0.997]
     gain: float = 0.9  # primary: final training loss ratio (best restarted / none) below this
+    practice: bool = True  # the practice arm (warm-up + cosine, weight decay): secondary
     quadratic: restart_quadratic.Config = restart_quadratic.FULL
 
 
@@ -50,6 +53,7 @@ QUICK = Config(
     periods=(50, 200),
     schedule=loop.Schedule(steps=600, batch_size=32, eval_every=100),
     quadratic=restart_quadratic.QUICK,
+    practice=False,
 )
 FULL = Config()
 
@@ -86,23 +90,23 @@ def methods(cfg: Config) -> list[comparison.Method]:
     ]
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
-    """Every arm's trials on every seed (one compile); each arm's training-loss choice."""
-    status(f"C9: {len(cfg.periods) + 1} arms x {cfg.trials} trials x {cfg.seeds} seeds")
-    runs = comparison.run(
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> practice.Arms:
+    """Every arm's trials on every seed (one compile; the practice arm another); each arm's
+    training-loss choice."""
+    return practice.measure(
         methods(cfg),
         tasks.mnist1d_mlp(),
-        trials=cfg.trials,
-        seeds=cfg.seeds,
-        key=key,
-        schedule=cfg.schedule,
+        cfg,
+        key,
+        comparison.select_by_train_loss,
+        label="C9",
+        status=status,
     )
-    return {"trials": runs, "selected": [comparison.select_by_train_loss(r) for r in runs]}
 
 
 def best_period(train: dict[str, np.ndarray]) -> str:
     """The restarted arm with the lowest mean final training loss (diverged: inf)."""
-    restarted = [name for name in train if name != NEVER]
+    restarted = [name for name in practice.main(train) if name != NEVER]
     return min(
         restarted, key=lambda name: np.where(np.isfinite(train[name]), train[name], np.inf).mean()
     )
@@ -130,9 +134,19 @@ def judge(
             cfg.gain,
             verdicts.BELOW,
         )
-        for name in train
+        for name in practice.main(train)
         if name not in (best, NEVER)
     ]
+    drilled = best + practice.SUFFIX, NEVER + practice.SUFFIX
+    if drilled[0] in train:
+        secondary.append(
+            verdicts.Condition(
+                f"{drilled[0]}: final training loss / {drilled[1]}'s",
+                stats.paired_ratio(train[drilled[0]], train[drilled[1]]),
+                cfg.gain,
+                verdicts.BELOW,
+            )
+        )
     secondary += [
         verdicts.Condition(
             f"{best}: final validation loss / no restart's",
@@ -159,13 +173,13 @@ def per_seed(selected: list[comparison.Selected]) -> tuple[dict, dict, dict]:
     )
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(numbers: practice.Arms, cfg: Config, out: pathlib.Path) -> list[str]:
     fig, axes = plotting.figure(
         2,
         title="C9: momentum restart every k steps, each k at its own "
         "tuned lr and beta (MNIST-1D MLP)",
     )
-    sel = numbers["selected"]
+    sel = list(numbers.main().values())
     colors = dict(zip([s.method for s in sel], plotting.ordered_colors(range(len(sel)))))
     plotting.seed_bands(
         axes[0],
@@ -176,7 +190,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         colors=colors,
         title="selected trials (bands: seeds)",
     )
-    for r in numbers["trials"]:
+    for r in (t for t in numbers.trials if t.method in colors):
         loss = comparison.final(r.curves.train_loss)
         mean = np.where(np.isfinite(loss).all(-1), loss.mean(-1), np.nan)
         axes[1].plot(
@@ -200,10 +214,10 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: practice.Arms, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
     rows, edges = [], []
-    for sel in numbers["selected"]:
+    for sel in numbers.selected:
         rows.append(
             {
                 "arm": sel.method,
@@ -226,7 +240,12 @@ def describe(
         f"{report.listing(cfg.periods)} and without restarts; {s.steps} steps of batch "
         f"{s.batch_size}, losses on the training subset and the validation set every "
         f"{s.eval_every} steps, {cfg.seeds} seeds "
-        "(same initialisation and batches for every arm). All arms in one compile.",
+        "(same initialisation and batches for every arm). All arms in one compile."
+        + (
+            f" {practice.sentence()} The practice arm's best k is the main arm's."
+            if cfg.practice
+            else ""
+        ),
         budget=f"{cfg.trials} trials per arm, the same "
         f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for every arm; each "
         "arm selected on its final training "
@@ -236,8 +255,14 @@ def describe(
         table=rows,
         plots=plots,
         verdict=verdict,
-        metrics={"selected": {sel.method: sel.setting for sel in numbers["selected"]}},
+        metrics={"selected": {sel.method: sel.setting for sel in numbers.selected}},
         notes=report.edge_note(edges),
+        horizon=horizon.describe(
+            numbers.main()[NEVER].curves.val_loss,
+            s,
+            tasks.mnist1d_mlp().data.x_train.shape[0],
+            NEVER,
+        ),
     )
 
 
@@ -246,9 +271,7 @@ def run(
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
     findings = [
-        describe(
-            numbers, judge(*per_seed(numbers["selected"]), cfg), figure(numbers, cfg, out), cfg
-        )
+        describe(numbers, judge(*per_seed(numbers.selected), cfg), figure(numbers, cfg, out), cfg)
     ]
     q = restart_quadratic
     quad = q.measure(cfg.quadratic, jax.random.fold_in(key, 1), status)

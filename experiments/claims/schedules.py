@@ -26,6 +26,8 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.parts import practice
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -54,9 +56,12 @@ class Config:
     end: float = 0.9  # the anneal's end (the Momentum article)
     anneal_fraction: float = 0.5  # the anneal reaches 0.9 at this fraction of the run
     margin: float = 1.05  # primary: final validation loss ratio (schedule / constant) below
+    practice: bool = True  # the practice arm (warm-up + cosine, weight decay): secondary
 
 
-QUICK = Config(seeds=5, schedule=loop.Schedule(steps=600, batch_size=32, eval_every=100))
+QUICK = Config(
+    seeds=5, schedule=loop.Schedule(steps=600, batch_size=32, eval_every=100), practice=False
+)
 FULL = Config()
 
 PRIMARY = (
@@ -103,18 +108,18 @@ def methods(cfg: Config) -> list[comparison.Method]:
     return arms
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
-    """Every arm's trials on every seed (one compile); the validation-selected trial of each."""
-    status(f"3 arms x {cfg.trials} trials x {cfg.seeds} seeds")
-    runs = comparison.run(
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> practice.Arms:
+    """Every arm's trials on every seed (one compile; the practice arm another); the
+    validation-selected trial of each."""
+    return practice.measure(
         methods(cfg),
         tasks.mnist1d_mlp(),
-        trials=cfg.trials,
-        seeds=cfg.seeds,
-        key=key,
-        schedule=cfg.schedule,
+        cfg,
+        key,
+        comparison.select_by_validation_loss,
+        label="C8",
+        status=status,
     )
-    return {"trials": runs, "selected": [comparison.select_by_validation_loss(r) for r in runs]}
 
 
 def judge(
@@ -134,7 +139,16 @@ def judge(
         )
         for s in (ANNEAL, LINEAR)
     }
-    secondary = []
+    secondary = [
+        verdicts.Condition(
+            f"{s}{practice.SUFFIX}: final validation loss, schedule / constant",
+            stats.paired_ratio(val[s + practice.SUFFIX], val[CONSTANT + practice.SUFFIX]),
+            cfg.margin,
+            verdicts.BELOW,
+        )
+        for s in (ANNEAL, LINEAR)
+        if s + practice.SUFFIX in val
+    ]
     for s in (ANNEAL, LINEAR):
         secondary += [
             verdicts.Condition(
@@ -161,14 +175,14 @@ def per_seed(selected: list[comparison.Selected]) -> tuple[dict, dict, dict]:
     return val, train, test
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(numbers: practice.Arms, cfg: Config, out: pathlib.Path) -> list[str]:
     fig, axes = plotting.figure(
         3,
         title="C8: momentum schedules vs tuned constant momentum "
         "(MNIST-1D MLP, each arm at its tuned lr)",
     )
     steps = np.arange(cfg.schedule.steps + 1)
-    sel = {s.method: s for s in numbers["selected"]}
+    sel = numbers.main()
     shapes = {
         CONSTANT: np.full(steps.shape, sel[CONSTANT].setting["momentum"]),
         **{n: np.asarray(jax.vmap(s)(steps)) for n, s in schedules(cfg).items()},
@@ -185,7 +199,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         ylabel="validation loss",
         title="selected trials (bands: seeds)",
     )
-    for i, r in enumerate(numbers["trials"]):
+    for i, r in enumerate(t for t in numbers.trials if t.method in sel):
         lr = r.table["lr"]
         mean = np.where(
             np.isfinite(comparison.final(r.curves.val_loss)),
@@ -207,10 +221,10 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: practice.Arms, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
     rows, edges = [], []
-    for sel in numbers["selected"]:
+    for sel in numbers.selected:
         rows.append(
             {
                 "arm": sel.method,
@@ -237,7 +251,8 @@ def describe(
         f"mo.schedules.linear_to_one({cfg.start:g}, total_steps={s.steps}), Understanding "
         "Momentum's gamma_t = gamma_0 + (1 - gamma_0) t / T with T the total number of steps. "
         "Both schedules start at 0.5 (the Momentum article's value; Understanding Momentum "
-        "leaves gamma_0 free), so they differ only in where they go. All arms in one compile.",
+        "leaves gamma_0 free), so they differ only in where they go. All arms in one compile."
+        + (" " + practice.sentence() if cfg.practice else ""),
         budget=f"{cfg.trials} trials per arm: constant momentum on "
         f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)}; each schedule over "
         f"log lr in {report.listing(cfg.lr)} "
@@ -250,8 +265,14 @@ def describe(
         table=rows,
         plots=plots,
         verdict=verdict,
-        metrics={"selected": {sel.method: sel.setting for sel in numbers["selected"]}},
+        metrics={"selected": {sel.method: sel.setting for sel in numbers.selected}},
         notes=report.edge_note(edges),
+        horizon=horizon.describe(
+            numbers.main()[CONSTANT].curves.val_loss,
+            s,
+            tasks.mnist1d_mlp().data.x_train.shape[0],
+            CONSTANT,
+        ),
     )
 
 
@@ -259,5 +280,5 @@ def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    verdict = judge(*per_seed(numbers["selected"]), cfg)
+    verdict = judge(*per_seed(numbers.selected), cfg)
     return [describe(numbers, verdict, figure(numbers, cfg, out), cfg)]

@@ -23,6 +23,7 @@ from experiments import comparison
 from experiments import loop
 from experiments import report
 from experiments import tasks
+from experiments.parts import practice
 from experiments.parts import speedup
 from experiments.protocol import race as race_lib
 from experiments.protocol import tuning
@@ -40,16 +41,19 @@ PERIODS = (40.0, 80.0, 40)  # mo.srsgd's default: F_j from 40 to 80 over 40 rest
 class Config:
     seeds: int = 8
     trials: int = 16  # per method: a 4 x 4 grid in 2-D, 16 values in 1-D
-    schedule: loop.Schedule = loop.Schedule(steps=1200, batch_size=32, eval_every=20)
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=20)
     target_at: float = 0.5  # the target: tuned reference's mean training loss at this share
     effective: tuple[float, float] = (0.03, 3.0)  # heavy ball's lr / (1 - beta)
     lr: tuple[float, float] = (3e-3, 0.3)  # heavy ball and Nesterov
     one_minus_beta: tuple[float, float] = (0.01, 0.3)
     srsgd_lr: tuple[float, float] = (3e-3, 0.3)  # heavy ball's range; the gain grows to (F + 3) / 3
+    practice: bool = True  # the practice arm (warm-up + cosine, weight decay) of the primary
     speedup: float = 0.8  # primary: steps ratio (SRSGD / heavy ball) below this
 
 
-QUICK = Config(seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20))
+QUICK = Config(
+    seeds=5, schedule=loop.Schedule(steps=400, batch_size=32, eval_every=20), practice=False
+)
 FULL = Config()
 
 PRIMARY = (
@@ -111,6 +115,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> speedup.Race:
         cfg,
         key,
         label=NAME,
+        practiced=(BASELINE, "SRSGD"),
         status=status,
     )
 
@@ -152,7 +157,9 @@ def describe(
         "initialisation and batches for every method). Heavy ball: mo.sgd(lr, beta); "
         "Nesterov: mo.sgd(lr, beta, nesterov=True); SRSGD: mo.srsgd(lr) (Wang et al.: "
         f"Nesterov momentum k / (k + 3), restarted after F_j steps, F_j from {start:g} to "
-        f"{end:g} over {over} restarts). " + race_lib.rule(cfg.target_at),
+        f"{end:g} over {over} restarts). "
+        + race_lib.rule(cfg.target_at)
+        + (" " + practice.sentence() if cfg.practice else ""),
         budget=f"{cfg.trials} trials per method: heavy ball and Nesterov on "
         f"{race_lib.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)}; SRSGD on a log "
         f"grid of lr in {report.listing(cfg.srsgd_lr)}. Heavy ball's target from its trial "
@@ -168,6 +175,7 @@ def describe(
             **speedup.metrics(race),
         },
         notes=report.edge_note(edges),
+        horizon=speedup.horizon(race, cfg, BASELINE, tasks.mnist1d_mlp()),
     )
 
 

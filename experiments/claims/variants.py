@@ -36,7 +36,7 @@ BASELINE = "heavy ball"
 class Config:
     seeds: int = 8
     trials: int = 16  # per method: a 4 x 4 grid in 2-D, 16 values in 1-D
-    schedule: loop.Schedule = loop.Schedule(steps=1200, batch_size=32, eval_every=20)
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=20)
     target_at: float = 0.5  # the target: tuned reference's mean training loss at this share
     effective: tuple[float, float] = (0.03, 3.0)  # heavy ball's lr / (1 - beta)
     lr: tuple[float, float] = (3e-3, 0.3)  # heavy ball and Demon
@@ -46,6 +46,7 @@ class Config:
     qhm_nu: float = 0.7  # Ma & Yarats' recommendation
     aggmo_lr: tuple[float, float] = (3e-4, 3e-2)  # gain ~ mean of 1 / (1 - decay) = 37
     aggmo_decays: tuple[float, ...] = (0.0, 0.9, 0.99)  # Lucas et al.'s default
+    practice: bool = False  # no practice arm (E4 and E5 have one)
     speedup: float = 0.8  # primary: steps ratio (variant / heavy ball) below this
 
 
@@ -174,6 +175,7 @@ def describe(
         verdict=verdict,
         metrics={"target": race.targets[BASELINE], **speedup.metrics(race)},
         notes=report.edge_note(edges),
+        horizon=speedup.horizon(race, cfg, BASELINE, tasks.mnist1d_mlp()),
     )
 
 

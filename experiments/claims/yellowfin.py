@@ -29,6 +29,7 @@ from experiments import plotting
 from experiments import report
 from experiments import tasks
 from experiments.parts import wallclock
+from experiments.protocol import horizon
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -366,6 +367,12 @@ def describe(
             else {},
         },
         notes=" ".join(n for n in (report.edge_note(edges), wall_note(numbers["wall"], cfg)) if n),
+        horizon=horizon.describe(
+            mlp["tuned"].curves.val_loss,
+            cfg.schedule,
+            tasks.mnist1d_mlp().data.x_train.shape[0],
+            "tuned heavy ball",
+        ),
     )
 
 

@@ -26,6 +26,8 @@ from experiments import comparison
 from experiments import loop
 from experiments import plotting
 from experiments import tasks as tasks_lib
+from experiments.parts import practice
+from experiments.protocol import horizon as horizon_lib
 from experiments.protocol import race as race_lib
 from experiments.protocol import stats
 from experiments.protocol import verdicts
@@ -47,6 +49,8 @@ class Budget(Protocol):
     def target_at(self) -> float: ...
     @property
     def speedup(self) -> float: ...
+    @property
+    def practice(self) -> bool: ...
 
 
 class Race(NamedTuple):
@@ -83,20 +87,33 @@ def measure(
     key: jax.Array,
     *,
     label: str,
+    practiced: Sequence[str] = (),
     status=lambda _: None,
 ) -> Race:
     """Runs each group of methods in one compile (``cfg.trials`` each, every trial on every
     seed) and races them; ``reference`` names the method whose tuned run sets every
-    method's target, or maps each method to its own reference."""
+    method's target, or maps each method to its own reference. With ``cfg.practice`` the
+    methods named in ``practiced`` run again under the practice arm (``parts.practice``:
+    warm-up + cosine, weight decay), named with its suffix, each raced to the target of
+    its reference's practice arm."""
+    every = [m.name for group in groups for m in group]
+    of = {n: reference for n in every} if isinstance(reference, str) else dict(reference)
+    groups = [list(group) for group in groups]
+    if cfg.practice and practiced:
+        steps = cfg.schedule.steps
+        groups += [
+            practice.arm([m for m in group if m.name in practiced], steps) for group in groups
+        ]
+        of.update({n + practice.SUFFIX: of[n] + practice.SUFFIX for n in practiced})
     runs: dict[str, comparison.Trials] = {}
-    for group in groups:
+    for group in filter(None, groups):
         names = ", ".join(m.name for m in group)
         status(f"{label}: {names}: {cfg.trials} trials x {cfg.seeds} seeds each")
         out = comparison.run(
-            list(group), task, trials=cfg.trials, seeds=cfg.seeds, key=key, schedule=cfg.schedule
+            group, task, trials=cfg.trials, seeds=cfg.seeds, key=key, schedule=cfg.schedule
         )
         runs.update({m.name: t for m, t in zip(group, out)})
-    return Race(runs, race_lib.race(runs, reference, fraction=cfg.target_at))
+    return Race(runs, race_lib.race(runs, {n: of[n] for n in runs}, fraction=cfg.target_at))
 
 
 def ratio(
@@ -123,6 +140,13 @@ def judge(
     condition per pair in ``primary`` (several: ``judge_depends``); the steps ratios of
     ``secondary``, and every pair's final-loss ratio and test-accuracy difference, beside."""
     secondary = dict(secondary or {})
+    secondary.update(
+        {
+            k + practice.SUFFIX: (a + practice.SUFFIX, b + practice.SUFFIX)
+            for k, (a, b) in primary.items()
+            if a + practice.SUFFIX in steps and b + practice.SUFFIX in steps
+        }
+    )
     named = {k: ratio(steps, a, b, cfg) for k, (a, b) in primary.items()}
     extra = [ratio(steps, a, b, cfg) for a, b in secondary.values()]
     pairs = {**primary, **secondary}.values()
@@ -203,17 +227,26 @@ def figure(
 ) -> list[str]:
     """The selected trials' training curves (``reference``'s target dashed) beside every
     trial's final training loss; saved as ``out/name``."""
-    fig, (ax, ax2) = plotting.figure(2, title=title)
+    practiced = [n for n in race.entries if n not in practice.main(race.entries)]
+    fig, axes = plotting.figure(3 if practiced else 2, title=title)
     target = race.targets[reference]
     curves_panel(
-        ax,
+        axes[0],
         race,
         cfg.schedule,
-        list(race.entries),
+        practice.main(race.entries),
         f"scored trials; target {target:.3g} (dashed)",
     )
-    trials_panel(ax2, race)
+    if practiced:
+        curves_panel(axes[2], race, cfg.schedule, practiced, "practice arm: scored trials")
+    trials_panel(axes[1], race)
     return [plotting.save(fig, out, name)]
+
+
+def horizon(race: Race, cfg: Budget, reference: str, task: tasks_lib.Task) -> str:
+    """The horizon sentence (``protocol.horizon``) of ``reference``'s scored trials."""
+    curves = race.entries[reference].curves.val_loss
+    return horizon_lib.describe(curves, cfg.schedule, task.data.x_train.shape[0], reference)
 
 
 def metrics(race: Race) -> dict:
@@ -232,11 +265,12 @@ def metrics(race: Race) -> dict:
 def trials_panel(ax, race: Race) -> None:
     """Every trial's mean final training loss against its effective step (*: picked on all
     seeds, x at the cap: diverged)."""
+    main = practice.main(race.trials)
     plotting.trials_by_step(
         ax,
-        {n: (t.effective, t.final_mean("train_loss")) for n, t in race.trials.items()},
+        {n: (race.trials[n].effective, race.trials[n].final_mean("train_loss")) for n in main},
         ylabel="final training loss (seed mean)",
         title="every trial (*: picked, x: diverged)",
-        picks={n: e.overall for n, e in race.entries.items()},
+        picks={n: race.entries[n].overall for n in main},
     )
     ax.set_yscale("log")
