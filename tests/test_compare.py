@@ -38,8 +38,7 @@ def returns_a_number(row):
 
 def parse(*argv):
     p = compare.parser()
-    args = p.parse_args(list(argv))
-    compare.check(p, args)
+    args = compare.check(p, p.parse_args(list(argv)))
     return args
 
 

@@ -279,10 +279,7 @@ def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     ax.axhline(target, color="k", ls="--", lw=0.8)
     plotting.trials_by_step(
         ax2,
-        {
-            m: (numbers.runs[m].effective, numbers.runs[m].final_mean("val_loss"))
-            for m in (HB, NAG)
-        },
+        {m: (numbers.runs[m].effective, numbers.runs[m].final_mean("val_loss")) for m in (HB, NAG)},
         ylabel="final validation loss (seed mean)",
         title="C4: every trial, mean of seeds (x: diverged)",
     )

@@ -26,6 +26,7 @@ from experiments import optimizers
 from experiments import report
 from experiments.compare.options import NQM_DIM
 from experiments.compare.options import PROBLEMS
+from experiments.compare.options import Options
 from experiments.compare.options import check
 from experiments.compare.options import parser
 from experiments.compare.run import Summary
@@ -39,6 +40,7 @@ from experiments.compare.write import write
 __all__ = [
     "NQM_DIM",
     "PROBLEMS",
+    "Options",
     "Summary",
     "check",
     "main",
@@ -53,8 +55,7 @@ __all__ = [
 def main(argv: list[str] | None = None) -> Summary:
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
-    args = p.parse_args(argv)
-    check(p, args)
+    args = check(p, p.parse_args(argv))
     start = time.perf_counter()
     writer = jax.process_index() == 0
     try:

@@ -4,6 +4,7 @@ option, the value and what was expected."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 
 from experiments import optimizers
@@ -19,6 +20,24 @@ DESCRIPTION = (
     "optimizer), and each is represented by its trial with the best mean final validation "
     "(or training) loss, each seed scored by the trial chosen on the other seeds."
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """A comparison's options, checked (``check``): what ``run`` and ``write`` take."""
+
+    optimizer: tuple[str, ...] = ("sgd", "heavy-ball")  # the first is the baseline
+    problem: str = "mnist1d-mlp"
+    trials: int = 8
+    seeds: int = 5
+    batch_size: int = 32
+    steps: int = 1000
+    eval_every: int = 20
+    tune_momentum: bool = False
+    lr_range: tuple[float, float] | None = None
+    select: str = "validation"  # or "training"
+    out: pathlib.Path = pathlib.Path("results/compare")
+    seed: int = 0
 
 
 def _positive(text: str) -> int:
@@ -131,9 +150,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Errors naming the option, the value and what was expected (argparse exits with 2)."""
-    args.optimizer = args.optimizer or ["sgd", "heavy-ball"]
+def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
+    """The parsed ``args`` as ``Options``, or an error naming the option, the value and what
+    was expected (argparse exits with 2)."""
+    args.optimizer = args.optimizer or list(Options.optimizer)
     for name in args.optimizer:
         if name not in optimizers.OPTIMIZERS and ":" not in name:
             p.error(
@@ -150,3 +170,10 @@ def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--lr-range {args.lr_range[0]:g} {args.lr_range[1]:g}: expected 0 < LOW <= HIGH")
     if args.out.exists() and not args.out.is_dir():
         p.error(f"--out {args.out}: is a file; expected a folder")
+    return Options(
+        **{
+            **vars(args),
+            "optimizer": tuple(args.optimizer),
+            "lr_range": tuple(args.lr_range) if args.lr_range else None,
+        }
+    )

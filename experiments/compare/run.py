@@ -4,7 +4,6 @@ its own) and the selected trials' numbers against the first optimizer (``Summary
 
 from __future__ import annotations
 
-import argparse
 from typing import NamedTuple
 
 import jax
@@ -19,6 +18,7 @@ from experiments import optimizers
 from experiments import sweeps
 from experiments import tasks
 from experiments.compare.options import NQM_DIM
+from experiments.compare.options import Options
 from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
@@ -41,7 +41,7 @@ class Summary(NamedTuple):
     steps: list[race.Arrival]
 
 
-def methods(args: argparse.Namespace) -> list[comparison.Method]:
+def methods(args: Options) -> list[comparison.Method]:
     out = []
     for name in args.optimizer:
         c = optimizers.choice(name)
@@ -134,7 +134,7 @@ def nqm_run(
 
 
 def measure(
-    args: argparse.Namespace, chosen: list[comparison.Method], status=print
+    args: Options, chosen: list[comparison.Method], status=print
 ) -> list[comparison.Trials]:
     """Every optimizer's trials, in the order given: one compile per group of optimizers
     that share a state structure."""
@@ -192,7 +192,7 @@ def last(selected: comparison.Selected, field: str) -> np.ndarray:
     )
 
 
-def summarise(args: argparse.Namespace, runs: list[comparison.Trials]) -> Summary:
+def summarise(args: Options, runs: list[comparison.Trials]) -> Summary:
     """The selected trial of each optimizer and its numbers: means with intervals over
     seeds, paired differences against the first optimizer, steps to the first's target."""
     objective = "val_loss" if args.select == "validation" else "train_loss"

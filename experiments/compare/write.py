@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import pathlib
 
@@ -14,6 +14,7 @@ from experiments import optimizers
 from experiments import plotting
 from experiments import report
 from experiments.compare.options import NQM_DIM
+from experiments.compare.options import Options
 from experiments.compare.run import TARGET_AT
 from experiments.compare.run import Summary
 from experiments.compare.run import fields
@@ -21,7 +22,7 @@ from experiments.protocol import tuning
 
 
 def figures(
-    args: argparse.Namespace, runs: list[comparison.Trials], numbers: Summary, out: pathlib.Path
+    args: Options, runs: list[comparison.Trials], numbers: Summary, out: pathlib.Path
 ) -> list[str]:
     curves = {f: name for f, name in fields(args.problem).items() if f != "test_accuracy"}
     fig, axes = plotting.figure(
@@ -73,7 +74,7 @@ def space_text(name: str, space: tuning.Space) -> str:
 
 
 def write(
-    args: argparse.Namespace,
+    args: Options,
     argv: list[str],
     runs: list[comparison.Trials],
     numbers: Summary,
@@ -147,7 +148,7 @@ def write(
         "command": ["python", "-m", "experiments", "compare", *argv],
         "seconds": seconds,
         "environment": env,
-        "options": {**vars(args), "out": str(out)},
+        "options": {**dataclasses.asdict(args), "out": str(out)},
         "target": numbers.target,
         "objective": numbers.objective,
         "settings": numbers.settings,
