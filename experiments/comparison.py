@@ -108,6 +108,7 @@ def run(
     key: jax.Array,
     schedule: loop.Schedule,
     table: dict[str, np.ndarray] | None = None,
+    train: Callable = loop.train,
 ) -> Trials | list[Trials]:
     """Runs ``trials`` settings of each method on ``seeds`` seeds, all in one compiled function.
 
@@ -116,6 +117,8 @@ def run(
     index picks each row's method (``sweeps.select``). Each method gets the same number of
     trials, drawn from its own space. ``table`` overrides the draw (a claim that needs a
     fixed grid, e.g. learning rate x momentum); its length is then the number of trials.
+    ``train`` runs one optimizer on ``task`` (``loop.train``'s signature; the noisy
+    quadratic's is ``noisy_quadratic.train`` with ``noisy_quadratic.problem(dim)``).
 
     Returns one ``Trials`` for one method, a list (in order) for several.
     """
@@ -147,7 +150,7 @@ def run(
             if len(makers) == 1
             else sweeps.select([make(row) for make in makers], row["method"])
         )
-        return loop.train(opt, task, row_key, schedule, data)
+        return train(opt, task, row_key, schedule, data)
 
     curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), key_data, task.data)
     curves = jax.tree.map(lambda a: a.reshape(len(methods), n, seeds, *a.shape[1:]), curves)

@@ -27,6 +27,8 @@ batch size, learning rate and momentum traced: ``vmap`` them over a sweep table.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -125,3 +127,35 @@ def expected_loss(
     zeros = jnp.zeros_like(x0)
     _, losses = jax.lax.scan(chunk, (x0**2, zeros, zeros), None, length=steps // every)
     return jnp.concatenate([loss(h, x0)[None], losses])
+
+
+class Problem(NamedTuple):
+    """The NQM as a task of ``comparison.run`` (with ``train=noisy_quadratic.train``): its
+    ``data`` are the curvatures ``h``."""
+
+    name: str
+    data: jax.Array
+
+
+def problem(dim: int) -> Problem:
+    """The NQM of ``dim`` dimensions, ``h_i = 1 / i``."""
+    return Problem("noisy-quadratic", curvatures(dim))
+
+
+def train(opt, task: Problem, key: jax.Array, schedule, data=None):
+    """``loop.train``'s contract on the NQM: ``key`` draws the start (``fold_in(key, 0)``)
+    and the gradient noise (``fold_in(key, 1)``); the sampled loss is both the "training"
+    and the "validation" curve, the accuracies are NaN."""
+    from experiments import loop  # the loop's module graph stays free of the NQM
+
+    h = task.data if data is None else data
+    losses = sample(
+        opt,
+        h,
+        start(jax.random.fold_in(key, 0), h.shape[0]),
+        jax.random.fold_in(key, 1),
+        schedule.batch_size,
+        schedule.steps,
+        every=schedule.eval_every,
+    )
+    return loop.Curves(losses, losses, losses * jnp.nan, losses[-1], losses[-1] * jnp.nan)

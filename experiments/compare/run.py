@@ -15,7 +15,6 @@ from experiments import comparison
 from experiments import loop
 from experiments import noisy_quadratic as nqm
 from experiments import optimizers
-from experiments import sweeps
 from experiments import tasks
 from experiments.compare.options import NQM_DIM
 from experiments.compare.options import Options
@@ -89,50 +88,6 @@ def structure(method: comparison.Method, params) -> tuple:
     return columns, str(treedef), tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
 
 
-def nqm_run(
-    group: list[comparison.Method],
-    *,
-    trials: int,
-    seeds: int,
-    key: jax.Array,
-    schedule: loop.Schedule,
-) -> list[comparison.Trials]:
-    """``comparison.run`` for the noisy quadratic: seed ``s`` draws the start and the
-    gradient noise; the loss is both the "training" and the "validation" curve."""
-    tables = [tuning.trials(m.space, trials) for m in group]
-    table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
-    table["method"] = np.repeat(np.arange(len(group), dtype=np.int32), trials)
-    h = nqm.curvatures(NQM_DIM)
-
-    def one(row, key_data):
-        k = comparison.seed_key(jax.random.wrap_key_data(key_data), row["seed"])
-        opt = sweeps.select([m.make(row) for m in group], row["method"])
-        losses = nqm.sample(
-            opt,
-            h,
-            nqm.start(jax.random.fold_in(k, 0), NQM_DIM),
-            jax.random.fold_in(k, 1),
-            schedule.batch_size,
-            schedule.steps,
-            every=schedule.eval_every,
-        )
-        return loop.Curves(losses, losses, losses * jnp.nan, losses[-1], losses[-1] * jnp.nan)
-
-    curves = sweeps.sweep(one, sweeps.with_seeds(table, seeds), jax.random.key_data(key))
-    return [
-        comparison.Trials(
-            m.name,
-            m.space,
-            t,
-            jax.tree.map(
-                lambda a, i=i: a.reshape(len(group), trials, seeds, *a.shape[1:])[i], curves
-            ),
-            schedule,
-        )
-        for i, (m, t) in enumerate(zip(group, tables))
-    ]
-
-
 def measure(
     args: Options, chosen: list[comparison.Method], status=print
 ) -> list[comparison.Trials]:
@@ -140,10 +95,12 @@ def measure(
     that share a state structure."""
     schedule = loop.Schedule(args.steps, args.batch_size, args.eval_every)
     key = jax.random.key(args.seed)
-    task = None if args.problem == "noisy-quadratic" else tasks.TASKS[args.problem]()
+    quadratic = args.problem == "noisy-quadratic"
+    task = nqm.problem(NQM_DIM) if quadratic else tasks.TASKS[args.problem]()
+    train = nqm.train if quadratic else loop.train
     params = (
         jax.ShapeDtypeStruct((NQM_DIM,), jnp.float32)
-        if task is None
+        if quadratic
         else jax.eval_shape(task.init, key)
     )
     groups: dict[tuple, list[comparison.Method]] = {}
@@ -155,12 +112,14 @@ def measure(
             f"{', '.join(m.name for m in group)}: {args.trials} trials x {args.seeds} "
             f"seeds, {args.steps} steps of batch {args.batch_size} (one compile)"
         )
-        got = (
-            nqm_run(group, trials=args.trials, seeds=args.seeds, key=key, schedule=schedule)
-            if task is None
-            else comparison.run(
-                group, task, trials=args.trials, seeds=args.seeds, key=key, schedule=schedule
-            )
+        got = comparison.run(
+            group,
+            task,
+            trials=args.trials,
+            seeds=args.seeds,
+            key=key,
+            schedule=schedule,
+            train=train,
         )
         runs |= {t.method: t for t in got}
     return [runs[m.name] for m in chosen]
