@@ -140,11 +140,9 @@ def run(
     n = sweeps.rows(tables[0])
     combined = {c: np.concatenate([t[c] for t in tables]) for c in columns}
     combined["method"] = np.repeat(np.arange(len(methods), dtype=np.int32), n)
-    key_data = jax.random.key_data(key)
     makers = [m.make for m in methods]
 
-    def one(row, key_data, data):
-        row_key = seed_key(jax.random.wrap_key_data(key_data), row["seed"])
+    def one(row, row_key, data):
         opt = (
             makers[0](row)
             if len(makers) == 1
@@ -152,7 +150,7 @@ def run(
         )
         return train(opt, task, row_key, schedule, data)
 
-    curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), key_data, task.data)
+    curves = sweeps.sweep(one, sweeps.with_seeds(combined, seeds), task.data, key=key)
     curves = jax.tree.map(lambda a: a.reshape(len(methods), n, seeds, *a.shape[1:]), curves)
     out = [
         Trials(

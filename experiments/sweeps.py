@@ -87,18 +87,36 @@ def gather(tree: Any) -> Any:
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def sweep(fn: Callable[..., Any], table: dict[str, Any], *shared: Any) -> Any:
+def sweep(
+    fn: Callable[..., Any], table: dict[str, Any], *shared: Any, key: jax.Array | None = None
+) -> Any:
     """Runs ``fn(row, *shared)`` for every row of ``table`` as one compiled function.
 
     Args:
         fn: a pure function of one row (a dict of scalars, traced) and the shared
             arguments; it must not turn the row's values into Python numbers.
         table: named columns of equal length (the swept hyper-parameters).
-        *shared: arguments every row sees (data, initial parameters, keys), replicated.
+        *shared: arguments every row sees (data, initial parameters), replicated.
+        key: a root key: then ``fn(row, row_key, *shared)`` gets its row's key,
+            ``fold_in(key, row["seed"])`` (``table`` needs a ``seed`` column,
+            ``with_seeds``), so rows of one seed share it across trials and methods.
 
     Returns:
         ``fn``'s output with a leading axis of one entry per row, as NumPy arrays.
     """
+    if key is not None:
+        if "seed" not in table:
+            raise ValueError(
+                f"sweep(key=...) hands each row the key of its seed, but the table has no "
+                f"'seed' column (columns: {sorted(table)}); build it with with_seeds."
+            )
+        keyed = fn
+
+        def fn(row, key_data, *rest):
+            row_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"])
+            return keyed(row, row_key, *rest)
+
+        shared = (jax.random.key_data(key), *shared)
     n = rows(table)
     shared = tuple(replicate(s) for s in shared)
     run = jax.jit(jax.vmap(fn, in_axes=(0,) + (None,) * len(shared)))

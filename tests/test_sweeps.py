@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -52,6 +53,24 @@ def test_sweep_traces_once_and_each_row_equals_its_own_run():
             float(table["lr"][i]), float(table["momentum"][i]), float(table["kappa"][i]), 30
         ).x[-1]
         np.testing.assert_allclose(swept[i], single, rtol=1e-5, atol=1e-7)
+
+
+def test_a_keyed_sweep_hands_each_row_the_key_of_its_seed():
+    table = sweeps.with_seeds({"lr": np.asarray([0.1, 0.2], np.float32)}, 3)
+    key = jax.random.key(7)
+    got = sweeps.sweep(
+        lambda row, row_key, scale: jax.random.normal(row_key) * scale, table, 2.0, key=key
+    )
+    want = [float(jax.random.normal(jax.random.fold_in(key, s))) * 2.0 for s in table["seed"]]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got[0] == got[3] and got[0] != got[1]  # same seed, other trial: the same key
+
+
+def test_a_keyed_sweep_without_a_seed_column_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"'seed' column.*with_seeds"):
+        sweeps.sweep(
+            lambda row, k: row["lr"], {"lr": np.ones(2, np.float32)}, key=jax.random.key(0)
+        )
 
 
 def test_select_runs_exactly_the_chosen_transformation():

@@ -188,13 +188,10 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     }
     status(f"{NAME}: 2 methods x {cfg.trials} learning rates x {cfg.seeds} seeds")
 
-    def one(row, key_data, data):
-        row_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"])
+    def one(row, row_key, data):
         return probe(optimizer(row), task, row_key, cfg, data)
 
-    out = sweeps.sweep(
-        one, sweeps.with_seeds(table, cfg.seeds), jax.random.key_data(key), task.data
-    )
+    out = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), task.data, key=key)
     shape = (2, cfg.trials, cfg.seeds)
     loss = np.asarray(out["train_loss"], np.float64).reshape(shape)
     sum_u, sum_g = (

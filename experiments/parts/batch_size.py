@@ -135,8 +135,8 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
     h = nqm.curvatures(cfg.dim)
     table = nqm_table(cfg)
 
-    def one(row, key_data):
-        x0 = nqm.start(jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"]), cfg.dim)
+    def one(row, row_key):
+        x0 = nqm.start(row_key, cfg.dim)
         return nqm.expected_loss(
             row["lr"],
             row["momentum"],
@@ -148,7 +148,7 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
             every=cfg.every,
         )
 
-    curves = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), jax.random.key_data(key))
+    curves = sweeps.sweep(one, sweeps.with_seeds(table, cfg.seeds), key=key)
     shape = (2, len(cfg.batch_sizes), cfg.trials, cfg.seeds)
     curves = curves.reshape(*shape, -1)
     eval_steps = np.arange(0, cfg.steps + 1, cfg.every)

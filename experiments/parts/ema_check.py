@@ -17,7 +17,6 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
 from experiments import plotting
 from experiments import report
 from experiments import sweeps
@@ -43,7 +42,7 @@ PRIMARY = (
 
 
 def ema_differences(
-    row: dict, key_data: jax.Array, data, task: tasks.Task, steps: int, batch: int
+    row: dict, row_key: jax.Array, data, task: tasks.Task, steps: int, batch: int
 ) -> jax.Array:
     """EMA momentum at ``lr`` against heavy ball at ``lr (1 - b)`` and, as a control, at ``lr``,
     from one initialisation on the same batches. The two heavy balls are driven by the EMA
@@ -51,9 +50,7 @@ def ema_differences(
     a heavy ball at ``lr (1 - b)`` also runs freely on its own gradients, where rounding can
     be amplified by the network. Returns the largest relative parameter difference over the
     steps, ``(driven, control, free)``."""
-    init_key, batch_key = jax.random.split(
-        comparison.seed_key(jax.random.wrap_key_data(key_data), row["seed"])
-    )
+    init_key, batch_key = jax.random.split(row_key)
     lr, b = row["lr"], row["momentum"]
     ema, scaled, unscaled = mo.sgd(lr, b, ema=True), mo.sgd(lr * (1 - b), b), mo.sgd(lr, b)
     opts = (ema, scaled, unscaled, scaled)  # the last runs on its own gradients
@@ -90,7 +87,7 @@ def measure_ema(cfg: Config, key: jax.Array) -> np.ndarray:
         cfg.seeds,
     )
     fn = lambda row, k, d: ema_differences(row, k, d, task, cfg.ema_steps, cfg.ema_batch)
-    out = sweeps.sweep(fn, table, jax.random.key_data(key), task.data)
+    out = sweeps.sweep(fn, table, task.data, key=key)
     return out.reshape(len(cfg.ema_betas), cfg.seeds, 3)
 
 

@@ -80,11 +80,10 @@ def measure_c11(lrs: dict[int, float], cfg, key: jax.Array) -> dict:
         cfg.seeds,
     )
 
-    def one(row, key_data):
-        row_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"])
+    def one(row, row_key):
         return errors(row["lr"], row["batch"], h, row_key, cfg)
 
-    errs = sweeps.sweep(one, table, jax.random.key_data(jax.random.fold_in(key, 11)))
+    errs = sweeps.sweep(one, table, key=jax.random.fold_in(key, 11))
     errs = errs.reshape(len(named), cfg.seeds, *errs.shape[1:])
     return {
         "errors": dict(zip(named, errs)),
