@@ -18,6 +18,7 @@ from experiments import tasks
 from experiments.claims import cautious
 from experiments.claims import srsgd
 from experiments.claims import yellowfin
+from experiments.parts import budget as budget_lib
 from experiments.parts import practice
 from experiments.parts import wallclock
 from experiments.protocol import race
@@ -141,26 +142,26 @@ def test_e3_crossing_interpolates_the_budget_at_which_the_expected_best_reaches_
     value, budget
 ):
     curve, budgets = np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.0, 2.0, 3.0, 4.0])
-    assert yellowfin.crossing(curve, budgets, value) == pytest.approx(budget)
+    assert budget_lib.crossing(curve, budgets, value) == pytest.approx(budget)
 
 
 def test_e3_expected_best_of_two_trials_by_hand():
     # trials 0.2 and 0.6: one draw averages 0.4; the best of two draws (with replacement)
     # is 0.2 only when both draw it (1/4): 0.2 / 4 + 0.6 * 3 / 4 = 0.5
-    curves = yellowfin.expected(np.array([[0.2, 0.2], [0.6, 0.6]]), np.array([1.0, 2.0]))
+    curves = budget_lib.per_seed(np.array([[0.2, 0.2], [0.6, 0.6]]), np.array([1.0, 2.0]))
     np.testing.assert_allclose(curves, [[0.4, 0.5], [0.4, 0.5]])
 
 
 def test_e3_worth_reads_k_star_off_the_mean_curve_with_an_interval_over_seeds():
     budgets = np.array([1.0, 2.0, 3.0, 4.0])
     same = np.tile([0.3, 0.4, 0.5, 0.6], (3, 1))
-    k = yellowfin.worth(same, np.array([0.45, 0.45, 0.45]), budgets)
+    k = budget_lib.worth(same, np.array([0.45, 0.45, 0.45]), budgets)
     # halfway between 2 and 3, on every resample
     np.testing.assert_allclose([k.mean, k.low, k.high], 2.5, rtol=1e-12)
     assert k.n == 3
     # seeds that differ: the point estimate is the mean curve against the mean value
     curves = np.array([[0.3, 0.4, 0.5, 0.6], [0.4, 0.5, 0.6, 0.7], [0.2, 0.3, 0.4, 0.5]])
-    k = yellowfin.worth(curves, np.array([0.45, 0.55, 0.6]), budgets)
+    k = budget_lib.worth(curves, np.array([0.45, 0.55, 0.6]), budgets)
     # mean curve (0.3, 0.4, 0.5, 0.6) reaches 0.5333 a third of the way from 3 to 4
     assert k.mean == pytest.approx(3.0 + 1.0 / 3.0)
     assert k.low <= k.mean <= k.high and k.high == np.inf  # some resamples never reach it

@@ -124,9 +124,8 @@ def robustness(val: np.ndarray, near: float) -> np.ndarray:
 
 
 def diverged_per_seed(trials: comparison.Trials) -> np.ndarray:
-    """Per seed, the trials whose final training loss is non-finite or above its start."""
-    loss = np.asarray(trials.curves.train_loss, np.float64)
-    return (~np.isfinite(loss[..., -1]) | (loss[..., -1] > loss[..., 0])).sum(0)
+    """Per seed, the trials whose training loss diverged (``race.diverged_runs``)."""
+    return race.diverged_runs(trials.curves.train_loss).sum(0)
 
 
 class Arm(NamedTuple):

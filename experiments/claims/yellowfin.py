@@ -28,9 +28,9 @@ from experiments import loop
 from experiments import plotting
 from experiments import report
 from experiments import tasks
+from experiments.parts import budget
 from experiments.parts import wallclock
 from experiments.protocol import horizon
-from experiments.protocol import race
 from experiments.protocol import stats
 from experiments.protocol import tuning
 from experiments.protocol import verdicts
@@ -110,37 +110,6 @@ YELLOWFIN = comparison.Method(
 )
 
 
-def crossing(curve: np.ndarray, budgets: np.ndarray, value: float) -> float:
-    """The smallest budget whose expected best ``curve`` reaches ``value``: the first budget
-    (1: worth one random trial or fewer) when even it does, ``inf`` when none does;
-    interpolated between budgets (``protocol.race.crossing``)."""
-    return float(race.crossing(np.asarray(curve), value, budgets, higher_is_better=True))
-
-
-def expected(values: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """Per seed, Dodge et al.'s expected best of ``budgets`` trials drawn from the trials'
-    final accuracies ``values`` ``(trials, seeds)``: an array ``(seeds, budgets)``."""
-    return np.stack(
-        [
-            tuning.expected_best(seed, budgets, lower_is_better=False)
-            for seed in np.asarray(values, np.float64).T
-        ]
-    )
-
-
-def worth(curves: np.ndarray, value: np.ndarray, budgets: np.ndarray) -> stats.Interval:
-    """k*: the budget at which the mean over seeds of the expected-best ``curves``
-    ``(seeds, budgets)`` reaches the mean of ``value`` (one per seed), with a BCa bootstrap
-    interval over seeds (the seeds of both resampled together)."""
-    curves, value = np.asarray(curves, np.float64), np.asarray(value, np.float64)
-
-    def statistic(draw: np.ndarray) -> float:  # one resample of seed indices
-        idx = draw.astype(int)
-        return float(crossing(curves[idx].mean(0), budgets, value[idx].mean()))
-
-    return stats.bca(np.arange(value.size, dtype=np.float64), statistic)
-
-
 def arm(
     task: tasks.Task, trials: int, seeds: int, schedule: loop.Schedule, cfg: Config, key
 ) -> dict:
@@ -161,14 +130,14 @@ def arm(
         np.asarray(yellowfin.curves.test_accuracy, np.float64),
     )
     budgets = np.geomspace(1, cfg.extrapolate * trials, cfg.budgets)
-    curves = expected(val, budgets)
+    curves = budget.per_seed(val, budgets)
     return {
         "n": trials,
         "tuned": tuned,
         "accuracies": acc,
         "budgets": budgets,
         "expected": curves,
-        "worth": worth(curves, acc.yellowfin_val, budgets),
+        "worth": budget.worth(curves, acc.yellowfin_val, budgets),
     }
 
 
@@ -222,7 +191,7 @@ def judge(mlp: Accuracies, cfg: Config, cnn: Accuracies | None = None) -> verdic
             verdicts.ABOVE,
         )
 
-    first = expected(mlp.heavy_ball_val, np.ones(1))[:, 0]  # one random heavy-ball trial
+    first = budget.per_seed(mlp.heavy_ball_val, np.ones(1))[:, 0]  # one random heavy-ball trial
     secondary = [
         verdicts.Condition(
             "validation accuracy, YellowFin - heavy ball's expected best of 1 trial",

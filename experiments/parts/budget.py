@@ -1,6 +1,7 @@
 """The tuning budget as a measurement (C15): each seed's accuracy at the trial chosen on the
 other seeds, and Dodge et al.'s expected best of k trials with bands from a bootstrap that
-redraws trials and seeds together."""
+redraws trials and seeds together; and what a method is worth in trials of another (E3's
+k*: where the expected-best curve reaches its value, with a BCa interval over seeds)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from experiments import comparison
 from experiments.protocol import race
+from experiments.protocol import stats
 from experiments.protocol import tuning
 
 
@@ -18,6 +20,17 @@ def crossfit_accuracy(trials: comparison.Trials) -> np.ndarray:
     score = np.where(np.isfinite(acc), -acc, np.inf)
     chosen = race.crossfit(score, np.zeros(score.shape, bool), score)
     return acc[chosen, np.arange(acc.shape[1])]
+
+
+def per_seed(values: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """Per seed, Dodge et al.'s expected best of ``budgets`` trials drawn from the trials'
+    final values ``(trials, seeds)`` (higher is better): an array ``(seeds, budgets)``."""
+    return np.stack(
+        [
+            tuning.expected_best(seed, np.asarray(budgets), lower_is_better=False)
+            for seed in np.asarray(values, np.float64).T
+        ]
+    )
 
 
 def expected_band(
@@ -31,7 +44,7 @@ def expected_band(
     t, s = values.shape
 
     def curve(v: np.ndarray) -> np.ndarray:
-        return np.mean([tuning.expected_best(col, k, lower_is_better=False) for col in v.T], 0)
+        return per_seed(v, k).mean(0)
 
     draws = np.stack(
         [curve(values[rng.integers(0, t, t)][:, rng.integers(0, s, s)]) for _ in range(resamples)]
@@ -42,6 +55,24 @@ def expected_band(
 
 def per_seed_expected(values: np.ndarray, k: int) -> np.ndarray:
     """Per seed, the expected best of ``k`` trials drawn from that seed's ``values``."""
-    return np.array(
-        [tuning.expected_best(col, np.array([k]), lower_is_better=False)[0] for col in values.T]
-    )
+    return per_seed(values, np.array([k]))[:, 0]
+
+
+def crossing(curve: np.ndarray, budgets: np.ndarray, value: float) -> float:
+    """The smallest budget whose expected best ``curve`` reaches ``value``: the first budget
+    (1: worth one random trial or fewer) when even it does, ``inf`` when none does;
+    interpolated between budgets (``protocol.race.crossing``)."""
+    return float(race.crossing(np.asarray(curve), value, budgets, higher_is_better=True))
+
+
+def worth(curves: np.ndarray, value: np.ndarray, budgets: np.ndarray) -> stats.Interval:
+    """k*: the budget at which the mean over seeds of the expected-best ``curves``
+    ``(seeds, budgets)`` reaches the mean of ``value`` (one per seed), with a BCa bootstrap
+    interval over seeds (the seeds of both resampled together)."""
+    curves, value = np.asarray(curves, np.float64), np.asarray(value, np.float64)
+
+    def statistic(draw: np.ndarray) -> float:  # one resample of seed indices
+        idx = draw.astype(int)
+        return float(crossing(curves[idx].mean(0), budgets, value[idx].mean()))
+
+    return stats.bca(np.arange(value.size, dtype=np.float64), statistic)
