@@ -340,8 +340,8 @@ def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypat
     # k*, recomputed by hand from the measured accuracies: Dodge et al.'s expected best of
     # k draws with replacement, E max = sum_i v_(i) ((i/n)^k - ((i-1)/n)^k), averaged over
     # seeds, where it reaches YellowFin's mean validation accuracy (linear between budgets)
-    mlp = measured["numbers"]["mlp"]
-    budgets, acc = mlp["budgets"], mlp["accuracies"]
+    mlp = measured["numbers"].mlp
+    budgets, acc = mlp.budgets, mlp.accuracies
     ranks = np.arange(1, acc.heavy_ball_val.shape[0] + 1)[:, None] / acc.heavy_ball_val.shape[0]
     weights = ranks ** budgets[None] - (ranks - 1 / len(ranks)) ** budgets[None]
     curve = np.mean([np.sort(seed) @ weights for seed in acc.heavy_ball_val.T], axis=0)
@@ -365,10 +365,10 @@ def test_e3_end_to_end_places_yellowfin_on_heavy_balls_curve(tmp_path, monkeypat
     assert tuned["momentum"][-1] > 0  # it tuned a momentum, not plain SGD
     # the full configuration's CNN arm through judge, figure and describe (the MLP's
     # numbers stand in for it: no second compile)
-    numbers = measured["numbers"]
-    numbers["cnn"] = numbers["mlp"]
+    numbers = measured["numbers"]._replace(wall=finding.metrics["seconds_per_step"])
+    numbers = numbers._replace(cnn=numbers.mlp)
     full = dataclasses.replace(cfg, cnn_trials=3, cnn_seeds=3)
-    verdict = yellowfin.judge(numbers["mlp"]["accuracies"], full, numbers["cnn"]["accuracies"])
+    verdict = yellowfin.judge(numbers.mlp.accuracies, full, numbers.cnn.accuracies)
     assert verdict.secondary[-1].text.startswith("1-D CNN")
     plots = yellowfin.figure(numbers, full, tmp_path / "cnn")
     both = yellowfin.describe(numbers, verdict, plots, full)

@@ -110,9 +110,32 @@ YELLOWFIN = comparison.Method(
 )
 
 
+class Arm(NamedTuple):
+    """One task's E3 numbers: heavy ball's ``n`` trials, its cross-fitted pick (``tuned``),
+    the accuracies, the budgets k, heavy ball's per-seed expected best of k trials
+    ``(seeds, budgets)`` and YellowFin's worth k*."""
+
+    n: int
+    tuned: comparison.Selected
+    accuracies: Accuracies
+    budgets: np.ndarray
+    expected: np.ndarray
+    worth: stats.Interval
+
+
+class Measured(NamedTuple):
+    """The MLP arm, the CNN arm (``None`` if not run), YellowFin's tuned values on seed 0
+    and the seconds per step (``run`` fills them in)."""
+
+    mlp: Arm
+    cnn: Arm | None
+    tuned_values: dict[str, np.ndarray]
+    wall: dict[str, float] | None = None
+
+
 def arm(
     task: tasks.Task, trials: int, seeds: int, schedule: loop.Schedule, cfg: Config, key
-) -> dict:
+) -> Arm:
     """Heavy ball's trials and YellowFin's runs on ``task``; heavy ball's validation pick."""
     hb = comparison.run(
         heavy_ball(cfg), task, trials=trials, seeds=seeds, key=key, schedule=schedule
@@ -131,14 +154,9 @@ def arm(
     )
     budgets = np.geomspace(1, cfg.extrapolate * trials, cfg.budgets)
     curves = budget.per_seed(val, budgets)
-    return {
-        "n": trials,
-        "tuned": tuned,
-        "accuracies": acc,
-        "budgets": budgets,
-        "expected": curves,
-        "worth": budget.worth(curves, acc.yellowfin_val, budgets),
-    }
+    return Arm(
+        trials, tuned, acc, budgets, curves, budget.worth(curves, acc.yellowfin_val, budgets)
+    )
 
 
 def tuned_values(task: tasks.Task, key: jax.Array, schedule: loop.Schedule) -> dict:
@@ -165,19 +183,18 @@ def tuned_values(task: tasks.Task, key: jax.Array, schedule: loop.Schedule) -> d
     return {"learning_rate": np.asarray(lr), "momentum": np.asarray(momentum)}
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> Measured:
     """The MLP arm (and the CNN arm where configured) and YellowFin's tuned values."""
     status(f"heavy ball x {cfg.trials} trials and YellowFin, {cfg.seeds} seeds each")
     task = tasks.mnist1d_mlp()
-    numbers = {"mlp": arm(task, cfg.trials, cfg.seeds, cfg.schedule, cfg, key), "cnn": {}}
+    mlp = arm(task, cfg.trials, cfg.seeds, cfg.schedule, cfg, key)
     status("YellowFin's tuned learning rate and momentum, seed 0")
-    numbers["tuned_values"] = tuned_values(task, key, cfg.schedule)
+    values = tuned_values(task, key, cfg.schedule)
+    cnn = None
     if cfg.cnn_trials:
         status(f"CNN: heavy ball x {cfg.cnn_trials} trials and YellowFin, {cfg.cnn_seeds} seeds")
-        numbers["cnn"] = arm(
-            tasks.mnist1d_cnn(), cfg.cnn_trials, cfg.cnn_seeds, cfg.cnn_schedule, cfg, key
-        )
-    return numbers
+        cnn = arm(tasks.mnist1d_cnn(), cfg.cnn_trials, cfg.cnn_seeds, cfg.cnn_schedule, cfg, key)
+    return Measured(mlp, cnn, values)
 
 
 def judge(mlp: Accuracies, cfg: Config, cnn: Accuracies | None = None) -> verdicts.Verdict:
@@ -205,37 +222,33 @@ def judge(mlp: Accuracies, cfg: Config, cnn: Accuracies | None = None) -> verdic
     return verdicts.judge(difference(mlp), secondary)
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
-    arms = {name: a for name, a in (("MLP", numbers["mlp"]), ("1-D CNN", numbers["cnn"])) if a}
+def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
+    arms = {name: a for name, a in (("MLP", numbers.mlp), ("1-D CNN", numbers.cnn)) if a}
     fig, axes = plotting.figure(
         len(arms) + 2,
         title="E3: YellowFin untuned against heavy ball tuned with k trials (MNIST-1D)",
     )
     yf_color = plotting.COLORS["YellowFin"]
     for ax, (name, a) in zip(axes, arms.items()):
-        ax.axvspan(
-            a["n"], a["budgets"][-1], color="0.92", lw=0, label=f"k > {a['n']}: extrapolated"
-        )
+        ax.axvspan(a.n, a.budgets[-1], color="0.92", lw=0, label=f"k > {a.n}: extrapolated")
         plotting.seed_bands(
             ax,
-            a["budgets"],
-            {"heavy ball, expected best of k trials": a["expected"]},
+            a.budgets,
+            {"heavy ball, expected best of k trials": a.expected},
             xlabel="number of heavy-ball trials k",
             ylabel="validation accuracy",
             title=f"{name}: Dodge et al.'s curve; YellowFin's one run",
             colors={"heavy ball, expected best of k trials": plotting.COLORS["heavy ball"]},
         )
-        yf = stats.mean(a["accuracies"].yellowfin_val)
+        yf = stats.mean(a.accuracies.yellowfin_val)
         ax.axhspan(yf.low, yf.high, color=yf_color, alpha=0.25, lw=0)
         ax.axhline(yf.mean, color=yf_color, lw=1.2, label="YellowFin, untuned (95% band)")
-        if np.isfinite(a["worth"].mean):
-            ax.axvline(
-                a["worth"].mean, color="k", ls=":", lw=0.8, label=f"k* = {a['worth'].mean:.2g}"
-            )
+        if np.isfinite(a.worth.mean):
+            ax.axvline(a.worth.mean, color="k", ls=":", lw=0.8, label=f"k* = {a.worth.mean:.2g}")
         ax.set_xscale("log")
         ax.legend(fontsize=7)
     steps = np.arange(1, cfg.schedule.steps + 1)
-    tuned = numbers["tuned_values"]
+    tuned = numbers.tuned_values
     panels = (
         ("learning_rate", r"tuned learning rate $\alpha_t$", "learning rate", True),
         ("momentum", r"tuned momentum $\mu_t$", "momentum", False),
@@ -252,11 +265,11 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     return [plotting.save(fig, out, "e3_yellowfin.png")]
 
 
-def rows(a: dict, label: str) -> list[dict]:
-    acc, tuned = a["accuracies"], a["tuned"]
+def rows(a: Arm, label: str) -> list[dict]:
+    acc, tuned = a.accuracies, a.tuned
     return [
         {
-            "method": f"heavy ball, tuned ({a['n']} trials){label}",
+            "method": f"heavy ball, tuned ({a.n} trials){label}",
             "lr": tuned.setting["lr"],
             "momentum": tuned.setting["momentum"],
             "validation accuracy": stats.mean(tuned.curves.val_accuracy[:, -1]),
@@ -267,7 +280,7 @@ def rows(a: dict, label: str) -> list[dict]:
             "method": f"heavy ball, expected best of 1 trial{label}",
             "lr": "random draw",
             "momentum": "random draw",
-            "validation accuracy": stats.mean(a["expected"][:, 0]),
+            "validation accuracy": stats.mean(a.expected[:, 0]),
             "test accuracy": "",
             "heavy-ball trials worth (k*)": 1.0,
         },
@@ -277,16 +290,16 @@ def rows(a: dict, label: str) -> list[dict]:
             "momentum": "tuned online",
             "validation accuracy": stats.mean(acc.yellowfin_val),
             "test accuracy": stats.mean(acc.yellowfin_test),
-            "heavy-ball trials worth (k*)": a["worth"],
+            "heavy-ball trials worth (k*)": a.worth,
         },
     ]
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: Measured, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
-    mlp, cnn = numbers["mlp"], numbers["cnn"]
-    tuned = numbers["tuned_values"]
+    mlp, cnn = numbers.mlp, numbers.cnn
+    tuned = numbers.tuned_values
     setup = (
         f"MNIST-1D (8,000 train / 2,000 validation / 2,000 test), 40-100-100-10 ReLU MLP, "
         f"{cfg.schedule.steps} steps of batch {cfg.schedule.batch_size}, {cfg.seeds} seeds "
@@ -298,7 +311,7 @@ def describe(
         f"momentum {tuned['momentum'][-1]:.3g}."
     )
     table = rows(mlp, "")
-    edges = [f"heavy ball: {', '.join(mlp['tuned'].edge)}"] if mlp["tuned"].edge else []
+    edges = [f"heavy ball: {', '.join(mlp.tuned.edge)}"] if mlp.tuned.edge else []
     if cnn:
         c = cfg.cnn_schedule
         setup += (
@@ -307,7 +320,7 @@ def describe(
             f"YellowFin, {c.steps} steps of batch {c.batch_size}, {cfg.cnn_seeds} seeds."
         )
         table += rows(cnn, " (1-D CNN)")
-        edges += [f"heavy ball (CNN): {', '.join(cnn['tuned'].edge)}"] if cnn["tuned"].edge else []
+        edges += [f"heavy ball (CNN): {', '.join(cnn.tuned.edge)}"] if cnn.tuned.edge else []
     return report.Finding(
         id="E3",
         reading=READING.format(trials=cfg.trials, most=cfg.extrapolate * cfg.trials),
@@ -320,24 +333,22 @@ def describe(
         "every trial on every seed, the trial with the best mean final validation accuracy "
         "selected. YellowFin: none (one run per seed at its defaults).",
         headline=f"test accuracy, YellowFin - tuned heavy ball {verdict.primary[0].estimate}; "
-        f"YellowFin's run is worth k* = {mlp['worth']} heavy-ball trials",
+        f"YellowFin's run is worth k* = {mlp.worth} heavy-ball trials",
         table=table,
         plots=plots,
         verdict=verdict,
         metrics={
-            "worth": mlp["worth"],
-            "accuracies": mlp["accuracies"]._asdict(),
-            "expected": mlp["expected"],
-            "heavy_ball_setting": mlp["tuned"].setting,
-            "seconds_per_step": numbers["wall"],
+            "worth": mlp.worth,
+            "accuracies": mlp.accuracies._asdict(),
+            "expected": mlp.expected,
+            "heavy_ball_setting": mlp.tuned.setting,
+            "seconds_per_step": numbers.wall,
             "tuned_values": tuned,
-            "cnn": {"worth": cnn["worth"], "accuracies": cnn["accuracies"]._asdict()}
-            if cnn
-            else {},
+            "cnn": {"worth": cnn.worth, "accuracies": cnn.accuracies._asdict()} if cnn else {},
         },
-        notes=" ".join(n for n in (report.edge_note(edges), wall_note(numbers["wall"], cfg)) if n),
+        notes=" ".join(n for n in (report.edge_note(edges), wall_note(numbers.wall, cfg)) if n),
         horizon=horizon.describe(
-            mlp["tuned"].curves.val_loss,
+            mlp.tuned.curves.val_loss,
             cfg.schedule,
             tasks.mnist1d_mlp().data.x_train.shape[0],
             "tuned heavy ball",
@@ -361,13 +372,15 @@ def run(
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
     status("wall-clock per step: tuned heavy ball and YellowFin")
-    setting = numbers["mlp"]["tuned"].setting
-    numbers["wall"] = wallclock.seconds_per_step(
-        {"heavy ball": mo.sgd(setting["lr"], setting["momentum"]), "YellowFin": mo.yellowfin()},
-        tasks.mnist1d_mlp(),
-        batch_size=cfg.schedule.batch_size,
-        key=key,
+    setting = numbers.mlp.tuned.setting
+    numbers = numbers._replace(
+        wall=wallclock.seconds_per_step(
+            {"heavy ball": mo.sgd(setting["lr"], setting["momentum"]), "YellowFin": mo.yellowfin()},
+            tasks.mnist1d_mlp(),
+            batch_size=cfg.schedule.batch_size,
+            key=key,
+        )
     )
-    cnn = numbers["cnn"]["accuracies"] if numbers["cnn"] else None
-    verdict = judge(numbers["mlp"]["accuracies"], cfg, cnn)
+    cnn = numbers.cnn.accuracies if numbers.cnn else None
+    verdict = judge(numbers.mlp.accuracies, cfg, cnn)
     return [describe(numbers, verdict, figure(numbers, cfg, out), cfg)]
