@@ -234,9 +234,10 @@ def test_select_races_the_trials_to_the_accuracy_target():
 def test_rows_and_ratios_read_the_per_seed_arrivals():
     fast = arrived([100.0, 120.0, 90.0, 110.0, 150.0], [4], horizon=150.0)
     slow = arrived([200.0, 240.0, 180.0, 220.0, 190.0], horizon=300.0)
+    curve = np.zeros((5, 3))
     mnist = {
-        ("SGD", 32): {"lr": 0.5, "steps": slow, "test": np.full(5, 0.7)},
-        ("heavy ball", 32): {"lr": 0.05, "steps": fast, "test": np.full(5, 0.72)},
+        ("SGD", 32): bs.Pick(0.5, slow, False, curve, np.full(5, 0.7)),
+        ("heavy ball", 32): bs.Pick(0.05, fast, False, curve, np.full(5, 0.72)),
     }
     rows = bs.rows("MNIST-1D", mnist, (32,))
     assert [(r["method"], r["lr"]) for r in rows] == [("SGD", 0.5), ("heavy ball", 0.05)]
@@ -247,7 +248,7 @@ def test_rows_and_ratios_read_the_per_seed_arrivals():
     ratio = bs.ratios(mnist, (32,))[32]
     assert ratio.mean == pytest.approx(np.exp(np.log(fast.steps / slow.steps).mean()))
     assert ratio.bound == "lower"
-    without_test = {k: {"lr": v["lr"], "steps": v["steps"]} for k, v in mnist.items()}
+    without_test = {k: v._replace(test=None) for k, v in mnist.items()}
     assert all("test accuracy" not in r for r in bs.rows("NQM", without_test, (32,)))
 
 
@@ -256,20 +257,21 @@ def test_the_nqm_arm_races_every_method_and_batch_size():
     out = bs.measure_nqm(cfg, jax.random.key(0))
     lrs = bs.nqm_table(cfg)["lr"][: cfg.trials]
     np.testing.assert_allclose(lrs, np.geomspace(*cfg.lr, cfg.trials), rtol=1e-5)
-    np.testing.assert_array_equal(out["eval_steps"], np.arange(0, 301, 10))
-    sel = out["selected"]
+    for b in cfg.batch_sizes:
+        np.testing.assert_array_equal(out.eval_steps[b], np.arange(0, 301, 10))
+    sel = out.selected
     assert set(sel) == {(m, b) for m in bs.METHODS for b in cfg.batch_sizes}
     for s in sel.values():
-        assert np.isclose(s["lr"], lrs).any() and s["curve"].shape == (cfg.seeds, 31)
-        assert isinstance(s["steps"], race.Arrival) and s["steps"].horizon == 300.0
+        assert np.isclose(s.lr, lrs).any() and s.curve.shape == (cfg.seeds, 31)
+        assert isinstance(s.steps, race.Arrival) and s.steps.horizon == 300.0
         # the arrivals are those of the curves kept for each seed; none starts at the target
-        again = race.arrival(s["curve"], cfg.target, out["eval_steps"], higher_is_better=False)
-        np.testing.assert_allclose(s["steps"].steps, again.steps)
-        assert np.all(s["steps"].steps > 0)
+        again = race.arrival(s.curve, cfg.target, out.eval_steps[32], higher_is_better=False)
+        np.testing.assert_allclose(s.steps.steps, again.steps)
+        assert np.all(s.steps.steps > 0)
     # Zhang et al.'s mechanism: at the large batch (curvature-limited) momentum cuts the
     # steps; at the small one (noise-limited) much less
-    large = race.ratio(sel["heavy ball", 2048]["steps"], sel["SGD", 2048]["steps"])
-    small = race.ratio(sel["heavy ball", 32]["steps"], sel["SGD", 32]["steps"])
+    large = race.ratio(sel["heavy ball", 2048].steps, sel["SGD", 2048].steps)
+    small = race.ratio(sel["heavy ball", 32].steps, sel["SGD", 32].steps)
     assert large.high < 0.5 < small.low
 
 

@@ -154,15 +154,15 @@ def figure_c14(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     mnist, nqm_ = numbers["mnist"], numbers["nqm"]
     bs.steps_panel(
         axes[0],
-        mnist["selected"],
+        mnist.selected,
         tuple(a.batch for a in cfg.arms),
         ylabel="steps to target accuracy",
         title=f"MNIST-1D: tuned steps to val. accuracy {cfg.accuracy:g} (95% CI)",
     )
     bs.curves_panel(
         axes[1],
-        mnist["selected"],
-        mnist["eval_steps"],
+        mnist.selected,
+        mnist.eval_steps,
         logy=False,
         ylabel="validation accuracy",
         target=cfg.accuracy,
@@ -170,15 +170,15 @@ def figure_c14(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     )
     bs.steps_panel(
         axes[2],
-        nqm_["selected"],
+        nqm_.selected,
         cfg.batch_sizes,
         ylabel="steps to target loss",
         title=f"NQM: tuned steps to loss {cfg.target:g} (95% CI)",
     )
     bs.curves_panel(
         axes[3],
-        nqm_["selected"],
-        {b: nqm_["eval_steps"] for b in cfg.batch_sizes},
+        nqm_.selected,
+        nqm_.eval_steps,
         logy=True,
         ylabel="expected loss",
         target=cfg.target,
@@ -190,7 +190,7 @@ def figure_c14(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 def describe_c14(
     numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
-    mnist, nqm_ = numbers["mnist"]["selected"], numbers["nqm"]["selected"]
+    mnist, nqm_ = numbers["mnist"].selected, numbers["nqm"].selected
     batches = tuple(a.batch for a in cfg.arms)
     edges = bs.edges("MNIST-1D", mnist) + bs.edges("NQM", nqm_)
     return report.Finding(
@@ -231,9 +231,9 @@ def describe_c14(
             "compiles": {"MNIST-1D": len(cfg.arms), "NQM": 2},
             "selected": {
                 f"{p}, {m}, batch {b}": {
-                    "lr": s["lr"],
-                    "steps": s["steps"].steps,
-                    "censored": s["steps"].censored,
+                    "lr": s.lr,
+                    "steps": s.steps.steps,
+                    "censored": s.steps.censored,
                 }
                 for p, sel in (("MNIST-1D", mnist), ("NQM", nqm_))
                 for (m, b), s in sel.items()
@@ -257,11 +257,7 @@ def run(
         key=jax.random.fold_in(key, 14),
         status=status,
     )
-    steps = {
-        (p, m): {b: s["steps"] for (mm, b), s in n14[p]["selected"].items() if mm == m}
-        for p in ("mnist", "nqm")
-        for m in METHODS
-    }
+    steps = {(p, m): n14[p].steps(m) for p in ("mnist", "nqm") for m in METHODS}
     v14 = judge_c14(
         steps["mnist", "SGD"],
         steps["mnist", "heavy ball"],
@@ -271,7 +267,7 @@ def run(
     )
     status("C11: EMA of gradients along heavy-ball trajectories (NQM)")
     n11 = measure_c11(
-        {b: n14["nqm"]["selected"]["heavy ball", b]["lr"] for b in cfg.batch_sizes}, cfg, key
+        {b: n14["nqm"].selected["heavy ball", b].lr for b in cfg.batch_sizes}, cfg, key
     )
     raw, ema, _ = per_seed(n11)
     v11 = judge_c11(raw, ema, cfg)

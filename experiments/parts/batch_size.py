@@ -15,6 +15,7 @@ the panels and report pieces C14 draws for both arms, and the MNIST-1D arm's cos
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -60,6 +61,29 @@ def methods(arm: Arm, momentum: float) -> list[comparison.Method]:
     ]
 
 
+class Pick(NamedTuple):
+    """One (method, batch size) cell of the race: the lr picked on all seeds, the per-seed
+    arrivals (``race.Arrival``), whether the pick sits on the edge of the grid, the scored
+    runs' curves ``(seeds, evaluations)`` and, on MNIST-1D, their test accuracies."""
+
+    lr: float
+    steps: race.Arrival
+    edge: bool
+    curve: np.ndarray
+    test: np.ndarray | None = None
+
+
+class Batches(NamedTuple):
+    """Every (method, batch size) cell's ``Pick`` and the evaluation steps per batch size."""
+
+    selected: dict[tuple[str, int], Pick]
+    eval_steps: dict[int, np.ndarray]
+
+    def steps(self, method: str) -> dict[int, race.Arrival]:
+        """Per batch size, ``method``'s per-seed arrivals."""
+        return {b: s.steps for (m, b), s in self.selected.items() if m == method}
+
+
 def select(trials: comparison.Trials, target: float) -> tuple[comparison.Selected, race.Fastest]:
     """The race to ``target`` in validation accuracy over a method's trials: the trial
     picked on all seeds (its settings) and the per-seed cross-fitted arrivals."""
@@ -77,7 +101,7 @@ def measure(
     target: float,
     key: jax.Array,
     status=lambda _: None,
-) -> dict:
+) -> Batches:
     """Per batch size and method: the trial picked on all seeds (its lr) and the per-seed
     arrivals at ``target`` (``race.Arrival``, censored seeds flagged), each seed scored by
     the trial chosen on the other seeds. One compile per batch size."""
@@ -91,14 +115,14 @@ def measure(
         for method, trial in zip(METHODS, runs):
             sel, pick = select(trial, target)
             seed = np.arange(seeds)
-            selected[method, arm.batch] = {
-                "lr": sel.setting["lr"],
-                "steps": pick.arrival,
-                "edge": bool(sel.edge),
-                "curve": np.asarray(trial.curves.val_accuracy)[pick.chosen, seed],
-                "test": np.asarray(trial.curves.test_accuracy)[pick.chosen, seed],
-            }
-    return {"selected": selected, "eval_steps": {a.batch: a.schedule.eval_steps for a in arms}}
+            selected[method, arm.batch] = Pick(
+                sel.setting["lr"],
+                pick.arrival,
+                bool(sel.edge),
+                np.asarray(trial.curves.val_accuracy)[pick.chosen, seed],
+                np.asarray(trial.curves.test_accuracy)[pick.chosen, seed],
+            )
+    return Batches(selected, {a.batch: a.schedule.eval_steps for a in arms})
 
 
 def units(arms: tuple[Arm, ...], *, trials: int, seeds: int) -> int:
@@ -128,7 +152,7 @@ def nqm_table(cfg) -> dict[str, np.ndarray]:
     return table
 
 
-def measure_nqm(cfg, key: jax.Array) -> dict:
+def measure_nqm(cfg, key: jax.Array) -> Batches:
     """C14 on the NQM (``cfg``: ``noise.Config``): expected-loss curves of every (method,
     batch, lr, seed) in one compile; per (method, batch) the lr reaching the target soonest
     under the race's rule (``race.fastest``: cross-fitted) and its per-seed arrivals."""
@@ -157,13 +181,13 @@ def measure_nqm(cfg, key: jax.Array) -> dict:
     for m, method in enumerate(METHODS):
         for b, batch in enumerate(cfg.batch_sizes):
             pick = race.fastest(curves[m, b], cfg.target, eval_steps, higher_is_better=False)
-            selected[method, batch] = {
-                "lr": float(lrs[m, b, pick.overall]),
-                "steps": pick.arrival,
-                "curve": curves[m, b][pick.chosen, np.arange(cfg.seeds)],
-                "edge": pick.overall in (0, cfg.trials - 1),
-            }
-    return {"selected": selected, "eval_steps": eval_steps}
+            selected[method, batch] = Pick(
+                float(lrs[m, b, pick.overall]),
+                pick.arrival,
+                pick.overall in (0, cfg.trials - 1),
+                curves[m, b][pick.chosen, np.arange(cfg.seeds)],
+            )
+    return Batches(selected, {b: eval_steps for b in cfg.batch_sizes})
 
 
 # -------------------------------------------------------------------------------- panels
@@ -174,7 +198,7 @@ def steps_panel(ax, selected: dict, batches: tuple[int, ...], *, ylabel: str, ti
     seeds, on log-log axes."""
     sizes = np.asarray(batches)
     for method in METHODS:
-        ints = [selected[method, b]["steps"].mean() for b in batches]
+        ints = [selected[method, b].steps.mean() for b in batches]
         mean = np.array([i.mean for i in ints])
         err = np.abs(np.array([[i.low, i.high] for i in ints]).T - mean)
         ax.errorbar(
@@ -201,7 +225,7 @@ def curves_panel(
     batches = sorted({b for _, b in selected})
     for b, color in zip(batches, plotting.ordered_colors(np.log(batches))):
         for method, ls in zip(METHODS, ("--", "-")):
-            mean, low, high = stats.band(selected[method, b]["curve"])
+            mean, low, high = stats.band(selected[method, b].curve)
             x = np.asarray(eval_steps[b]) + 1
             ax.plot(x, mean, ls, color=color, label=f"{method}, batch {b}")
             ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
@@ -231,11 +255,11 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
                 "problem": problem,
                 "batch": b,
                 "method": m,
-                "lr": s["lr"],
-                "steps to target": s["steps"].cell(),
+                "lr": s.lr,
+                "steps to target": s.steps.cell(),
             }
-            if "test" in s:
-                row["test accuracy"] = stats.mean(s["test"])
+            if s.test is not None:
+                row["test accuracy"] = stats.mean(s.test)
             out.append(row)
     return out
 
@@ -243,14 +267,13 @@ def rows(problem: str, selected: dict, batches: tuple[int, ...]) -> list[dict]:
 def ratios(selected: dict, batches: tuple[int, ...]) -> dict[int, stats.Interval]:
     """Per batch size, the paired ratio of steps to target, heavy ball / SGD."""
     return {
-        b: race.ratio(selected["heavy ball", b]["steps"], selected["SGD", b]["steps"])
-        for b in batches
+        b: race.ratio(selected["heavy ball", b].steps, selected["SGD", b].steps) for b in batches
     }
 
 
 def edges(problem: str, selected: dict) -> list[str]:
     """The selections on the edge of their learning-rate grid."""
-    return [f"{problem}, {m}, batch {b}" for (m, b), s in selected.items() if s["edge"]]
+    return [f"{problem}, {m}, batch {b}" for (m, b), s in selected.items() if s.edge]
 
 
 def setup(arms: tuple[Arm, ...], *, momentum: float, seeds: int, accuracy: float) -> str:
