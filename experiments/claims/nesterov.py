@@ -43,7 +43,7 @@ COMPILES = 1
 class Config:
     seeds: int = 8
     trials: int = 16  # per method: a 4 x 4 grid in 2-D, 16 values in 1-D, 16 random draws
-    schedule: loop.Schedule = loop.Schedule(steps=1200, batch_size=32, eval_every=20)
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=20)
     effective: tuple[float, float] = (0.03, 3.0)  # lr / (1 - beta)
     one_minus_beta: tuple[float, float] = (0.01, 0.5)  # beta in [0.5, 0.99]
     default: float = 0.9  # C15: the default a user starts from

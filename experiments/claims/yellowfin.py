@@ -44,7 +44,7 @@ UNTUNED = {"lr": np.array([1.0])}  # YellowFin's factor on its tuned learning ra
 class Config:
     seeds: int = 8
     trials: int = 16  # heavy ball's tuning budget N: independent random draws
-    schedule: loop.Schedule = loop.Schedule(steps=1000, batch_size=32, eval_every=100)
+    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=100)
     effective: tuple[float, float] = (0.03, 3.0)  # C15's space of lr / (1 - beta)
     one_minus_beta: tuple[float, float] = (0.01, 0.5)
     margin: float = 0.02  # primary: YellowFin - tuned heavy ball test accuracy above -margin
