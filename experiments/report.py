@@ -163,6 +163,7 @@ def write_metrics(
                     "conditions": f.verdict.primary,
                     "secondary": f.verdict.secondary,
                     "headline": f.headline,
+                    "horizon": f.horizon,
                     "table": f.table,
                     "metrics": f.metrics,
                 }

@@ -39,9 +39,14 @@ def test_the_tolerance_is_the_boundary():
     assert not _check(curve).stopped  # 0.6%: still improving
 
 
-def test_a_diverged_seed_does_not_hide_in_the_mean():
-    curve = np.stack([1 + (STEPS / 1000.0 - 1) ** 2, np.full(STEPS.shape, np.inf)])
-    assert not _check(curve).stopped  # inf mean: no evidence of convergence
+@pytest.mark.parametrize("where", [slice(None), slice(-3, None), slice(2, 5)])
+def test_a_diverged_seed_does_not_hide_in_the_mean(where):
+    bad = 1 + (STEPS / 1000.0 - 1) ** 2
+    bad[where] = np.nan if where.start == 2 else np.inf
+    found = _check(np.stack([1 + (STEPS / 1000.0 - 1) ** 2, bad]))
+    assert found.diverged and not found.stopped  # no evidence of convergence
+    text = horizon.sentence(found, "ref")
+    assert "diverged" in text and "nan" not in text and "inf" not in text
 
 
 def test_sentences_say_which_case_and_the_epochs():

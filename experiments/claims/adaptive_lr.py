@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -173,7 +174,20 @@ def summary(rate: np.ndarray) -> dict[str, np.ndarray]:
     return {"p10": p10, "median": p50, "p90": p90, "spread": p90 / p10}
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+class Arm(NamedTuple):
+    """One method's learning-rate trials and, at the selected one, the effective rate's
+    per-seed, per-window percentiles (``summary``) and seed 0's rates, first and last window."""
+
+    momentum: float
+    lr: np.ndarray
+    train_loss: np.ndarray  # (trials, seeds)
+    best: int
+    edge: list[str]
+    summary: dict[str, np.ndarray]
+    seed0: np.ndarray
+
+
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict[str, Arm]:
     """Per method: the lr grid, final training losses (trials, seeds), the selected trial and
     its per-seed, per-window percentiles of the effective rate (and seed 0's rates)."""
     if cfg.steps % cfg.windows:
@@ -201,15 +215,15 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
     for i, (name, mu) in enumerate(zip(METHODS, momenta)):
         best = tuning.select(np.where(np.isfinite(loss[i]), loss[i], np.inf))
         rate = rates(sum_u[i, best], sum_g[i, best], np.float64(lr[best]))  # (seed, window, w)
-        numbers[name] = {
-            "momentum": mu,
-            "lr": lr,
-            "train_loss": loss[i],
-            "best": best,
-            "edge": tuning.on_edge(tuning.Space(lr=cfg.lr), {"lr": lr}, best),
-            "summary": summary(rate),
-            "seed0": rate[0][[0, -1]],
-        }
+        numbers[name] = Arm(
+            mu,
+            lr,
+            loss[i],
+            best,
+            tuning.on_edge(tuning.Space(lr=cfg.lr), {"lr": lr}, best),
+            summary(rate),
+            rate[0][[0, -1]],
+        )
     return numbers
 
 
@@ -256,7 +270,7 @@ def judge(
     return verdicts.judge(primary, secondary)
 
 
-def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(numbers: dict[str, Arm], cfg: Config, out: pathlib.Path) -> list[str]:
     fig, axes = plotting.figure(
         4,
         title="C5: effective learning rate sum|u_i| / (lr sum|g_i|) "
@@ -266,7 +280,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     window = cfg.steps // cfg.windows
     for ax, name in zip(axes, METHODS):
         for rate, label in zip(
-            numbers[name]["seed0"], (f"steps 0-{window}", f"steps {cfg.steps - window}-{cfg.steps}")
+            numbers[name].seed0, (f"steps 0-{window}", f"steps {cfg.steps - window}-{cfg.steps}")
         ):
             ax.hist(rate[np.isfinite(rate)], bins=bins, histtype="step", lw=1.5, label=label)
         ax.axvline(1, color="k", ls="--", lw=0.8)
@@ -274,7 +288,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
             xscale="log",
             xlabel="effective rate (plain SGD: 1, dashed)",
             ylabel="weights",
-            title=f"{name} {numbers[name]['momentum']:g}, seed 0",
+            title=f"{name} {numbers[name].momentum:g}, seed 0",
         )
         ax.legend(fontsize=7)
     mid = (np.arange(cfg.windows) + 0.5) * window
@@ -285,7 +299,7 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
         plotting.seed_bands(
             ax,
             mid,
-            {n: numbers[n]["summary"][key] for n in METHODS},
+            {n: numbers[n].summary[key] for n in METHODS},
             xlabel="step (middle of the window)",
             ylabel=label,
             title=f"mean, 95% band over {cfg.seeds} seeds",
@@ -295,18 +309,18 @@ def figure(numbers: dict, cfg: Config, out: pathlib.Path) -> list[str]:
 
 
 def describe(
-    numbers: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+    numbers: dict[str, Arm], verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
     rows = []
     for name in METHODS:
         n = numbers[name]
-        s = n["summary"]
+        s = n.summary
         for w, label in ((0, "first"), (-1, "last")):
             rows.append(
                 {
                     "method": name,
-                    "momentum": n["momentum"],
-                    "lr": float(n["lr"][n["best"]]),
+                    "momentum": n.momentum,
+                    "lr": float(n.lr[n.best]),
                     "window": label,
                     "p10": stats.mean(s["p10"][:, w]),
                     "median": stats.mean(s["median"][:, w]),
@@ -314,8 +328,8 @@ def describe(
                     "p90 / p10": stats.mean(s["spread"][:, w]),
                 }
             )
-    edges = [f"{m}: lr" for m in METHODS if numbers[m]["edge"]]
-    spread = lambda m: stats.mean(numbers[m]["summary"]["spread"][:, -1])
+    edges = [f"{m}: lr" for m in METHODS if numbers[m].edge]
+    spread = lambda m: stats.mean(numbers[m].summary["spread"][:, -1])
     return report.Finding(
         id="C5",
         reading=READING,
@@ -341,10 +355,10 @@ def describe(
         verdict=verdict,
         metrics={
             n: {
-                "lr": numbers[n]["lr"],
-                "train_loss": numbers[n]["train_loss"],
-                "selected_lr": float(numbers[n]["lr"][numbers[n]["best"]]),
-                "summary": numbers[n]["summary"],
+                "lr": numbers[n].lr,
+                "train_loss": numbers[n].train_loss,
+                "selected_lr": float(numbers[n].lr[numbers[n].best]),
+                "summary": numbers[n].summary,
             }
             for n in METHODS
         },
@@ -360,7 +374,7 @@ def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     numbers = measure(cfg, key, status)
-    s = {n: numbers[n]["summary"] for n in METHODS}
+    s = {n: numbers[n].summary for n in METHODS}
     verdict = judge(
         s["delta momentum"]["spread"][:, -1],
         s["heavy ball"]["spread"][:, -1],

@@ -7,6 +7,8 @@ without ``mo.cautious`` around the trace: one state structure, one compile, the 
 trials (the same points of lr x log(1 - beta)) on the same seeds. Judge: the paired
 ratio (cautious / plain) of steps to the plain optimizer's training-loss target, its tuned
 mean training-subset loss at half its run, for heavy ball (primary) and Nesterov (secondary).
+With ``cfg.practice`` (the full run) the same heavy-ball pair run again under the practice arm
+(``parts.practice``: warm-up + cosine, weight decay), judged as secondary conditions.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> speedup.Race:
         key,
         label=NAME,
         practiced=PRIMARY_PAIR["heavy ball"],
+        decoupled=True,  # the decay after the mask, as Liang et al.'s C-AdamW applies it
         status=status,
     )
 
@@ -210,7 +213,7 @@ def describe(
         "mo.cautious(...) around the trace (Liang et al.: mask u * g > 0, rescaled by "
         "d / (nnz + 1) per tensor). All four in one compile. "
         + race_lib.rule(cfg.target_at)
-        + (" " + practice.sentence() if cfg.practice else ""),
+        + (" " + practice.sentence(decoupled=True) if cfg.practice else ""),
         budget=f"{cfg.trials} trials per method, the same "
         f"{race_lib.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)} for all four. "
         "Each plain optimizer's target from its trial with the lowest final training loss.",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import warnings
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -91,8 +92,26 @@ def grid(cfg: Config) -> np.ndarray:
     return np.geomspace(*cfg.lr_range, cfg.lrs)
 
 
+class Measured(NamedTuple):
+    """Per seed, method and learning rate on the ravines: the sign changes (``flips``), their
+    sums per regime and the learning rates in each, the largest stable lr, the steps to the
+    tolerance (inf: never) and, per method, the tuned lr's index and arrivals; and the MNIST-1D
+    arm's selected trials (GD, heavy ball)."""
+
+    kappa: np.ndarray
+    flips: np.ndarray
+    regimes: dict[str, np.ndarray]
+    points: dict[str, int]
+    stable: np.ndarray
+    steps: np.ndarray
+    chosen: np.ndarray
+    tuned: race.Arrival
+    mnist: list[comparison.Selected]
+
+
 def measure_ravines(cfg: Config, key: jax.Array) -> dict:
-    """Every seed x method x learning rate on the ravines (one compile); per-seed numbers."""
+    """Every seed x method x learning rate on the ravines (one compile); per-seed numbers
+    (``Measured``'s fields but the MNIST-1D arm's)."""
     draw = ravines.ravines(key, cfg.seeds, cfg.kappa)
     m = grid(cfg)
     rows = ravines.block(draw, lambda k: [(x / k, b, 0) for b in cfg.momenta for x in m])
@@ -160,12 +179,11 @@ def measure_mnist(cfg: Config, key: jax.Array) -> list[comparison.Selected]:
     return [comparison.select_by_train_loss(r) for r in runs]
 
 
-def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> dict:
+def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> Measured:
     status("ravines: every seed x method x lr (one compile)")
     numbers = measure_ravines(cfg, key)
     status(f"MNIST-1D: GD and heavy ball, {cfg.trials} trials x {cfg.seeds} seeds")
-    numbers["mnist"] = measure_mnist(cfg, key)
-    return numbers
+    return Measured(**numbers, mnist=measure_mnist(cfg, key))
 
 
 def label(beta: float) -> str:
@@ -254,13 +272,13 @@ def judge(
     return verdicts.judge_depends(named, secondary)
 
 
-def figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def figure(n: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     with warnings.catch_warnings():  # all seeds diverged at some lrs: empty bands there
         warnings.simplefilter("ignore", RuntimeWarning)
         return _figure(n, cfg, out)
 
 
-def _figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
+def _figure(n: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     m, colors = grid(cfg), plotting.ordered_colors(cfg.momenta, "plasma")
     fig, (a, b, c) = plotting.figure(
         3,
@@ -271,13 +289,13 @@ def _figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     plotting.seed_bands(
         a,
         m,
-        {lab: n["flips"][:, j] for j, lab in enumerate(labels)},
+        {lab: n.flips[:, j] for j, lab in enumerate(labels)},
         xlabel="learning rate x L",
         ylabel=f"sign changes of the steep coordinate in {cfg.window} steps",
         colors=dict(zip(labels, colors)),
         title="same learning rate (dotted: GD's limit 2/L)",
     )
-    steps = np.where(np.isfinite(n["steps"]), n["steps"], np.nan)
+    steps = np.where(np.isfinite(n.steps), n.steps, np.nan)
     plotting.seed_bands(
         b,
         m,
@@ -294,31 +312,33 @@ def _figure(n: dict, cfg: Config, out: pathlib.Path) -> list[str]:
     plotting.seed_bands(
         c,
         cfg.schedule.eval_steps,
-        {f"{s.method} (lr {s.setting['lr']:.3g})": s.curves.train_loss for s in n["mnist"]},
+        {f"{s.method} (lr {s.setting['lr']:.3g})": s.curves.train_loss for s in n.mnist},
         ylabel="loss on the training subset",
         logy=True,
         title="MNIST-1D MLP, each at its tuned lr",
         colors={
-            f"{s.method} (lr {s.setting['lr']:.3g})": plotting.COLORS[s.method] for s in n["mnist"]
+            f"{s.method} (lr {s.setting['lr']:.3g})": plotting.COLORS[s.method] for s in n.mnist
         },
     )
     return [plotting.save(fig, out, "c13_oscillation.png")]
 
 
-def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) -> report.Finding:
+def describe(
+    n: Measured, verdict: verdicts.Verdict, plots: list[str], cfg: Config
+) -> report.Finding:
     m = grid(cfg)
     rows = [
         {
             "method": label(b),
             **{
-                f"sign changes, {name} (sum of {n['points'][name]} lrs)": stats.mean(f[:, j])
-                for name, f in n["regimes"].items()
+                f"sign changes, {name} (sum of {n.points[name]} lrs)": stats.mean(f[:, j])
+                for name, f in n.regimes.items()
             },
-            "largest stable lr x L": stats.mean(n["stable"][:, j]),
+            "largest stable lr x L": stats.mean(n.stable[:, j]),
             "theory": 2 * (1 + b),
-            "tuned lr x L": m[n["chosen"][j]],
+            "tuned lr x L": m[n.chosen[j]],
             "steps to tolerance, tuned": race.Arrival(
-                n["tuned"].steps[:, j], n["tuned"].censored[:, j], n["tuned"].horizon
+                n.tuned.steps[:, j], n.tuned.censored[:, j], n.tuned.horizon
             ).cell(),
         }
         for j, b in enumerate(cfg.momenta)
@@ -330,13 +350,13 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
             "loss rises (fraction)": stats.mean(rises(s.curves.train_loss)),
             "final training loss": stats.mean(s.curves.train_loss[:, -1]),
         }
-        for s in n["mnist"]
+        for s in n.mnist
     ]
-    edges = [f"{s.method}: {', '.join(s.edge)}" for s in n["mnist"] if s.edge]
+    edges = [f"{s.method}: {', '.join(s.edge)}" for s in n.mnist if s.edge]
     edges += [
         f"{label(b)} on the ravine: lr"
         for j, b in enumerate(cfg.momenta)
-        if n["chosen"][j] in (0, cfg.lrs - 1)
+        if n.chosen[j] in (0, cfg.lrs - 1)
     ]
     return report.Finding(
         id="C13",
@@ -362,9 +382,9 @@ def describe(n: dict, verdict: verdicts.Verdict, plots: list[str], cfg: Config) 
         plots=plots,
         verdict=verdict,
         metrics={
-            **{k: n[k] for k in ("kappa", "regimes", "points", "stable", "chosen")},
-            "tuned_steps": n["tuned"].steps,
-            "tuned_censored": n["tuned"].censored,
+            **{k: getattr(n, k) for k in ("kappa", "regimes", "points", "stable", "chosen")},
+            "tuned_steps": n.tuned.steps,
+            "tuned_censored": n.tuned.censored,
         },
         notes=report.edge_note(edges),
     )
@@ -374,6 +394,6 @@ def run(
     cfg: Config, key: jax.Array, out: pathlib.Path, status=lambda _: None
 ) -> list[report.Finding]:
     n = measure(cfg, key, status)
-    hb, gd = (rises(s.curves.train_loss) for s in n["mnist"][::-1])
-    verdict = judge(n["regimes"], n["points"], n["stable"], n["tuned"], hb, gd, cfg)
+    hb, gd = (rises(s.curves.train_loss) for s in n.mnist[::-1])
+    verdict = judge(n.regimes, n.points, n.stable, n.tuned, hb, gd, cfg)
     return [describe(n, verdict, figure(n, cfg, out), cfg)]

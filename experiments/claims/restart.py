@@ -6,6 +6,8 @@ Measure (C9): heavy ball ``mo.sgd(lr, beta, reset_every=k)`` for a few periods k
 log(1 - beta); one compile (the arms share one state structure, ``comparison.run`` picks
 each row's period by a traced index). Each arm is selected on its final training loss.
 Judge: the paired ratio of final training loss, the best restarted arm / no restart.
+With ``cfg.practice`` (the full run) the same arms run again under the practice arm
+(``parts.practice``: warm-up + cosine, weight decay), judged as secondary conditions.
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ def describe(
         f"{s.eval_every} steps, {cfg.seeds} seeds "
         "(same initialisation and batches for every arm). All arms in one compile."
         + (
-            f" {practice.sentence()} The practice arm's best k is the main arm's."
+            f" {practice.sentence(raced=False)} The practice arm's best k is the main arm's."
             if cfg.practice
             else ""
         ),

@@ -9,6 +9,8 @@ so that it reaches 1 at the last step. The schedules have no beta to tune: each 
 same number of trials over log lr alone. Every arm is selected on validation loss.
 Judge: per schedule (the claim names both), the paired ratio of final validation loss,
 schedule / tuned constant momentum (non-inferiority).
+With ``cfg.practice`` (the full run) the same arms run again under the practice arm
+(``parts.practice``: warm-up + cosine, weight decay), judged as secondary conditions.
 """
 
 from __future__ import annotations
@@ -229,7 +231,9 @@ def describe(
             {
                 "arm": sel.method,
                 "lr": sel.setting["lr"],
-                "beta": sel.setting["momentum"] if sel.method == CONSTANT else "schedule",
+                "beta": sel.setting["momentum"]
+                if sel.method in (CONSTANT, CONSTANT + practice.SUFFIX)
+                else "schedule",
                 "final validation loss": stats.mean(comparison.final(sel.curves.val_loss)),
                 "final training loss": stats.mean(comparison.final(sel.curves.train_loss)),
                 "test accuracy": stats.mean(sel.curves.test_accuracy),
@@ -252,7 +256,7 @@ def describe(
         "Momentum's gamma_t = gamma_0 + (1 - gamma_0) t / T with T the total number of steps. "
         "Both schedules start at 0.5 (the Momentum article's value; Understanding Momentum "
         "leaves gamma_0 free), so they differ only in where they go. All arms in one compile."
-        + (" " + practice.sentence() if cfg.practice else ""),
+        + (" " + practice.sentence(raced=False) if cfg.practice else ""),
         budget=f"{cfg.trials} trials per arm: constant momentum on "
         f"{race.grid(cfg.trials, cfg.effective, cfg.one_minus_beta)}; each schedule over "
         f"log lr in {report.listing(cfg.lr)} "

@@ -6,6 +6,8 @@ from 40 to 80 over 40 restarts; only lr is tuned) in another; the same number of
 each, every trial on every seed. Judge: the paired ratio (SRSGD / heavy ball) of steps to
 a training-loss target, the mean training-subset loss of tuned heavy ball at half its run;
 SRSGD / Nesterov beside it (secondary).
+With ``cfg.practice`` (the full run) the same heavy ball and SRSGD run again under the practice arm
+(``parts.practice``: warm-up + cosine, weight decay), judged as secondary conditions.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ def figure(race: speedup.Race, cfg: Config, out: pathlib.Path) -> list[str]:
 def describe(
     race: speedup.Race, verdict: verdicts.Verdict, plots: list[str], cfg: Config
 ) -> report.Finding:
-    rows, edges = speedup.table(race, {"SRSGD": "k / (k + 3), restarted"})
+    sequence = "k / (k + 3), restarted"
+    rows, edges = speedup.table(race, {"SRSGD": sequence, "SRSGD" + practice.SUFFIX: sequence})
     start, end, over = PERIODS
     return report.Finding(
         id="E4",

@@ -3,9 +3,12 @@ schedule and weight decay around it.
 
 ``wrap(make, steps)`` turns ``make(row) -> optimizer`` into ``chain(add_decayed_weights(wd),
 make(row), scale_by_schedule(s))`` with ``s`` optax's ``warmup_cosine_decay_schedule`` from 0
-up to 1 over the first ``WARMUP`` of the run and down to 0 at its last step: the tuned
-learning rate is the schedule's peak, and the weight decay is coupled (added to the
-gradient before the momentum, as in SGD's ``weight_decay``). The arm's methods carry
+(the first update) up to 1 over the first ``WARMUP`` of the run and down towards 0 at its
+end: the tuned learning rate is the schedule's peak, and the weight decay is coupled (added
+to the gradient before the momentum, as in SGD's ``weight_decay``). With
+``decoupled=True`` the decay is added after the method instead, scaled by the row's
+learning rate (``u - lr wd w``, as AdamW and the cautious paper's C-AdamW apply it): a
+masked direction (``mo.cautious``) then never masks the decay. The arm's methods carry
 ``SUFFIX`` in their names, so a race holds both arms side by side. ``measure`` runs a
 claim's methods and, when its config asks, the same methods under the practice arm (a
 second compile), and selects a trial of each (C8, C9); ``parts.speedup`` races them.
@@ -36,15 +39,16 @@ def schedule(steps: int) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, steps, end_value=0.0)
 
 
-def wrap(make: MakeOpt, steps: int) -> MakeOpt:
-    """``make`` under the practice arm: weight decay in front, the schedule behind."""
+def wrap(make: MakeOpt, steps: int, *, decoupled: bool = False) -> MakeOpt:
+    """``make`` under the practice arm: weight decay in front (``decoupled``: behind, scaled
+    by ``-row["lr"]``), the schedule behind."""
 
     def practiced(row: dict) -> optax.GradientTransformation:
-        return optax.chain(
-            optax.add_decayed_weights(WEIGHT_DECAY),
-            make(row),
-            optax.scale_by_schedule(schedule(steps)),
-        )
+        if decoupled:  # make(row)'s updates are -lr u: add -lr wd w to them
+            parts = [make(row), optax.add_decayed_weights(-row["lr"] * WEIGHT_DECAY)]
+        else:
+            parts = [optax.add_decayed_weights(WEIGHT_DECAY), make(row)]
+        return optax.chain(*parts, optax.scale_by_schedule(schedule(steps)))
 
     return practiced
 
@@ -54,9 +58,14 @@ def main(names, suffix: str = SUFFIX) -> list[str]:
     return [n for n in names if not n.endswith(suffix)]
 
 
-def arm(methods: Sequence[comparison.Method], steps: int) -> list[comparison.Method]:
+def arm(
+    methods: Sequence[comparison.Method], steps: int, *, decoupled: bool = False
+) -> list[comparison.Method]:
     """``methods`` under the practice arm of a ``steps``-step run, named with ``SUFFIX``."""
-    return [comparison.Method(m.name + SUFFIX, wrap(m.make, steps), m.space) for m in methods]
+    return [
+        comparison.Method(m.name + SUFFIX, wrap(m.make, steps, decoupled=decoupled), m.space)
+        for m in methods
+    ]
 
 
 class Arms(NamedTuple):
@@ -97,12 +106,17 @@ def measure(
     return Arms(runs, [select(r) for r in runs])
 
 
-def sentence() -> str:
-    """The arm in words, for a report's setup."""
+def sentence(*, decoupled: bool = False, raced: bool = True) -> str:
+    """The arm in words, for a report's setup (``raced``: the claim races to a target)."""
+    decay = (
+        f"method -> add_decayed_weights(-lr x {WEIGHT_DECAY:g}) (decoupled: after the method, "
+        "so a mask never drops it)"
+        if decoupled
+        else f"add_decayed_weights({WEIGHT_DECAY:g}) -> method (coupled: before the momentum)"
+    )
     return (
-        f"Practice arm (names ending '{SUFFIX}'): the same methods and trials, each chained "
-        f"as add_decayed_weights({WEIGHT_DECAY:g}) -> method -> scale_by_schedule(warm-up "
-        f"from 0 over the first {WARMUP:.0%} of the run, cosine decay to 0 at its end): the "
-        "tuned learning rate is the peak, the weight decay coupled; its target is set by "
-        "its own tuned reference."
+        f"Practice arm (names ending '{SUFFIX}', a second compile): the same methods and "
+        f"trials, each chained as {decay} -> scale_by_schedule(warm-up from 0 over the first "
+        f"{WARMUP:.0%} of the run, cosine decay towards 0 at its end): the tuned learning rate "
+        "is the peak" + ("; its target is set by its own tuned reference." if raced else ".")
     )

@@ -88,6 +88,7 @@ def measure(
     *,
     label: str,
     practiced: Sequence[str] = (),
+    decoupled: bool = False,
     status=lambda _: None,
 ) -> Race:
     """Runs each group of methods in one compile (``cfg.trials`` each, every trial on every
@@ -95,14 +96,22 @@ def measure(
     method's target, or maps each method to its own reference. With ``cfg.practice`` the
     methods named in ``practiced`` run again under the practice arm (``parts.practice``:
     warm-up + cosine, weight decay), named with its suffix, each raced to the target of
-    its reference's practice arm."""
+    its reference's practice arm (``decoupled``: the weight decay after the method,
+    ``practice.wrap``)."""
     every = [m.name for group in groups for m in group]
     of = {n: reference for n in every} if isinstance(reference, str) else dict(reference)
     groups = [list(group) for group in groups]
     if cfg.practice and practiced:
         steps = cfg.schedule.steps
+        missing = sorted({of[n] for n in practiced} - set(practiced))
+        if missing:
+            raise ValueError(
+                f"practiced={sorted(practiced)} races each to its reference's practice arm, "
+                f"but the references {missing} are not practiced; add them."
+            )
         groups += [
-            practice.arm([m for m in group if m.name in practiced], steps) for group in groups
+            practice.arm([m for m in group if m.name in practiced], steps, decoupled=decoupled)
+            for group in groups
         ]
         of.update({n + practice.SUFFIX: of[n] + practice.SUFFIX for n in practiced})
     runs: dict[str, comparison.Trials] = {}

@@ -27,7 +27,12 @@ class Horizon(NamedTuple):
     best_step: int
     best_epoch: float
     late_gain: float  # relative improvement of the validation loss in the last quarter
-    stopped: bool  # late_gain <= TOLERANCE
+    stopped: bool  # late_gain <= TOLERANCE (never where the mean is not finite)
+
+    @property
+    def diverged(self) -> bool:
+        """Some seed's validation loss stopped being finite: no gain can be read."""
+        return not np.isfinite(self.late_gain)
 
 
 def check(
@@ -54,7 +59,8 @@ def check(
     cut = int(np.searchsorted(steps, steps[-1] * (1 - patience), side="right"))
     cut = min(max(cut, 1), mean.size - 1)
     before, late = np.min(mean[:cut]), np.min(mean[cut:])
-    gain = float((before - late) / before) if np.isfinite(before) and before > 0 else np.inf
+    finite = bool(np.isfinite(mean).all()) and before > 0
+    gain = float((before - late) / before) if finite else np.nan
     best = int(steps[int(np.argmin(np.where(np.isfinite(mean), mean, np.inf)))])
     per_epoch = train_size / batch_size
     return Horizon(
@@ -63,7 +69,7 @@ def check(
         best,
         best / per_epoch,
         gain,
-        bool(gain <= tolerance),
+        bool(finite and gain <= tolerance),
     )
 
 
@@ -75,6 +81,12 @@ def sentence(horizon: Horizon, who: str) -> str:
         f"validation loss was lowest at step {horizon.best_step} (epoch "
         f"{horizon.best_epoch:.1f})"
     )
+    if horizon.diverged:
+        return (
+            f"{horizon.steps} steps = {horizon.epochs:.1f} epochs; some seed of {who} "
+            "diverged (its validation loss is not finite), so whether validation stopped "
+            "improving cannot be read."
+        )
     if horizon.stopped:
         return head + (
             f" and improved by {max(horizon.late_gain, 0):.1%} over the last quarter of the "
