@@ -164,7 +164,11 @@ def test_e3_worth_reads_k_star_off_the_mean_curve_with_an_interval_over_seeds():
     k = budget_lib.worth(curves, np.array([0.45, 0.55, 0.6]), budgets)
     # mean curve (0.3, 0.4, 0.5, 0.6) reaches 0.5333 a third of the way from 3 to 4
     assert k.mean == pytest.approx(3.0 + 1.0 / 3.0)
-    assert k.low <= k.mean <= k.high and k.high == np.inf  # some resamples never reach it
+    # some resamples never reach it: they count as the last budget, the interval ends there
+    assert k.low <= k.mean <= k.high == 4.0 and k.bound == ""
+    # never reached by the mean curve: censored at the last budget, a lower bound
+    k = budget_lib.worth(same, np.array([0.65, 0.7, 0.66]), budgets)
+    assert (k.mean, k.high, k.bound) == (4.0, 4.0, "lower") and str(k).startswith(">= 4")
 
 
 # ------------------------------------------------------------------------------ E4

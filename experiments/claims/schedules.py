@@ -48,7 +48,7 @@ NAMED = {
 class Config:
     seeds: int = 8
     trials: int = 16  # per arm: constant on a 4 x 4 grid of effective step x beta, schedules lr
-    schedule: loop.Schedule = loop.Schedule(steps=2000, batch_size=32, eval_every=100)
+    schedule: loop.Schedule = loop.Schedule(steps=4000, batch_size=32, eval_every=100)
     lr: tuple[float, float] = (1e-3, 0.3)  # the schedules' learning rate
     effective: tuple[float, float] = (0.03, 3.0)  # the constant arm's lr / (1 - beta)
     one_minus_beta: tuple[float, float] = (0.01, 0.5)  # the constant arm: beta in [0.5, 0.99]

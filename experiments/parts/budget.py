@@ -5,6 +5,8 @@ k*: where the expected-best curve reaches its value, with a BCa interval over se
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from experiments import comparison
@@ -68,11 +70,16 @@ def crossing(curve: np.ndarray, budgets: np.ndarray, value: float) -> float:
 def worth(curves: np.ndarray, value: np.ndarray, budgets: np.ndarray) -> stats.Interval:
     """k*: the budget at which the mean over seeds of the expected-best ``curves``
     ``(seeds, budgets)`` reaches the mean of ``value`` (one per seed), with a BCa bootstrap
-    interval over seeds (the seeds of both resampled together)."""
+    interval over seeds (the seeds of both resampled together). A curve that never reaches
+    the value is censored at the last budget: k* is then a lower bound (``bound="lower"``,
+    printed ">= ..."), and a resample that never reaches it counts as the last budget."""
     curves, value = np.asarray(curves, np.float64), np.asarray(value, np.float64)
+    limit = float(np.asarray(budgets)[-1])
 
     def statistic(draw: np.ndarray) -> float:  # one resample of seed indices
         idx = draw.astype(int)
-        return float(crossing(curves[idx].mean(0), budgets, value[idx].mean()))
+        return min(float(crossing(curves[idx].mean(0), budgets, value[idx].mean())), limit)
 
-    return stats.bca(np.arange(value.size, dtype=np.float64), statistic)
+    k = stats.bca(np.arange(value.size, dtype=np.float64), statistic)
+    reached = np.isfinite(crossing(curves.mean(0), budgets, value.mean()))
+    return k if reached else dataclasses.replace(k, mean=limit, high=limit, bound="lower")
