@@ -94,11 +94,6 @@ class Selected(NamedTuple):
     chosen: np.ndarray | None = None  # per seed, the trial its curves come from (cross-fit)
 
 
-def seed_key(key: jax.Array, seed: jax.Array) -> jax.Array:
-    """The key of seed ``seed`` (traced int): initialisation and batch order of that seed."""
-    return jax.random.fold_in(key, seed)
-
-
 def run(
     methods: Method | Sequence[Method],
     task: tasks_lib.Task,

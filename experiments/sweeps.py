@@ -87,6 +87,12 @@ def gather(tree: Any) -> Any:
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
+def seed_key(key: jax.Array, seed: jax.Array) -> jax.Array:
+    """The key of seed ``seed`` (traced int): initialisation and batch order of that seed,
+    the same for every trial and method."""
+    return jax.random.fold_in(key, seed)
+
+
 def sweep(
     fn: Callable[..., Any], table: dict[str, Any], *shared: Any, key: jax.Array | None = None
 ) -> Any:
@@ -98,7 +104,7 @@ def sweep(
         table: named columns of equal length (the swept hyper-parameters).
         *shared: arguments every row sees (data, initial parameters), replicated.
         key: a root key: then ``fn(row, row_key, *shared)`` gets its row's key,
-            ``fold_in(key, row["seed"])`` (``table`` needs a ``seed`` column,
+            ``seed_key(key, row["seed"])`` (``table`` needs a ``seed`` column,
             ``with_seeds``), so rows of one seed share it across trials and methods.
 
     Returns:
@@ -113,8 +119,7 @@ def sweep(
         keyed = fn
 
         def fn(row, key_data, *rest):
-            row_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), row["seed"])
-            return keyed(row, row_key, *rest)
+            return keyed(row, seed_key(jax.random.wrap_key_data(key_data), row["seed"]), *rest)
 
         shared = (jax.random.key_data(key), *shared)
     n = rows(table)

@@ -12,9 +12,9 @@ import pytest
 
 import momentum_optax as mo
 from experiments import compare
-from experiments import comparison
 from experiments import noisy_quadratic as nqm
 from experiments import optimizers
+from experiments import sweeps
 from experiments.protocol import stats
 
 
@@ -268,7 +268,7 @@ def test_noisy_quadratic_matches_a_direct_run(tmp_path):
     # cross-fit): start and noise from the seed's key
     trial = int(heavy.chosen[1])
     table = json.loads((out / "results.json").read_text())["trials"][heavy.method]
-    key = comparison.seed_key(jax.random.key(5), jnp.int32(1))
+    key = sweeps.seed_key(jax.random.key(5), jnp.int32(1))
     h = nqm.curvatures(compare.NQM_DIM)
     direct = nqm.sample(
         mo.sgd(table["lr"][trial], table["momentum"][trial]),

@@ -136,13 +136,11 @@ class Arm(NamedTuple):
 
 
 class Measured(NamedTuple):
-    """The MLP arm (``runs``, ``race``), the CNN arm (``None`` if not run) and C15's numbers:
-    per method the robustness share and diverged trials per seed, the cross-fitted
-    validation accuracies, the expected-best curves with their bands and the expected best
-    at the budget per seed."""
+    """The MLP arm, the CNN arm (``None`` if not run) and C15's numbers: per method the
+    robustness share and diverged trials per seed, the cross-fitted validation accuracies,
+    the expected-best curves with their bands and the expected best at the budget per seed."""
 
-    runs: dict[str, comparison.Trials]
-    race: dict[str, race.Entry]
+    mlp: Arm
     cnn: Arm | None
     robust: dict[str, np.ndarray]
     diverged: dict[str, np.ndarray]
@@ -183,8 +181,7 @@ def measure(cfg: Config, key: jax.Array, status=lambda _: None) -> Measured:
         for name in RANDOM
     }
     return Measured(
-        mlp.runs,
-        mlp.race,
+        mlp,
         cnn,
         robust={
             m: robustness(comparison.final(runs[m].curves.val_loss), cfg.near) for m in (HB, NAG)
@@ -265,7 +262,7 @@ def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     fig, (ax, ax2, ax3) = plotting.figure(
         3, title="C4 / C15: heavy ball, Nesterov and the default beta (MNIST-1D MLP)"
     )
-    entries = numbers.race
+    entries, runs = numbers.mlp.race, numbers.mlp.runs
     target = entries[HB].target
     plotting.seed_bands(
         ax,
@@ -278,7 +275,7 @@ def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     ax.axhline(target, color="k", ls="--", lw=0.8)
     plotting.trials_by_step(
         ax2,
-        {m: (numbers.runs[m].effective, numbers.runs[m].final_mean("val_loss")) for m in (HB, NAG)},
+        {m: (runs[m].effective, runs[m].final_mean("val_loss")) for m in (HB, NAG)},
         ylabel="final validation loss (seed mean)",
         title="C4: every trial, mean of seeds (x: diverged)",
     )
@@ -297,7 +294,7 @@ def figure(numbers: Measured, cfg: Config, out: pathlib.Path) -> list[str]:
     return [plotting.save(fig, out, "c4_c15_nesterov.png")]
 
 
-def c4_rows(one: Arm | Measured, key: str = "") -> tuple[list[dict], list[str]]:
+def c4_rows(one: Arm, key: str = "") -> tuple[list[dict], list[str]]:
     """C4's table rows of one arm (``key``: "" the MLP, "cnn") and its edge picks."""
     rows, edges = [], []
     for m, e in one.race.items():
@@ -334,7 +331,7 @@ def describe(
         f"on {cfg.trials} log-spaced effective steps in {report.listing(cfg.effective)}; "
         f"the random arms draw {cfg.trials} points uniformly in the same log spaces."
     )
-    rows4, edges = c4_rows(numbers)
+    rows4, edges = c4_rows(numbers.mlp)
     if numbers.cnn:
         more, more_edges = c4_rows(numbers.cnn, "cnn")
         rows4, edges = rows4 + more, edges + more_edges
@@ -367,15 +364,15 @@ def describe(
         verdict=v4,
         notes=report.edge_note(edges),
         horizon=horizon.describe(
-            numbers.race[HB].curves.val_loss,
+            numbers.mlp.race[HB].curves.val_loss,
             cfg.schedule,
             tasks.mnist1d_mlp().data.x_train.shape[0],
             HB,
         ),
         metrics={
-            "target": numbers.race[HB].target,
-            "steps": {m: e.arrival.steps for m, e in numbers.race.items()},
-            "censored": {m: e.arrival.censored for m, e in numbers.race.items()},
+            "target": numbers.mlp.race[HB].target,
+            "steps": {m: e.arrival.steps for m, e in numbers.mlp.race.items()},
+            "censored": {m: e.arrival.censored for m, e in numbers.mlp.race.items()},
             "robust": numbers.robust,
             "diverged": numbers.diverged,
             "compiles": COMPILES,
@@ -408,7 +405,7 @@ def run(
     numbers = measure(cfg, key, status)
     cnn = numbers.cnn
     v4 = judge_c4(
-        {m: e.arrival for m, e in numbers.race.items()},
+        {m: e.arrival for m, e in numbers.mlp.race.items()},
         numbers.robust,
         numbers.diverged,
         cfg,

@@ -27,6 +27,7 @@ from experiments import comparison
 from experiments import loop
 from experiments import plotting
 from experiments import report
+from experiments import sweeps
 from experiments import tasks
 from experiments.parts import budget
 from experiments.parts import wallclock
@@ -164,7 +165,7 @@ def tuned_values(task: tasks.Task, key: jax.Array, schedule: loop.Schedule) -> d
     """YellowFin's tuned learning rate and momentum at every step of seed 0's run (its
     initialisation and batches are those of ``comparison.run``'s seed 0)."""
     opt = mo.yellowfin()
-    init_key, batch_key = jax.random.split(comparison.seed_key(key, jnp.int32(0)))
+    init_key, batch_key = jax.random.split(sweeps.seed_key(key, jnp.int32(0)))
     ds = task.data
 
     def step(carry, t):
