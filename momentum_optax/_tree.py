@@ -202,6 +202,12 @@ def result_dtype(*arrays: Any) -> Any:
         return jnp.result_type(*arrays)
 
 
+def is_trainable(x: Any) -> bool:
+    """Whether a leaf is trained: a floating or complex array (an integer or boolean one
+    is passed over, its update 0)."""
+    return bool(jnp.issubdtype(jnp.result_type(x), jnp.inexact))
+
+
 def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
     """Applies a transformation's per-leaf formula under the library's one dtype policy.
 
@@ -212,7 +218,10 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
     parameters' dtype, also under strict promotion and with a float32 buffer
     for bfloat16 parameters), and each new buffer back to its own buffer's
     dtype, so a state's dtypes never change. ``None`` leaves of ``updates`` pass
-    through and leave their buffers as they were.
+    through and leave their buffers as they were. An integer (or boolean) leaf of
+    ``updates`` is not trained: its update is 0 in its own dtype and its buffers stay as
+    they were, so the parameter it belongs to (a step counter, an index table) is left
+    unchanged by ``optax.apply_updates``, as ``None`` leaves are.
 
     Returns:
         The new updates when there are no buffers, else the tuple
@@ -221,6 +230,8 @@ def leafwise(fn: Callable[..., tuple], updates: Any, *buffers: Any) -> Any:
     n = 1 + len(buffers)
 
     def leaf(g: Any, *bufs: Any) -> tuple:
+        if not is_trainable(g):
+            return (jnp.zeros_like(g), *bufs)
         dtype = compute_dtype(g, *bufs)
         out = fn(*(jnp.asarray(x, dtype) for x in (g, *bufs)))
         if len(out) != n:

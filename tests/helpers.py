@@ -272,6 +272,12 @@ ALL_TRANSFORMS = [
         optimizer=True,
         roundings=3,
     ),
+    Row(
+        "cautious_qhadam_inferred",
+        lambda: mo.cautious(mo.qhadam(0.05)),
+        optimizer=True,
+        roundings=2,
+    ),
     Row("torch_sgd_dampened", lambda: mo.torch_sgd(0.1, 0.9, dampening=0.3), optimizer=True),
     Row(
         "torch_sgd_nesterov_cycle",
@@ -296,6 +302,21 @@ ALL_TRANSFORMS = [
         optimizer=True,
         wrapped=True,
         rounds_its_input=True,
+    ),
+    Row("yellowfin", lambda: mo.yellowfin(), optimizer=True),
+    Row(
+        "apply_if_finite_sgd_momentum",
+        lambda: optax.apply_if_finite(mo.sgd(0.1, 0.9), max_consecutive_errors=3),
+        optimizer=True,
+        wrapped=True,
+    ),
+    Row(
+        "inject_hyperparams_sgd_nesterov",
+        lambda: optax.inject_hyperparams(mo.sgd, hyperparam_dtype=jnp.float32)(
+            learning_rate=0.1, momentum=0.9, nesterov=True
+        ),
+        optimizer=True,
+        wrapped=True,
     ),
 ]
 

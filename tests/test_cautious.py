@@ -100,15 +100,12 @@ def test_a_whole_optimizer_is_masked_with_flip_sign(nesterov):
         chex.assert_trees_all_close(a, b, rtol=1e-6)
     assert any(np.any(np.asarray(u["w"]) == 0) for u in outside)  # some were masked
     assert any(np.any(np.asarray(u["w"]) != 0) for u in outside)  # and some kept
-    # without flip_sign the mask of a descent step is inverted: it keeps the components
-    # that disagree, never one that the right mask keeps
-    unflipped, _ = helpers.run_updates(
+    # without flip_sign the direction is read from the optimizer: the same updates
+    inferred, _ = helpers.run_updates(
         mo.cautious(mo.sgd(0.1, 0.9, nesterov=nesterov)), grads, params
     )
-    for wrong, right in zip(unflipped[1:], outside[1:]):
-        for k in SHAPES:
-            both = (np.asarray(wrong[k]) != 0) & (np.asarray(right[k]) != 0)
-            assert not np.any(both), k
+    for a, b in zip(inferred, outside):
+        chex.assert_trees_all_close(a, b, rtol=1e-6)
 
 
 def test_a_warm_up_from_zero_is_masked_by_the_gradient_not_by_a_fresh_step():
@@ -150,3 +147,134 @@ def test_cautious_keeps_the_inner_state_and_passes_the_loss_on():
     _, state = opt.update(jnp.ones(3), state, params, value=jnp.float32(1.0))
     _, state = opt.update(jnp.ones(3), state, params, value=jnp.float32(2.0))  # loss rose
     assert int(state.restarts) == 1
+
+
+# --- the direction: inferred, or checked and refused when it would invert the mask --------
+
+
+@pytest.mark.parametrize(
+    "inner,flip_sign,right",
+    [
+        (lambda: mo.sgd(0.1, 0.9), False, True),
+        (lambda: optax.adam(1e-2), False, True),
+        (lambda: mo.trace(0.9), True, False),
+        (lambda: optax.scale_by_adam(), True, False),
+    ],
+    ids=["sgd", "adam", "trace", "scale_by_adam"],
+)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_a_flip_sign_that_would_invert_the_mask_is_refused(inner, flip_sign, right, jit):
+    opt = mo.cautious(inner(), flip_sign=flip_sign)
+    params = {"w": jnp.zeros(3)}
+    update = jax.jit(opt.update) if jit else opt.update
+    with pytest.raises(ValueError, match=rf"flip_sign={flip_sign}\).*Use flip_sign={right}"):
+        update({"w": jnp.ones(3)}, opt.init(params), params)
+
+
+def test_adam_wrapped_whole_reads_its_direction_and_equals_the_direction_masked():
+    grads = gradient_trees(15, seed=4)
+    params = jax.tree.map(jnp.zeros_like, grads[0])
+    whole, _ = helpers.run_updates(mo.cautious(optax.adam(1e-2)), grads, params, jit=True)
+    inside, _ = helpers.run_updates(
+        optax.chain(mo.cautious(optax.scale_by_adam()), optax.scale(-1e-2)), grads, params
+    )
+    for a, b in zip(whole, inside):
+        chex.assert_trees_all_close(a, b, rtol=1e-6, atol=1e-9)
+    assert any(np.any(np.asarray(u["w"]) == 0) for u in whole)  # some were masked
+
+
+def test_a_direction_that_cannot_be_read_asks_for_flip_sign():
+    # a learning rate warming up from 0: the probe's first step is 0 (see the warm-up test
+    # for the same optimizer with flip_sign=True)
+    opt = mo.cautious(mo.sgd(optax.linear_schedule(0.0, 0.1, 10), 0.9))
+    params = jnp.zeros(3)
+    with pytest.raises(ValueError, match="pass flip_sign=False .* or flip_sign=True"):
+        opt.update(jnp.ones(3), opt.init(params), params)
+    # hyperparameters injected under jit are traced: the probe cannot read them either
+    injected = optax.inject_hyperparams(lambda learning_rate: mo.cautious(mo.sgd(learning_rate)))
+    opt = injected(learning_rate=0.1)
+    with pytest.raises(ValueError, match="pass flip_sign"):
+        jax.jit(opt.update)(jnp.ones(3), opt.init(params), params)
+    given = optax.inject_hyperparams(
+        lambda learning_rate: mo.cautious(mo.sgd(learning_rate), flip_sign=True)
+    )(learning_rate=0.1)
+    u, _ = jax.jit(given.update)(jnp.ones(3), given.init(params), params)
+    np.testing.assert_allclose(u, -0.1 * 3 / 4 * np.ones(3), rtol=1e-6)
+
+
+def test_cautious_sgd_without_flip_sign_descends_a_quadratic():
+    # with the mask inverted (the old default) this quadratic never moved
+    h = jnp.array([1.0, 3.0, 10.0])
+    loss = lambda w: 0.5 * jnp.sum(h * w**2)  # noqa: E731
+    run = helpers.descend(mo.cautious(mo.sgd(0.05, 0.9)), jnp.ones(3), 100, helpers.gradient_of(loss))
+    assert float(loss(run.params)) < 1e-3 * float(loss(jnp.ones(3)))
+
+
+# --- weight decay: C-AdamW's decay is unmasked ---------------------------------------------
+
+
+def paper_c_adamw(grads, params, lr, wd, b1=0.9, b2=0.999, eps=1e-8):
+    """C-AdamW of the paper's code, float64: Adam's direction masked by the gradient and
+    rescaled, the decoupled decay ``lr * wd * p`` unmasked."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v = {k: np.zeros_like(x) for k, x in p.items()}
+    for t, g in enumerate(grads, start=1):
+        for k in p:
+            gk = np.asarray(g[k], np.float64)
+            m[k] = b1 * m[k] + (1 - b1) * gk
+            v[k] = b2 * v[k] + (1 - b2) * gk**2
+            u = (m[k] / (1 - b1**t)) / (np.sqrt(v[k] / (1 - b2**t)) + eps)
+            phi = (u * gk > 0).astype(np.float64)
+            p[k] = p[k] - lr * (u * phi * u.size / (phi.sum() + 1) + wd * p[k])
+    return p
+
+
+def test_adamw_wrapped_whole_is_refused_naming_the_c_adamw_chain():
+    opt = mo.cautious(optax.adamw(1e-2, weight_decay=0.1))
+    params = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match=r"optax.chain\(mo.cautious\(optax.scale_by_adam"):
+        opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+    # the spelling it names is C-AdamW
+    grads = gradient_trees(20, seed=5)
+    params = jax.tree.map(lambda g: jnp.full(g.shape, 0.5, jnp.float32), grads[0])
+    chain = optax.chain(
+        mo.cautious(optax.scale_by_adam()),
+        optax.add_decayed_weights(0.1),
+        optax.scale_by_learning_rate(1e-2),
+    )
+    run = helpers.descend(chain, params, len(grads), helpers.given(grads))
+    want = paper_c_adamw(grads, params, 1e-2, 0.1)
+    for k in SHAPES:
+        np.testing.assert_allclose(np.asarray(run.params[k]), want[k], rtol=1e-5, atol=1e-6)
+    # mask_decay=True masks the decay too, as asked: not C-AdamW
+    masked = mo.cautious(optax.adamw(1e-2, weight_decay=0.1), mask_decay=True)
+    other = helpers.descend(masked, params, len(grads), helpers.given(grads))
+    assert not np.allclose(np.asarray(other.params["w"]), want["w"], rtol=1e-3)
+
+
+# --- non-finite values and tiny products ---------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_non_finite_gradient_shows_in_the_update_as_in_trace(bad):
+    grads = gradient_trees(6, seed=6)
+    grads[2] = {**grads[2], "w": grads[2]["w"].at[1, 2].set(bad)}
+    for t in range(3, 6):  # later gradients disagree with the +inf buffer there
+        grads[t] = {**grads[t], "w": grads[t]["w"].at[1, 2].set(-1.0)}
+    params = jax.tree.map(jnp.zeros_like, grads[0])
+    got, _ = helpers.run_updates(mo.cautious(mo.trace(0.9)), grads, params, jit=True)
+    plain, _ = helpers.run_updates(mo.trace(0.9), grads, params, jit=True)
+    for t in range(2, 6):  # from the bad step on, non-finite wherever trace's update is
+        u, m = np.asarray(got[t]["w"]), np.asarray(plain[t]["w"])
+        assert not np.isfinite(u[1, 2]), t
+        np.testing.assert_array_equal(np.isfinite(u), np.isfinite(m))
+    assert np.all(np.isfinite(np.asarray(got[1]["w"])))
+
+
+def test_the_mask_reads_signs_so_tiny_products_do_not_underflow():
+    # u * g = 1e-40 flushes to 0 in float32 on XLA's CPU: every sign agrees all the same
+    g = jnp.full(4, 1e-20, jnp.float32)
+    opt = mo.cautious(mo.trace(0.9))
+    u, _ = jax.jit(opt.update)(g, opt.init(g))
+    np.testing.assert_allclose(np.asarray(u), 4 / 5 * 1e-20, rtol=1e-6)
