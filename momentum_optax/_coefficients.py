@@ -186,6 +186,41 @@ def check_positive_int(
     return value
 
 
+def positive_int(
+    name: str, value: Any, *, maximum: int = INT32_MAX, what: str = "an integer >= 1"
+) -> Any:
+    """Validates a period that the update reads as a number: as :func:`check_positive_int`,
+    and also a 0-d integer ``jax.Array`` (what ``optax.inject_hyperparams`` hands on, the
+    default included), checked and returned as an ``int`` when concrete, returned as is
+    (unchecked) when traced."""
+    if isinstance(value, jax.Array) and value.shape == () and (
+        jnp.issubdtype(value.dtype, jnp.integer)
+    ):
+        if isinstance(value, jax.core.Tracer):
+            return value
+        value = np.asarray(value)[()]
+    return check_positive_int(name, value, maximum=maximum, what=what)
+
+
+def structural_int(name: str, value: Any, *, what: str = "an integer >= 1") -> int | None:
+    """Validates an integer that sets a buffer's shape: as :func:`positive_int`, but a
+    traced value gives ``None`` (the caller reads the size from its state's buffer, where
+    ``optax.inject_hyperparams`` hands the factory its value as a traced array)."""
+    value = positive_int(name, value, what=what)
+    return None if isinstance(value, jax.core.Tracer) else value
+
+
+def traced_shape_error(name: str, owner: str) -> TypeError:
+    """The error for a shape-setting argument traced where a shape is made (an ``init``
+    jitted under ``optax.inject_hyperparams``)."""
+    return TypeError(
+        f"{name} sets the shape of {owner}'s buffer, so it must be a concrete integer where "
+        f"the state is made; it is traced here (optax.inject_hyperparams inside jit). Build "
+        f"it with optax.inject_hyperparams({owner}, static_args=({name!r},)), or call init "
+        "outside jit."
+    )
+
+
 def check_bool(name: str, value: Any) -> None:
     """Validates a flag: only ``True`` or ``False`` (a typo'd string must not read as True)."""
     if not isinstance(value, (bool, np.bool_)):

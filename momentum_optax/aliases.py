@@ -18,7 +18,7 @@ from momentum_optax._coefficients import check_accumulator_dtype
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import check_nonnegative
-from momentum_optax._coefficients import check_positive_int
+from momentum_optax._coefficients import positive_int
 
 
 def sgd(
@@ -93,7 +93,7 @@ def sgd(
     check_bool("ema", ema)
     accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
     if reset_every is not None:
-        reset_every = check_positive_int("reset_every", reset_every)
+        reset_every = positive_int("reset_every", reset_every)
     if momentum is None and (
         nesterov or ema or reset_every is not None or accumulator_dtype is not None
     ):
@@ -184,7 +184,7 @@ def srsgd(
     check_nonnegative("learning_rate", learning_rate)
     accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
     if restart_every is not None and not callable(restart_every):
-        restart_every = check_positive_int(
+        restart_every = positive_int(
             "restart_every",
             restart_every,
             what="None, an integer >= 1 or a schedule of the restart index",

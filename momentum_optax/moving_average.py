@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import optax
 
 from momentum_optax import _tree
-from momentum_optax._coefficients import check_positive_int
+from momentum_optax._coefficients import structural_int
+from momentum_optax._coefficients import traced_shape_error
 
 
 class SmaState(NamedTuple):
@@ -31,7 +32,10 @@ def sma(window: int) -> optax.GradientTransformation:
     recomputed from the buffer each step, so no rounding error accumulates.
 
     Args:
-        window: :math:`w`, the number of updates averaged (>= 1).
+        window: :math:`w`, the number of updates averaged (>= 1). It sets the
+            buffer's shape: under ``optax.inject_hyperparams`` (which hands it on as an
+            array) it is read when the state is made and from the buffer after that,
+            so a new value in ``state.hyperparams["window"]`` changes nothing.
 
     Returns:
         An ``optax.GradientTransformation`` with state :class:`SmaState`.
@@ -51,9 +55,12 @@ def sma(window: int) -> optax.GradientTransformation:
     References:
         *Momentum* (the article on exponential moving averages), section 2 (author not named).
     """
-    window = check_positive_int("window", window)
+    known = structural_int("window", window)  # None: traced, under inject_hyperparams
 
     def init_fn(params: optax.Params) -> SmaState:
+        if known is None:
+            raise traced_shape_error("window", "sma")
+        window = known
         # zeros_like keeps each parameter's sharding; the window axis is replicated
         stacked = jax.tree.map(
             lambda p: jnp.broadcast_to(jnp.zeros_like(p)[None], (window, *jnp.shape(p))), params
@@ -67,8 +74,11 @@ def sma(window: int) -> optax.GradientTransformation:
     ) -> tuple[optax.Updates, SmaState]:
         del params
         _tree.check_state(state, SmaState, "sma")
-        for slot in jax.tree.leaves(state.buffer)[:1]:  # every leaf holds `window` slots
-            _tree.check_made_alike(state, "sma", "window", slot.shape[0], window)
+        slots_held = [slot.shape[0] for slot in jax.tree.leaves(state.buffer)[:1]]
+        # under optax.inject_hyperparams the window arrives traced: the buffer holds it
+        window = known if known is not None else (slots_held[0] if slots_held else 1)
+        for held in slots_held:  # every leaf holds `window` slots
+            _tree.check_made_alike(state, "sma", "window", held, window)
         slots = jax.tree.map(lambda b: jax.ShapeDtypeStruct(b.shape[1:], b.dtype), state.buffer)
         _tree.check_inputs(
             updates, state, SmaState, "sma", "buffer", reference=slots, detail=" (one slot)"

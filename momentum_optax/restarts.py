@@ -114,7 +114,7 @@ def periodic_reset(
         )
     scheduled = _coefficients.is_schedule(every)
     if not scheduled:
-        every = _coefficients.check_positive_int(
+        every = _coefficients.positive_int(
             "every", every, what="an integer >= 1 or a schedule of the restart index"
         )
     inner = optax.with_extra_args_support(inner)

@@ -130,7 +130,8 @@ def test_signatures_follow_the_design_contract():
     assert params(mo.train_step) == ["loss_fn", "optimizer", "has_aux", "donate", "metrics"]
     assert params(mo.check_restored) == ["restored", "target"]
     assert params(mo.srsgd) == ["learning_rate", "restart_every", "accumulator_dtype"]
-    assert params(mo.cautious) == ["inner", "flip_sign"]
+    assert params(mo.cautious) == ["inner", "flip_sign", "mask_decay"]
+    assert inspect.signature(mo.cautious).parameters["flip_sign"].default is None  # read
     assert params(mo.scale_by_yellowfin) == ["beta", "curvature_window", "eps", "accumulator_dtype"]
     assert params(mo.yellowfin) == ["learning_rate", *params(mo.scale_by_yellowfin)]
     assert params(mo.schedules.nesterov_sequence) == ["r"]
