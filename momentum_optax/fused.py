@@ -12,6 +12,7 @@ from typing import NoReturn
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import AxisType
 from optax import ScalarOrSchedule
 
 from momentum_optax import _heavy_ball
@@ -24,6 +25,7 @@ from momentum_optax._coefficients import check_positive_int
 from momentum_optax._coefficients import init_count
 from momentum_optax._coefficients import is_known_zero
 from momentum_optax._coefficients import next_count
+from momentum_optax._coefficients import readable
 from momentum_optax._coefficients import value_at
 
 DEFAULT_CHUNK = 1 << 17  # elements per block: measured best of 8K-512K on 2-core CPUs (cache-sized)
@@ -86,10 +88,37 @@ def _applied(
     return (p + update).astype(p.dtype)
 
 
-def _is_sharded(x: jax.Array) -> bool:
-    """Whether ``x`` is split across devices on an explicit mesh (its type says so)."""
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    return spec is not None and any(axis is not None for axis in spec)
+def _whole_on_one_device(*leaves: Any) -> bool:
+    """Whether ``leaves`` (a parameter, its buffer, its gradient) are known to be whole on
+    each device that holds them, alike, so the blocked loop, which splits nothing, keeps
+    their placement.
+
+    Their types must share one mesh, name none of its axes (an Explicit mesh's type says
+    where an array is split) and have no Auto axis of more than one device (XLA places
+    those; the type does not say). A type without a mesh says nothing under ``jit``
+    (``in_shardings`` leaves none in it), so a traced leaf without one counts as whole
+    only where JAX sees one device; a concrete array (an eager call) is read directly.
+    """
+    shardings = [jax.typeof(x).sharding for x in leaves]
+    mesh = shardings[0].mesh
+    if any(s.mesh != mesh for s in shardings):
+        return False
+    traced = [isinstance(x, jax.core.Tracer) for x in leaves]
+    concrete = [x for x, t in zip(leaves, traced) if isinstance(x, jax.Array) and not t]
+    if not all(x.sharding.is_fully_replicated for x in concrete):
+        return False
+    if mesh.empty:
+        return not any(traced) or jax.device_count() == 1
+    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+    auto = [axis for axis, kind in zip(mesh.axis_names, mesh.axis_types) if kind == AxisType.Auto]
+    named = [
+        axis
+        for s in shardings
+        for entry in s.spec
+        if entry is not None
+        for axis in ((entry,) if isinstance(entry, str) else entry)
+    ]
+    return all(sizes[axis] == 1 for axis in auto + named)
 
 
 def _one_pass(
@@ -160,15 +189,31 @@ def fused_sgd(
     the leaves are processed in blocks of ``chunk_size`` elements inside one
     ``fori_loop``, so each element of the parameters, gradient and buffer crosses
     memory once (five passes instead of six). On GPU/TPU, where XLA fuses the two
-    outputs into one kernel by itself, and for leaves sharded on an explicit mesh,
-    the plain expressions are used. Donate ``params`` and ``state`` (as
-    :func:`~momentum_optax.training.train_step` does) so the blocks are written in
-    place. It is not an ``optax.GradientTransformation`` (its ``update`` raises):
-    to chain it or give it to ``nnx.Optimizer``, use ``mo.sgd``.
+    outputs into one kernel by itself, the plain expressions of ``mo.sgd`` are used.
+    Donate ``params`` and ``state`` (as :func:`~momentum_optax.training.train_step`
+    does) so the blocks are written in place. It is not an
+    ``optax.GradientTransformation`` (its ``update`` raises): to chain it or give it
+    to ``nnx.Optimizer``, use ``mo.sgd``.
+
+    Shardings are those of ``mo.sgd`` with ``optax.apply_updates`` on the same inputs:
+    where a parameter, its gradient and its buffer share a sharding, the new parameter
+    keeps the parameter's and the new buffer the state's, on Auto and Explicit meshes
+    alike; on an Explicit mesh a mix (unsharded parameters, sharded gradients) follows
+    JAX's type rules, as ``mo.sgd``'s results do. The path is chosen per leaf, from the
+    parameter, its buffer and its gradient together: the blocked loop only where all
+    three are known to be whole on each device holding them (no mesh on a one-device
+    host, replicated on one Explicit mesh, or concrete arrays in an eager call); any
+    other leaf (sharded, on an Auto mesh, or traced without a mesh while JAX sees several
+    devices, since ``jit(in_shardings=...)`` leaves no layout in the type) takes
+    ``mo.sgd``'s expressions, which XLA partitions as it partitions ``mo.sgd``.
 
     Args:
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
-        momentum: :math:`\mu`, a float in (0, 1] or a schedule.
+        momentum: :math:`\mu`, a float in (0, 1] or a schedule. A concrete array is
+            checked as its number (``jnp.float32(0)`` is refused as ``0.0`` is); a traced
+            one (a hyper-parameter swept under ``jit`` or ``vmap``) cannot be read when
+            the step is built and passes unchecked: a traced 0 gives plain SGD's numbers,
+            with a buffer that only holds the last gradient.
         nesterov: use Nesterov's accelerated output.
         chunk_size: elements per block (default 131,072; ``None`` picks it).
 
@@ -190,9 +235,10 @@ def fused_sgd(
     check_coefficient("momentum", momentum)
     check_bool("nesterov", nesterov)
     chunk = DEFAULT_CHUNK if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    if is_known_zero(momentum):
+    if is_known_zero(readable(momentum)):  # a concrete jax.Array read as its number
         raise ValueError(
-            "momentum must be > 0 for fused_sgd (plain SGD is already one pass: use mo.sgd); got 0."
+            "momentum must be > 0 for fused_sgd (plain SGD is already one pass: use mo.sgd); "
+            f"got {momentum!r}."
         )
 
     def init(params: optax.Params) -> FusedSGDState:
@@ -220,32 +266,34 @@ def fused_sgd(
             value_at(momentum, count),
             value_at(momentum, following),
         )
-        if jax.default_backend() == "cpu" and not any(map(_is_sharded, jax.tree.leaves(params))):
-            one_pass = functools.partial(
-                _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
-            )
-            # the gradients' structure, None entries as leaves: a None gradient (a frozen
-            # parameter) leaves its parameter and buffer as they were
-            treedef = _tree.structure(grads)
-            columns = [treedef.flatten_up_to(tree) for tree in (params, state.trace, grads)]
-            if not columns[0]:
-                return params, FusedSGDState(trace=state.trace, count=following)
-            new = [one_pass(p, m, g) if g is not None else (p, m) for p, m, g in zip(*columns)]
-            new_params, new_trace = (treedef.unflatten(list(x)) for x in zip(*new))
-        else:  # XLA fuses the two outputs itself: mo.sgd's expressions, then apply_updates
-            neg_lr, beta, beta_next = coefficients
+        neg_lr, beta, beta_next = coefficients
+        one_pass = functools.partial(
+            _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
+        )
+        blocked = jax.default_backend() == "cpu"  # elsewhere XLA fuses the two outputs itself
 
-            def leaf(g: jax.Array, m: jax.Array) -> tuple:
-                new_m = _heavy_ball.velocity(g, m, beta)
-                return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
+        def leaf(g: jax.Array, m: jax.Array) -> tuple:
+            new_m = _heavy_ball.velocity(g, m, beta)
+            return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
 
-            out, new_trace = _tree.leafwise(leaf, grads, state.trace)
-            updates = _tree.leafwise(lambda u: (neg_lr * u,), out)
-            treedef = _tree.structure(updates)  # a None update leaves its parameter as it is
-            pairs = zip(treedef.flatten_up_to(params), treedef.flatten_up_to(updates))
-            new_params = treedef.unflatten(
-                [p if u is None else optax.apply_updates(p, u) for p, u in pairs]
-            )
+        def step(p: Any, m: Any, g: Any) -> tuple[Any, Any]:
+            if g is None or not _tree.is_trainable(g):
+                # a frozen or an integer parameter: it and its buffer stay as they were
+                return p, m
+            if blocked and _whole_on_one_device(p, m, g):
+                return one_pass(p, m, g)
+            # mo.sgd's expressions, then apply_updates: sharding propagation (Auto axes) and
+            # the type rules (Explicit ones) place the results as they place mo.sgd's
+            out, new_m = _tree.leafwise(leaf, g, m)
+            return optax.apply_updates(p, _tree.leafwise(lambda u: (neg_lr * u,), out)), new_m
+
+        # the gradients' structure, None entries as leaves
+        treedef = _tree.structure(grads)
+        columns = [treedef.flatten_up_to(tree) for tree in (params, state.trace, grads)]
+        if not columns[0]:
+            return params, FusedSGDState(trace=state.trace, count=following)
+        new = [step(p, m, g) for p, m, g in zip(*columns)]
+        new_params, new_trace = (treedef.unflatten(list(x)) for x in zip(*new))
         return new_params, FusedSGDState(trace=new_trace, count=following)
 
     return FusedSGD(init=init, apply=apply)

@@ -1,5 +1,7 @@
 """The one-pass fused SGD: sgd + apply_updates bit for bit, in place, and hard to misuse."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -140,9 +142,32 @@ def test_fused_sgd_handles_empty_leaves():
     np.testing.assert_allclose(new["w"], 0.95)
 
 
-def test_fused_sgd_rejects_zero_momentum():
-    with pytest.raises(ValueError, match="momentum must be > 0 for fused_sgd"):
-        mo.fused_sgd(0.1, 0.0)
+ZERO = r"momentum must be > 0 for fused_sgd \(plain SGD is already one pass: use mo\.sgd\); got "
+
+
+@pytest.mark.parametrize(
+    "zero",
+    [0.0, 0, np.float32(0), jnp.float32(0), jnp.zeros([], jnp.bfloat16)],
+    ids=["float", "int", "numpy", "jax_array", "bfloat16_array"],
+)
+def test_fused_sgd_rejects_zero_momentum_known_at_construction(zero):
+    # a concrete jax.Array is read as its number, with the message a Python 0.0 gets
+    with pytest.raises(ValueError, match=ZERO + re.escape(repr(zero))):
+        mo.fused_sgd(0.1, zero)
+
+
+def test_fused_sgd_with_a_traced_zero_momentum_is_plain_sgd():
+    # a traced momentum cannot be read when the step is built: it passes, and 0 is SGD
+    params, grads = {"w": jnp.linspace(-1.0, 1.0, 7)}, {"w": jnp.linspace(2.0, 3.0, 7)}
+
+    @jax.jit
+    def step(momentum):
+        fused = mo.fused_sgd(0.1, momentum)
+        return fused.apply(params, fused.init(params), grads)
+
+    new, state = step(jnp.float32(0.0))
+    chex.assert_trees_all_close(new, jax.tree.map(lambda p, g: p - 0.1 * g, params, grads))
+    chex.assert_trees_all_equal(state.trace, grads)
 
 
 MISUSE = (

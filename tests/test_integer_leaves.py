@@ -45,3 +45,19 @@ def test_integer_leaves_are_left_unchanged_and_change_nothing_else(row):
     chex.assert_trees_all_close(
         {k: updates[k] for k in PARAMS}, alone_updates, rtol=1e-6, atol=1e-7
     )
+
+
+def test_fused_sgd_leaves_integer_parameters_as_they_are():
+    import momentum_optax as mo
+
+    fused = mo.fused_sgd(0.1, 0.9, nesterov=True)
+    params, alone = {**PARAMS, **FROZEN}, PARAMS
+    state, alone_state = fused.init(params), fused.init(alone)
+    for t in range(STEPS):
+        g = helpers.grads(t)
+        params, state = fused.apply(
+            params, state, {**g, "index": jnp.ones(2, jnp.int32), "flags": jnp.ones(2, bool)}
+        )
+        alone, alone_state = fused.apply(alone, alone_state, g)
+    chex.assert_trees_all_equal({k: params[k] for k in FROZEN}, FROZEN)
+    chex.assert_trees_all_close({k: params[k] for k in PARAMS}, alone, rtol=1e-6)
