@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import shlex
 import sys
 
+from experiments import arguments
+from experiments import outputs
 from experiments import registry
 from experiments import runner
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m experiments ARGV``; Ctrl-C ends it with status 130 and writes nothing."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        if argv[:1] == ["bench"]:  # the bench writes as it goes
+            raise
+        print(
+            "interrupted: nothing of this run was written; its output folder is as it was",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+
+
+def _main(argv: list[str]) -> None:
     if argv[:1] == ["compare"]:
         from experiments import compare
 
@@ -54,21 +71,33 @@ def main(argv: list[str] | None = None) -> None:
         "--out",
         type=pathlib.Path,
         default=pathlib.Path("results"),
-        help="output folder (default: results/)",
+        help="output folder (default: results/); a run replaces OUT/NAME/ (and, for all, "
+        "OUT/REPORT.md) only when it has finished, and refuses a folder another run is "
+        "writing (docs/experiments.md, Outputs)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the root of every random key")
+    parser.add_argument(
+        "--seed",
+        type=arguments.seed,
+        default=0,
+        help=f"the root of every random key, 0..{arguments.SEED_MAX} (default 0)",
+    )
     args = parser.parse_args(argv)
-    if args.name == "bench":
-        from experiments import bench  # heavier imports (PyTorch, when installed)
+    try:
+        outputs.check_writable(args.out)  # before any compute
+        if args.name == "bench":
+            from experiments import bench  # heavier imports (PyTorch, when installed)
 
-        bench.run(quick=args.quick, out=args.out, seed=args.seed)
-        return
-    runner.run(
-        list(modules) if args.name == "all" else [args.name],
-        quick=args.quick,
-        out=args.out,
-        seed=args.seed,
-    )
+            bench.run(quick=args.quick, out=args.out, seed=args.seed)
+            return
+        runner.run(
+            list(modules) if args.name == "all" else [args.name],
+            quick=args.quick,
+            out=args.out,
+            seed=args.seed,
+            command=shlex.join(["python", "-m", "experiments", *argv]),
+        )
+    except outputs.OutputError as error:  # raised before any compute
+        parser.error(f"argument --out: {error}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,14 @@ Textbook checks (verdicts with ``check=True``) get their own part of the report.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.metadata
 import json
 import math
 import os
 import pathlib
 import platform
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,11 +74,57 @@ def environment() -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "versions": versions(),
     }
 
 
+VERSIONED = ("momentum_optax", "jax", "jaxlib", "optax", "numpy", "flax", "matplotlib")
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the libraries the numbers depend on ("not installed")."""
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@functools.cache
+def source() -> dict:
+    """The git commit of the code that ran, ``{"commit": sha, "modified": bool}`` (tracked
+    files changed since it); ``"unknown"`` and None outside a git checkout of this
+    repository or without git."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
+        if done.returncode:
+            raise OSError(done.stderr.strip())
+        return done.stdout.strip()
+
+    try:
+        if pathlib.Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            raise OSError("the package is not at the top of this checkout")
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "modified": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "modified": None}
+
+
+NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
 def jsonable(value: Any) -> Any:
-    """NumPy/JAX values as JSON: arrays to lists, non-finite floats to None."""
+    """NumPy/JAX values as JSON: arrays to lists; non-finite floats, which JSON lacks, to the
+    strings ``"inf"``, ``"-inf"`` and ``"nan"`` (what ``fmt`` and the report print for an
+    interval; ``float(s)`` reads them back, and so does ``from_json``)."""
     if isinstance(value, Interval):
         return {
             "mean": jsonable(value.mean),
@@ -92,10 +141,20 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return jsonable(np.asarray(value).tolist())
     if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else str(float(value))
     if isinstance(value, (np.integer, np.bool_)):
         return value.item()
     return value
+
+
+def from_json(value: Any) -> Any:
+    """``jsonable``'s inverse for numbers: the strings ``"inf"``, ``"-inf"`` and ``"nan"``
+    back to floats, in nested lists and dicts."""
+    if isinstance(value, dict):
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return NON_FINITE.get(value, value) if isinstance(value, str) else value
 
 
 def fmt(value: Any) -> str:
@@ -145,11 +204,14 @@ def write_metrics(
     *,
     seconds: float,
     environment: dict,
+    run: dict | None = None,
 ) -> None:
-    """``directory/metrics.json``: environment, wall time, configuration, every finding."""
+    """``directory/metrics.json``: the run (command, seed, quick or full, git commit),
+    environment (library versions included), wall time, configuration, every finding."""
     directory.mkdir(parents=True, exist_ok=True)
     payload = {
         "experiment": name,
+        "run": run or {},
         "seconds": seconds,
         "environment": environment,
         "config": jsonable(config),
@@ -268,13 +330,16 @@ PARTS = (
 )
 
 
+TITLE = "# Momentum claims, measured"  # REPORT.md's first line: how a later run knows it
+
+
 def write_report(
     path: pathlib.Path, entries: list[tuple[str, Finding]], header: str, statements: dict
 ) -> None:
     """``REPORT.md``: a summary table per part (claims, beyond, checks), then one section
     per finding (``(folder, finding)`` pairs, folder prefixing its plots)."""
     ordered = sorted(entries, key=lambda e: order(e[1].id))
-    parts = [f"# Momentum claims, measured\n\n{header}\n"]
+    parts = [f"{TITLE}\n\n{header}\n"]
     if any(not f.check for _, f in entries):
         parts.append(multiplicity(entries) + "\n")
     for title, belongs, _ in PARTS:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
+import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import jax
@@ -18,6 +21,7 @@ from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
+from experiments import outputs
 from experiments import registry
 from experiments import report
 from experiments.protocol import verdicts
@@ -72,6 +76,59 @@ def experiment_key(seed: int, name: str) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
 
 
+REPORT = "REPORT.md"  # OUT/REPORT.md: every claim of a run of several experiments
+FULL = "last-full.json"  # OUT/last-full.json: written by a full run of every experiment
+STALE = (
+    "> **Out of date.** Later runs rewrote these folders; their numbers and plots are no "
+    "longer those below (rerun `python -m experiments all` for a report that agrees):"
+)
+
+
+def command_line(names: Sequence[str], *, quick: bool, seed: int, out: pathlib.Path) -> str:
+    """The command that reruns a run of ``names`` (``all`` where they are every experiment
+    is the caller's to say: ``__main__`` passes the command line it was given)."""
+    flag = " --quick" if quick else ""
+    return f"python -m experiments {' '.join(names)}{flag} --seed {seed} --out {out}"
+
+
+def _experiment_folder(name: str) -> Callable[[pathlib.Path], bool]:
+    """Whether a folder is experiment ``name``'s: empty, or with a metrics.json naming it."""
+
+    def ours(path: pathlib.Path) -> bool:
+        if not path.is_dir():
+            return False
+        named = outputs.json_field(path / "metrics.json", "experiment") == name
+        return named or not any(path.iterdir())
+
+    return ours
+
+
+def _ours(names: Sequence[str], writes: Sequence[str]) -> dict[str, Callable[[pathlib.Path], bool]]:
+    """For each entry of OUT a run replaces: how to tell that an earlier run wrote it."""
+    ours = {name: _experiment_folder(name) for name in names}
+    if REPORT in writes:
+        ours[REPORT] = lambda path: outputs.first_line(path) == report.TITLE
+    if FULL in writes:
+        ours[FULL] = lambda path: outputs.json_field(path, "claims") is not None
+    return ours
+
+
+def mark_stale(text: str, names: Sequence[str], command: str, when: str) -> str:
+    """An earlier run's ``REPORT.md`` with a notice after its title naming the folders that
+    ``command`` rewrote (one line per folder; a folder rewritten again updates its line)."""
+    lines = text.split("\n")
+    rest, rewritten = lines[1:], {}
+    if rest[1:2] == [STALE]:
+        i = 2
+        while i < len(rest) and rest[i].startswith("> - `"):
+            rewritten[rest[i].split("`")[1]] = rest[i]
+            i += 1
+        rest = rest[i:]
+    for name in names:
+        rewritten[f"{name}/"] = f"> - `{name}/`: by `{command}` on {when}"
+    return "\n".join([lines[0], "", STALE, *rewritten.values(), *rest])
+
+
 def run(
     names: Sequence[str],
     *,
@@ -81,25 +138,105 @@ def run(
     console: Console | None = None,
     modules: dict | None = None,
     last_full_path: pathlib.Path = LAST_FULL,
+    command: str | None = None,
 ) -> list[report.Finding]:
     """Runs the named experiments; writes ``out/NAME/{metrics.json, *.png, REPORT.md}`` and,
     for more than one experiment, ``out/REPORT.md`` with every claim. Returns the findings.
+
+    All or nothing: before any compute it checks that ``out`` can be written, takes its
+    lock and checks that the entries it replaces were written by earlier runs (raising
+    ``outputs.OutputError`` otherwise); everything is written into ``out/.partial-*`` and
+    moved into place when every experiment has finished, so an interrupted run leaves
+    ``out`` as it was (``experiments.outputs``). A combined ``out/REPORT.md`` of an earlier
+    run that shows a folder this run rewrites gets a notice naming it.
 
     Under ``jax.distributed`` every process computes (the sweeps are sharded over all
     devices) and only process 0 writes. ``modules`` (default: ``registry.experiments()``)
     maps names to experiment modules. A quick run labels its statuses provisional beside
     those of the last full run in ``last_full_path``; a full run of every experiment writes
     ``out/last-full.json`` (the repository keeps the last one in ``results/``).
+    ``command`` (the command line, for ``metrics.json``) defaults to ``command_line``.
     """
     modules = registry.experiments() if modules is None else modules
     writer = jax.process_index() == 0
     console = console or Console(quiet=not writer)
+    mode = "quick" if quick else "full"
+    command = command or command_line(names, quick=quick, seed=seed, out=out)
+    full_all = not quick and set(names) == set(modules)
+    writes = [*names, *([REPORT] if len(names) > 1 else []), *([FULL] if full_all else [])]
+    with contextlib.ExitStack() as stack:
+        if writer:
+            outputs.check_writable(out)
+            stack.enter_context(outputs.lock(out, command))
+            for gone in outputs.remove_leftovers(out):
+                console.print(f"removed {out / gone}/, left by a run that was killed")
+            outputs.refuse_foreign(out, _ours(names, writes), "python -m experiments")
+            root = stack.enter_context(outputs.staged(out))
+        else:
+            root = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        run_record = {
+            "command": command,
+            "seed": seed,
+            "mode": mode,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **report.source(),
+        }
+        entries, seconds, total = _measure(
+            names, quick, seed, root, console, modules, last_full_path, run_record, writer
+        )
+        if writer:
+            if full_all:
+                write_last_full(root / FULL, entries, seed=seed, seconds=seconds)
+            if len(names) > 1:
+                report.write_report(
+                    root / REPORT,
+                    entries,
+                    header(
+                        names=names,
+                        mode=mode,
+                        seed=seed,
+                        env=report.environment(),
+                        seconds=seconds,
+                        modules=modules,
+                        total=total,
+                    ),
+                    registry.STATEMENTS,
+                )
+            elif outputs.first_line(out / REPORT) == report.TITLE:
+                old = (out / REPORT).read_text()
+                if any(f"]({name}/" in old for name in names):
+                    when = time.strftime("%Y-%m-%d %H:%M")
+                    (root / REPORT).write_text(mark_stale(old, names, command, when))
+                    writes.append(REPORT)
+            outputs.commit(root, out, writes)
+    print_table(console, entries, f"{len(entries)} claims, {mode} run, seed {seed}, {total:.0f} s")
+    shown = [f"{w}/" if w in names else w for w in writes]
+    console.print(f"results in {out}/: {', '.join(shown)} written by this run")
+    earlier = outputs.others(out, writes) if writer else []
+    if earlier:
+        console.print(f"also in {out}/, from earlier runs, left as they were: {', '.join(earlier)}")
+    return [f for _, f in entries]
+
+
+def _measure(
+    names: Sequence[str],
+    quick: bool,
+    seed: int,
+    root: pathlib.Path,
+    console: Console,
+    modules: dict,
+    last_full_path: pathlib.Path,
+    run_record: dict,
+    writer: bool,
+) -> tuple[list[tuple[str, report.Finding]], dict[str, float], float]:
+    """Every experiment into ``root/NAME`` (with its metrics.json and REPORT.md), under a
+    progress bar: the ``(folder, finding)`` pairs, the wall time of each and in all."""
     env = report.environment()
     console.print(
         f"JAX {env['jax']}, backend [bold]{env['backend']}[/], {env['devices']} "
         f"device(s) ({env['device_kind']}), {env['processes']} process(es)"
     )
-    mode = "quick" if quick else "full"
+    mode = run_record["mode"]
     previous = last_full(last_full_path) if quick else {}
     entries: list[tuple[str, report.Finding]] = []
     seconds: dict[str, float] = {}
@@ -116,7 +253,7 @@ def run(
         for name in names:
             module = modules[name]
             cfg = module.QUICK if quick else module.FULL
-            folder = out / name
+            folder = root / name
             status = lambda text, name=name: progress.update(task, description=f"{name}: {text}")
             began = time.perf_counter()
             findings = module.run(cfg, experiment_key(seed, name), folder, status)
@@ -125,10 +262,16 @@ def run(
             seconds[name] = time.perf_counter() - began
             if writer:
                 report.write_metrics(
-                    folder, name, cfg, findings, seconds=seconds[name], environment=env
+                    folder,
+                    name,
+                    cfg,
+                    findings,
+                    seconds=seconds[name],
+                    environment=env,
+                    run=run_record,
                 )
                 report.write_report(
-                    folder / "REPORT.md",
+                    folder / REPORT,
                     [("", f) for f in findings],
                     header(
                         names=[name],
@@ -143,27 +286,7 @@ def run(
             entries += [(f"{name}/", f) for f in findings]
             progress.advance(task)
         progress.update(task, description="done")
-    total = time.perf_counter() - start
-    if not quick and set(names) == set(modules) and writer:
-        write_last_full(out / "last-full.json", entries, seed=seed, seconds=seconds)
-    if len(names) > 1 and writer:
-        report.write_report(
-            out / "REPORT.md",
-            entries,
-            header(
-                names=names,
-                mode=mode,
-                seed=seed,
-                env=env,
-                seconds=seconds,
-                modules=modules,
-                total=total,
-            ),
-            registry.STATEMENTS,
-        )
-    print_table(console, entries, f"{len(entries)} claims, {mode} run, seed {seed}, {total:.0f} s")
-    console.print(f"results in {out}/")
-    return [f for _, f in entries]
+    return entries, seconds, time.perf_counter() - start
 
 
 def header(
@@ -180,8 +303,11 @@ def header(
     which = "all" if len(names) == len(modules) else " ".join(names)
     took = f" in {total:.0f} s" if total is not None else ""
     times = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
+    code = report.source()
+    at = "" if code["commit"] == "unknown" else f" at commit {code['commit'][:12]}"
+    at += " (with local changes)" if code["modified"] else ""
     return (
-        f"Written by `python -m experiments {which}{flag} --seed {seed}` ({mode} "
+        f"Written by `python -m experiments {which}{flag} --seed {seed}`{at} ({mode} "
         f"configuration{took}) with JAX {env['jax']} on {env['backend']} "
         f"({env['devices']} {env['device_kind']} device(s), {env['processes']} process(es), "
         f"{env['cpus']} CPUs, Python {env['python']}). Wall time per experiment: {times}. "

@@ -3,6 +3,7 @@ numbers are checked against the same optimizer written by hand and against the n
 quadratic run directly."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +13,10 @@ import pytest
 
 import momentum_optax as mo
 from experiments import compare
+from experiments import comparison
 from experiments import noisy_quadratic as nqm
 from experiments import optimizers
+from experiments import outputs
 from experiments import sweeps
 from experiments.protocol import stats
 
@@ -34,6 +37,35 @@ def not_a_factory(x):
 
 def returns_a_number(row):
     return 3
+
+
+def _fail_at_step(*_):
+    raise RuntimeError("the update failed at step 1")
+
+
+def fails_when_run(row):
+    """Builds and updates under the check (abstractly); its update fails when it runs, in a
+    callback, with heavy ball's state (so it shares heavy ball's and sgd's compile)."""
+    inner = mo.sgd(row["lr"], row["momentum"])
+
+    def update(updates, state, params=None):
+        jax.debug.callback(_fail_at_step, state)
+        return inner.update(updates, state, params)
+
+    return optax.GradientTransformation(inner.init, update)
+
+
+TINY_NQM = "--problem noisy-quadratic --trials 1 --seeds 2 --steps 20 --eval-every 10".split()
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """A comparison that gets to computing fails the test."""
+
+    def run(*args, **kwargs):
+        raise AssertionError("computed before the check that should have stopped it")
+
+    monkeypatch.setattr(comparison, "run", run)
 
 
 def parse(*argv):
@@ -102,10 +134,21 @@ def test_help_documents_every_option_and_optimizer(capsys):
             "--optimizer 'tests.test_compare:returns_a_number': building or updating it failed "
             "(TypeError: it returned 3, not an optax.GradientTransformation)",
         ),
+        (
+            ["--optimizer", "..x:f"],
+            "--optimizer '..x:f': not an import path; expected package.module:factory",
+        ),
+        (["--optimizer", "tests.:f"], "--optimizer 'tests.:f': not an import path"),
+        (
+            ["--seed", "9223372036854775808"],
+            "argument --seed: expected an integer in 0..4294967295 (2**32 - 1, the seeds "
+            "jax.random.key tells apart); got '9223372036854775808'",
+        ),
+        (["--seed", "-1"], "argument --seed: expected an integer in 0..4294967295"),
     ],
 )
 def test_bad_input_names_the_option_the_value_and_what_was_expected(
-    argv, message, capsys, tmp_path
+    argv, message, capsys, tmp_path, no_compute
 ):
     with pytest.raises(SystemExit) as exit_info:
         compare.main([*argv, "--out", str(tmp_path / "out")])
@@ -114,11 +157,113 @@ def test_bad_input_names_the_option_the_value_and_what_was_expected(
     assert not (tmp_path / "out").exists()
 
 
-def test_out_must_be_a_folder(tmp_path, capsys):
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_out_must_be_a_writable_folder_checked_before_any_compute(
+    below, tmp_path, capsys, no_compute
+):
     (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / below
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main([*TINY_NQM, "--out", str(out)])
+    assert exit_info.value.code == 2
+    where = "" if not below else f"its parent {tmp_path / 'file'} "
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m experiments compare")
+    assert f"error: argument --out: {out}: {where}is a file; expected a folder" in err
+
+
+def test_a_second_comparison_on_the_same_folder_is_refused(tmp_path, capsys, no_compute):
+    with outputs.lock(tmp_path, "python -m experiments compare"):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main([*TINY_NQM, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: {tmp_path}: in use by another run (pid {os.getpid()} on " in err
+
+
+def test_an_out_holding_another_commands_report_is_refused(tmp_path, capsys, no_compute):
+    (tmp_path / "REPORT.md").write_text("# Momentum claims, measured\n")
     with pytest.raises(SystemExit):
-        compare.main(["--out", str(tmp_path / "file")])
-    assert f"--out {tmp_path / 'file'}: is a file; expected a folder" in capsys.readouterr().err
+        compare.main([*TINY_NQM, "--out", str(tmp_path)])
+    assert "holds REPORT.md, which `python -m experiments compare` did not write" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_module_that_fails_to_import_is_an_option_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_factories.py").write_text("raise RuntimeError('needs a GPU')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--optimizer", "broken_factories:make", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert (
+        "--optimizer 'broken_factories:make': importing it failed (RuntimeError: needs a GPU"
+        in capsys.readouterr().err
+    )
+
+
+def test_an_optimizer_failing_while_running_is_reported_and_the_others_go_on(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    hand = "tests.test_compare:fails_when_run"
+    numbers = compare.main(
+        [*TINY_NQM, "--optimizer", hand, "--optimizer", "sgd", "--out", str(out)]
+    )
+    assert [row["optimizer"] for row in numbers.rows] == ["sgd"]
+    said = capsys.readouterr()
+    line = (
+        f"--optimizer '{hand}': failed while running: JaxRuntimeError: RuntimeError: the "
+        "update failed at step 1 (raised at "
+    )
+    assert line in said.out and "Traceback" not in said.out + said.err
+    results = json.loads((out / "results.json").read_text())
+    assert results["failed"][hand].startswith("failed while running: JaxRuntimeError")
+    assert "test_compare.py:" in results["failed"][hand]
+    text = (out / "REPORT.md").read_text()
+    assert f"Failed while running, not compared: {hand}: failed while running" in text
+    assert f"The first optimizer given, {hand}, is one of them" in text
+
+
+def test_every_optimizer_failing_stops_with_a_clear_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(
+            [
+                *TINY_NQM,
+                "--optimizer",
+                "tests.test_compare:fails_when_run",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: every optimizer failed while running: tests.test_compare:fails_when_run" in err
+    assert f"nothing written to {tmp_path / 'o'}" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:Degrees of freedom")
+def test_a_diverged_final_loss_reads_inf_in_results_json_as_in_the_report(tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    measured = {}
+    measure = compare.measure
+    monkeypatch.setattr(
+        compare, "measure", lambda *a, **k: measured.setdefault("runs", measure(*a, **k))
+    )
+    argv = [*TINY_NQM, "--optimizer", "sgd", "--lr-range", "1000", "1000", "--out", str(out)]
+    compare.main(argv)
+    [row] = json.loads((out / "results.json").read_text())["results"]
+    assert row["final loss"] == {"mean": "inf", "low": "inf", "high": "inf", "n": 2}
+    assert "| sgd | inf [inf, inf] |" in (out / "REPORT.md").read_text()
+    # interrupted after its first new plot: the comparison's files stay as they were
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(args, runs, numbers, folder):
+        (folder / "curves.png").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "figures", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare.main(argv)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_spaces_follow_the_options():

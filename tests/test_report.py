@@ -80,7 +80,7 @@ def test_runner_writes_each_part_with_sources_conditions_and_environment(tmp_pat
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["environment"]["backend"] == "cpu" and metrics["seconds"] >= 0
     assert metrics["claims"]["C4"]["status"] == "not supported"
-    assert metrics["claims"]["C4"]["metrics"]["curve"] == [1.0, None]
+    assert metrics["claims"]["C4"]["metrics"]["curve"] == [1.0, "inf"]  # JSON has no inf
     assert metrics["claims"]["C4"]["conditions"][0]["estimate"]["high"] == 0.95
     assert (tmp_path / "two" / "REPORT.md").exists()
 
@@ -134,6 +134,19 @@ def test_every_statement_cites_known_sources_and_titles_are_unique():
         assert statement.sources and all(s in registry.SOURCES for s in statement.sources)
         assert statement.quote and claim_id[0] in "CE"
     assert set(registry.STATEMENTS) >= {f"C{i}" for i in range(1, 16)} | {"E1", "E2"}
+
+
+def test_non_finite_numbers_are_json_strings_that_read_back():
+    value = {"loss": np.array([1.0, np.inf, -np.inf]), "gap": np.float32("nan"), "n": 3}
+    encoded = json.loads(json.dumps(report.jsonable(value), allow_nan=False))
+    assert encoded == {"loss": [1.0, "inf", "-inf"], "gap": "nan", "n": 3}
+    back = report.from_json(encoded)
+    assert back["loss"] == [1.0, np.inf, -np.inf] and np.isnan(back["gap"])
+    # an interval's ends as the report prints them
+    interval = report.jsonable(stats.Interval(np.inf, 0.5, np.inf, 3))
+    assert f"{interval['mean']} [{interval['low']}, {interval['high']}]" == str(
+        stats.Interval(np.inf, 0.5, np.inf, 3)
+    )
 
 
 def test_fmt_spells_out_never_and_intervals():

@@ -11,62 +11,107 @@ seeds. Writes to ``--out``: ``curves.png`` (mean and 95% t-band over seeds),
 with 95% intervals, paired differences against the first optimizer, steps to a target
 under the race's rule) and ``results.json`` (the numbers).
 
+Before any compute: every option is checked, every optimizer built and updated once
+(abstractly), ``--out`` checked writable and its lock taken (a second comparison on the same
+folder is refused, naming the first one's pid). The four files are written into a partial
+folder and replace the previous ones together at the end: an interrupted comparison leaves
+the folder as it was. An optimizer that fails while running is reported as failed, in one
+line, and the comparison goes on with the others (it stops, exit status 1, when none is
+left).
+
 ``options`` holds the parser and its checks, ``run`` the runs and their ``Summary``,
 ``write`` the figures and files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import sys
 import time
 
 import jax
 
 from experiments import optimizers
+from experiments import outputs
 from experiments import report
 from experiments.compare.options import NQM_DIM
 from experiments.compare.options import PROBLEMS
 from experiments.compare.options import Options
 from experiments.compare.options import check
 from experiments.compare.options import parser
+from experiments.compare.run import Plan
 from experiments.compare.run import Summary
 from experiments.compare.run import measure
 from experiments.compare.run import methods
+from experiments.compare.run import plan
 from experiments.compare.run import structure
 from experiments.compare.run import summarise
+from experiments.compare.write import COMMAND
 from experiments.compare.write import figures
+from experiments.compare.write import ours
 from experiments.compare.write import write
 
 __all__ = [
     "NQM_DIM",
     "PROBLEMS",
     "Options",
+    "Plan",
     "Summary",
     "check",
     "main",
     "measure",
     "methods",
     "parser",
+    "plan",
     "structure",
     "summarise",
 ]
 
 
 def main(argv: list[str] | None = None) -> Summary:
+    """Parses ``argv``, checks everything that can be checked before any compute (option
+    errors exit with status 2), runs the comparison and writes ``--out``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
     args = check(p, p.parse_args(argv))
     start = time.perf_counter()
     writer = jax.process_index() == 0
-    try:
-        runs = measure(args, methods(args), status=print if writer else lambda _: None)
-    except optimizers.OptionError as error:
-        p.error(str(error))
-    numbers = summarise(args, runs)
-    if writer:
-        args.out.mkdir(parents=True, exist_ok=True)
-        plots = figures(args, runs, numbers, args.out)
-        write(args, argv, runs, numbers, plots, time.perf_counter() - start)
-        print(report.markdown_table(numbers.rows))
-        print(f"results in {args.out}/ (REPORT.md, results.json, {', '.join(plots)})")
+    status = print if writer else lambda _: None
+    with contextlib.ExitStack() as stack:
+        if writer:
+            try:
+                stack.enter_context(outputs.lock(args.out, shlex.join([*COMMAND, *argv])))
+                outputs.remove_leftovers(args.out)
+                outputs.refuse_foreign(args.out, ours(), " ".join(COMMAND))
+            except outputs.OutputError as error:
+                p.error(f"argument --out: {error}")
+        try:
+            planned = plan(args, methods(args))
+        except optimizers.OptionError as error:
+            p.error(str(error))
+        if writer:
+            stage = stack.enter_context(outputs.staged(args.out))
+        runs, failed = measure(args, planned, status=status)
+        if not runs:
+            p.exit(
+                1,
+                f"{p.prog}: error: every optimizer failed while running: "
+                + "; ".join(f"{name}: {e}" for name, e in failed.items())
+                + f"; nothing written to {args.out}\n",
+            )
+        numbers = summarise(args, runs)
+        if writer:
+            plots = figures(args, runs, numbers, stage)
+            seconds = time.perf_counter() - start
+            write(args, argv, runs, numbers, plots, seconds, failed=failed, folder=stage)
+            written = ["REPORT.md", "results.json", *plots]
+            outputs.commit(stage, args.out, written)
+            print(report.markdown_table(numbers.rows))
+            print(f"results in {args.out}/ ({', '.join(written)})")
+            if failed:
+                print(f"failed, not compared: {', '.join(failed)} (see REPORT.md)")
+            others = outputs.others(args.out, written)
+            if others:
+                print(f"also in {args.out}/, not written by this run: {', '.join(others)}")
     return numbers

@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 import pathlib
 
+from experiments import arguments
 from experiments import optimizers
+from experiments import outputs
 from experiments import report
 from experiments import tasks
 
@@ -40,10 +42,15 @@ class Options:
     seed: int = 0
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return int(text)
+def import_path(name: str) -> bool:
+    """``package.module:factory``: dotted identifiers, a colon, an identifier (no relative
+    import, no empty part)."""
+    module, colon, factory = name.partition(":")
+    return (
+        bool(colon)
+        and factory.isidentifier()
+        and all(part.isidentifier() for part in module.split("."))
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,26 +92,28 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--trials",
-        type=_positive,
+        type=arguments.positive,
         default=8,
         help="trials per optimizer: the equal tuning budget (default 8)",
     )
     p.add_argument(
         "--seeds",
-        type=_positive,
+        type=arguments.positive,
         default=5,
         help="seeds per trial (initialisation and batch order; default 5, the protocol's least)",
     )
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=arguments.positive,
         default=32,
         help="examples per step (the noise scale for noisy-quadratic; default 32)",
     )
-    p.add_argument("--steps", type=_positive, default=1000, help="steps per run (default 1000)")
+    p.add_argument(
+        "--steps", type=arguments.positive, default=1000, help="steps per run (default 1000)"
+    )
     p.add_argument(
         "--eval-every",
-        type=_positive,
+        type=arguments.positive,
         default=20,
         help=(
             "evaluate the training-subset and validation losses every this many steps; must "
@@ -137,14 +146,19 @@ def parser() -> argparse.ArgumentParser:
         "--out",
         type=pathlib.Path,
         default=pathlib.Path("results/compare"),
-        help="output folder (default results/compare)",
+        help=(
+            "output folder (default results/compare): checked before any compute; its "
+            "REPORT.md, results.json and plots are replaced together when the comparison has "
+            "finished, and a folder another run is writing is refused"
+        ),
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=arguments.seed,
         default=0,
         help=(
-            "the root key: seed s of every optimizer starts from fold_in(key(SEED), s) (default 0)"
+            "the root key: seed s of every optimizer starts from fold_in(key(SEED), s); "
+            f"0..{arguments.SEED_MAX} (default 0)"
         ),
     )
     return p
@@ -161,6 +175,11 @@ def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
                 f"{', '.join(optimizers.OPTIMIZERS)} or an import path "
                 "package.module:factory"
             )
+        if name not in optimizers.OPTIMIZERS and not import_path(name):
+            p.error(
+                f"--optimizer {name!r}: not an import path; expected package.module:factory "
+                "(dotted Python names, no leading dot, then a colon and the factory's name)"
+            )
     twice = sorted({n for n in args.optimizer if args.optimizer.count(n) > 1})
     if twice:
         p.error(f"--optimizer {', '.join(twice)}: given more than once; expected each once")
@@ -168,8 +187,10 @@ def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
         p.error(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
     if args.lr_range and not 0 < args.lr_range[0] <= args.lr_range[1] < float("inf"):
         p.error(f"--lr-range {args.lr_range[0]:g} {args.lr_range[1]:g}: expected 0 < LOW <= HIGH")
-    if args.out.exists() and not args.out.is_dir():
-        p.error(f"--out {args.out}: is a file; expected a folder")
+    try:
+        outputs.check_writable(args.out)  # before any compute
+    except outputs.OutputError as error:
+        p.error(f"argument --out: {error}")
     return Options(
         **{
             **vars(args),

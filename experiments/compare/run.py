@@ -1,9 +1,21 @@
 """The runs of a comparison and their summary: every optimizer's trials (one compile per
 group of optimizers that share a state structure; the noisy quadratic served as a task of
-its own) and the selected trials' numbers against the first optimizer (``Summary``)."""
+its own) and the selected trials' numbers against the first optimizer (``Summary``).
+
+``plan`` builds and checks every optimizer before any compute; ``measure`` runs them, and an
+optimizer that fails while running (its factory or update raising under ``jit``, an error
+in a callback) is reported as failed, in one line, while the others go on."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import pathlib
+import re
+import traceback
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
 from typing import NamedTuple
 
 import jax
@@ -11,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import experiments
 from experiments import comparison
 from experiments import loop
 from experiments import noisy_quadratic as nqm
@@ -41,9 +54,18 @@ class Summary(NamedTuple):
 
 
 def methods(args: Options) -> list[comparison.Method]:
+    """Each ``--optimizer`` as a ``comparison.Method`` with its search space; an import path
+    that cannot be imported (whatever the module raises) is an ``optimizers.OptionError``."""
     out = []
     for name in args.optimizer:
-        c = optimizers.choice(name)
+        try:
+            c = optimizers.choice(name)
+        except optimizers.OptionError:
+            raise
+        except Exception as error:  # the module itself failed to import
+            raise optimizers.OptionError(
+                f"--optimizer {name!r}: importing it failed ({brief(error)})"
+            ) from None
         tuned = args.tune_momentum and c.tunable and c.momentum is not None
         dims = 1 + bool(tuned) + bool(c.eps)
         per = round(args.trials ** (1 / dims))
@@ -62,6 +84,36 @@ def methods(args: Options) -> list[comparison.Method]:
             )
         )
     return out
+
+
+def brief(error: BaseException) -> str:
+    """An exception in one line: its type, its message's first line (the last line for a
+    message that carries a traceback, as an error inside a JAX callback does) and where it
+    was raised (the innermost frame outside JAX and ``experiments``)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    carried = re.findall(r'File "([^"]+)", line (\d+)', str(error))
+    text = (lines[-1] if carried else lines[0]) if lines else ""
+    frames = carried or [
+        (f.filename, str(f.lineno)) for f in traceback.extract_tb(error.__traceback__)
+    ]
+    own = [str(pathlib.Path(str(m.__file__)).parent) for m in (jax, experiments)]
+    mine = [(f, n) for f, n in frames if not any(f.startswith(o) for o in own)]
+    at = f" (raised at {mine[-1][0]}:{mine[-1][1]})" if mine else ""
+    return f"{type(error).__name__}{': ' if text else ''}{text}{at}"
+
+
+@contextlib.contextmanager
+def _callbacks_quiet() -> Iterator[None]:
+    """JAX logs a failing callback's traceback before raising; ``brief`` has its line."""
+    loggers = [logging.getLogger(f"jax._src.{name}") for name in ("debugging", "callback")]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, before):
+            logger.disabled = was
 
 
 def structure(method: comparison.Method, params) -> tuple:
@@ -88,16 +140,24 @@ def structure(method: comparison.Method, params) -> tuple:
     return columns, str(treedef), tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
 
 
-def measure(
-    args: Options, chosen: list[comparison.Method], status=print
-) -> list[comparison.Trials]:
-    """Every optimizer's trials, in the order given: one compile per group of optimizers
-    that share a state structure."""
-    schedule = loop.Schedule(args.steps, args.batch_size, args.eval_every)
+class Plan(NamedTuple):
+    """What ``measure`` runs: the task, its training loop and the optimizers grouped by
+    compile (built and checked by ``plan``, before any compute)."""
+
+    chosen: list[comparison.Method]
+    task: Any
+    train: Callable
+    key: jax.Array
+    schedule: loop.Schedule
+    groups: list[list[comparison.Method]]
+
+
+def plan(args: Options, chosen: list[comparison.Method]) -> Plan:
+    """The task and the optimizers grouped by state structure (``structure``: an optimizer
+    that does not build or update raises ``optimizers.OptionError`` here)."""
     key = jax.random.key(args.seed)
     quadratic = args.problem == "noisy-quadratic"
     task = nqm.problem(NQM_DIM) if quadratic else tasks.TASKS[args.problem]()
-    train = nqm.train if quadratic else loop.train
     params = (
         jax.ShapeDtypeStruct((NQM_DIM,), jnp.float32)
         if quadratic
@@ -106,23 +166,65 @@ def measure(
     groups: dict[tuple, list[comparison.Method]] = {}
     for method in chosen:
         groups.setdefault(structure(method, params), []).append(method)
-    runs = {}
-    for group in groups.values():
+    return Plan(
+        chosen,
+        task,
+        nqm.train if quadratic else loop.train,
+        key,
+        loop.Schedule(args.steps, args.batch_size, args.eval_every),
+        list(groups.values()),
+    )
+
+
+def measure(
+    args: Options, planned: Plan, status: Callable[[str], object] = print
+) -> tuple[list[comparison.Trials], dict[str, str]]:
+    """Every optimizer's trials, in the order given (one compile per group of optimizers
+    that share a state structure), and the optimizers that failed while running, with the
+    error in one line: a group that fails runs again one optimizer at a time, so that only
+    the failing one drops out and the comparison goes on with the others."""
+
+    def run(group: list[comparison.Method]) -> list[comparison.Trials]:
+        with _callbacks_quiet():
+            got = comparison.run(
+                group,
+                planned.task,
+                trials=args.trials,
+                seeds=args.seeds,
+                key=planned.key,
+                schedule=planned.schedule,
+                train=planned.train,
+            )
+        assert isinstance(got, list)  # a list of methods gives a list of Trials
+        return got
+
+    runs: dict[str, comparison.Trials] = {}
+    failed: dict[str, str] = {}
+
+    def fail(method: comparison.Method, error: Exception) -> None:
+        failed[method.name] = f"failed while running: {brief(error)}"
+        status(f"--optimizer {method.name!r}: {failed[method.name]}; not compared")
+
+    for group in planned.groups:
         status(
             f"{', '.join(m.name for m in group)}: {args.trials} trials x {args.seeds} "
             f"seeds, {args.steps} steps of batch {args.batch_size} (one compile)"
         )
-        got = comparison.run(
-            group,
-            task,
-            trials=args.trials,
-            seeds=args.seeds,
-            key=key,
-            schedule=schedule,
-            train=train,
-        )
+        try:
+            got = run(group)
+        except Exception as error:
+            got = []
+            if len(group) == 1:
+                fail(group[0], error)
+            else:
+                status(f"they failed together ({brief(error)}); running each alone")
+                for method in group:
+                    try:
+                        got += run([method])
+                    except Exception as alone:
+                        fail(method, alone)
         runs |= {t.method: t for t in got}
-    return [runs[m.name] for m in chosen]
+    return [runs[m.name] for m in planned.chosen if m.name in runs], failed
 
 
 def fields(problem: str) -> dict[str, str]:

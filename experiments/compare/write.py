@@ -1,5 +1,9 @@
 """What a comparison writes: ``curves.png``, ``tuning.png``, ``REPORT.md`` and
-``results.json``."""
+``results.json`` (``FILES``), and how a later run knows them as a comparison's (``ours``).
+
+Numbers in ``results.json`` that JSON cannot hold are the strings ``"inf"``, ``"-inf"`` and
+``"nan"`` (``report.jsonable``): a diverged run's final loss reads ``"inf"``, as in
+``REPORT.md``."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 
 from experiments import comparison
 from experiments import optimizers
+from experiments import outputs
 from experiments import plotting
 from experiments import report
 from experiments.compare.options import NQM_DIM
@@ -19,6 +24,24 @@ from experiments.compare.run import TARGET_AT
 from experiments.compare.run import Summary
 from experiments.compare.run import fields
 from experiments.protocol import tuning
+
+FILES = ("REPORT.md", "results.json", "curves.png", "tuning.png")
+COMMAND = ["python", "-m", "experiments", "compare"]
+TITLE = "# Comparison on "  # REPORT.md's first line starts so
+
+
+def _by_compare(folder: pathlib.Path) -> bool:
+    """``folder`` holds a comparison's results.json or REPORT.md."""
+    command = outputs.json_field(folder / "results.json", "command")
+    return (isinstance(command, list) and command[:4] == COMMAND) or outputs.first_line(
+        folder / "REPORT.md"
+    ).startswith(TITLE)
+
+
+def ours() -> dict:
+    """For each of ``FILES``: whether an existing file is a comparison's, which a new one
+    may replace (a plot: where the folder holds a comparison's results.json or REPORT.md)."""
+    return {name: lambda path: _by_compare(path.parent) for name in FILES}
 
 
 def figures(
@@ -80,9 +103,15 @@ def write(
     numbers: Summary,
     plots: list[str],
     seconds: float,
+    *,
+    failed: dict[str, str] | None = None,
+    folder: pathlib.Path | None = None,
 ) -> None:
+    """``REPORT.md`` and ``results.json`` into ``folder`` (default ``args.out``);
+    ``failed`` names the optimizers that failed while running, with the error."""
     env = report.environment()
-    out = args.out
+    out = args.out if folder is None else folder
+    failed = failed or {}
     spaces = "; ".join(space_text(t.method, t.space) for t in runs)
     edges = [
         f"{s['optimizer']} ({s['on the edge of the space']})"
@@ -107,10 +136,24 @@ def write(
             "validation loss are one curve and there is no accuracy."
         )
     base = runs[0].method
+    if failed:
+        notes.insert(
+            0,
+            "Failed while running, not compared: "
+            + "; ".join(f"{name}: {error}" for name, error in failed.items())
+            + (
+                f". The first optimizer given, {args.optimizer[0]}, is one of them: the "
+                f"paired differences are against {base}, the first that ran."
+                if args.optimizer[0] in failed
+                else "."
+            ),
+        )
+    code = report.source()
     text = [
         f"# Comparison on {args.problem}: {', '.join(t.method for t in runs)}",
         "",
         f"Written by `python -m experiments compare {' '.join(argv)}` in {seconds:.0f} s "
+        f"at commit {code['commit'][:12]}{' (with local changes)' if code['modified'] else ''} "
         f"with JAX {env['jax']} on {env['backend']} ({env['devices']} device(s), "
         f"{env['processes']} process(es)). Intervals: 95% Student-t over seeds.",
         "",
@@ -145,7 +188,10 @@ def write(
     text += [f"![{p}]({p})" for p in plots] + [""] + [f"**Note.** {n}" for n in notes]
     (out / "REPORT.md").write_text("\n".join(text) + "\n")
     payload = {
-        "command": ["python", "-m", "experiments", "compare", *argv],
+        "command": [*COMMAND, *argv],
+        "seed": args.seed,
+        "commit": code["commit"],
+        "modified": code["modified"],
         "seconds": seconds,
         "environment": env,
         "options": {**dataclasses.asdict(args), "out": str(out)},
@@ -154,6 +200,7 @@ def write(
         "settings": numbers.settings,
         "results": numbers.rows,
         "paired": numbers.paired,
+        "failed": failed,
         "trials": {
             t.method: {
                 **t.table,
