@@ -170,12 +170,13 @@ def _probe(
 
         try:
             first = jax.tree.leaves(step(None if params is None else zeros))
+            first_ran = True
             along = sum(int(np.sum(np.asarray(u) > 0)) for u in first)
             against = sum(int(np.sum(np.asarray(u) < 0)) for u in first)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
             # inner reads traced values (hyperparameters injected under jit)
             along = against = 0
-            first = []
+            first, first_ran = [], False
         if params is not None and not mask_decay and first:
             moved = jax.tree.leaves(step(like(1.0)))
             if any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, moved)):
@@ -185,8 +186,9 @@ def _probe(
                     f"C-AdamW applies the decay unmasked: {_CHAIN}. Pass mask_decay=True to "
                     "mask it anyway."
                 )
+    empty = not any(int(np.size(u)) for u in first) and first_ran
     if along == against:
-        if flip_sign is None:
+        if flip_sign is None and not empty:  # with no component there is nothing to mask
             raise ValueError(
                 "cautious(inner): cannot tell whether inner's updates point along the "
                 "gradient or against it (its first step from zero parameters is 0 or "

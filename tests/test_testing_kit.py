@@ -2,14 +2,16 @@
 
 Each planted bug is a small transformation written here; each test checks that the
 invariant that should catch it fails with its name (and the step and leaf), and
-:func:`check_transformation` lists it. Then correct transformations pass (integer leaves
-too), extra arguments reach ``update``, and bad arguments are refused by name.
+:func:`check_transformation` lists it. A bug only a formula can reveal (momentum dropped)
+is caught by :func:`assert_trajectories_close` against optax. Then correct transformations
+pass (integer leaves too), extra arguments and gradient sequences reach ``update``, and a
+missing ``extra_args`` is reported once. The arguments' checks are in ``test_testing_api``.
 """
 
+import random
 import re
 from typing import NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,11 +124,40 @@ def test_a_python_side_effect_breaks_jit_equals_eager():
     invariants.compiles_once(tx, PARAMS)
 
 
+def test_python_randomness_breaks_jit_equals_eager():
+    rng = random.Random(0)  # drawn when update runs in Python: once under jit, each eager step
+
+    def update_fn(updates, state, params=None):
+        return jax.tree.map(lambda g: g * rng.random(), updates), state
+
+    tx = optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+    message = _raises("jit_equals_eager", invariants.jit_equals_eager, tx, PARAMS)
+    assert re.search(r"step 0, updates\['b'\]: jit and eager differ by", message), message
+
+
+def test_a_leaf_that_loses_its_weak_type_breaks_compiles_once_alone():
+    # the scale starts weakly typed (a Python float) and comes back strongly typed: the same
+    # dtype and shape, so state_is_stable holds, but the jitted step is traced again
+    class Scale(NamedTuple):
+        scale: jax.Array
+
+    def update_fn(updates, state, params=None):
+        scale = jnp.asarray(0.5 * state.scale, jnp.float32)
+        return jax.tree.map(lambda g: g * scale, updates), Scale(scale)
+
+    tx = optax.GradientTransformation(lambda p: Scale(jnp.asarray(1.0)), update_fn)
+    assert tx.init(PARAMS).scale.weak_type
+    message = _raises("compiles_once", invariants.compiles_once, tx, PARAMS)
+    assert "traced 2 times over 6 steps, again at step 1" in message
+    battery = _battery_message(tx, PARAMS)
+    assert battery.startswith("check_transformation: 1 of 10 invariants broke:"), battery
+
+
 def test_a_callback_that_reduces_over_the_batch_breaks_vmap_equals_loop():
-    # updates normalised by their largest entry in NumPy; the callback's vmap_method hands it
-    # the whole batch, so under vmap the maximum is taken across the batch members
+    # updates divided by 1 + their largest entry in NumPy (finite at zero); the callback's
+    # vmap_method hands it the whole batch, so under vmap the maximum is taken across members
     def normalise(g):
-        return (g / np.max(np.abs(g))).astype(g.dtype)
+        return (g / (1 + np.max(np.abs(g)))).astype(g.dtype)
 
     def update_fn(updates, state, params=None):
         def leaf(g):
@@ -156,6 +187,48 @@ def test_nan_updates_break_finite_in_finite_out_at_their_step():
     assert "step 3 (finite gradients), updates['b'] is not finite: 3 of 3 entries" in message
 
 
+def _leafwise(rule):
+    """A stateless transformation whose updates are ``rule(g)``, leaf by leaf."""
+    return optax.GradientTransformation(
+        lambda params: optax.EmptyState(), lambda u, s, p=None: (jax.tree.map(rule, u), s)
+    )
+
+
+def _norm(g):
+    return jnp.sqrt(jnp.sum(g * g))  # no rescaling: g * g under- and overflows
+
+
+# each bug at the one scale that reveals it, with what the updates become there
+SCALE_BUGS = {
+    # x / ||x||: 0/0 on a zero gradient
+    "normalised": (lambda g: g / _norm(g), "zero gradients (every entry 0)", "nan"),
+    # guarded against exact zeros only: ||1e-30 z|| underflows to 0, and 1e-30 / 0 = inf
+    "normalised_unless_zero": (
+        lambda g: jnp.where(jnp.all(g == 0), 0.0, g / _norm(g)),
+        "tiny gradients (standard normal times 1e-30 for float32)",
+        "inf",
+    ),
+    # a smooth sign g |g| / (g^2 + eps): inf / inf at 1e30
+    "smooth_sign": (
+        lambda g: g * jnp.abs(g) / (g * g + 1e-12),
+        "huge gradients (standard normal times 1e+30 for float32)",
+        "nan",
+    ),
+}
+
+
+@pytest.mark.parametrize("bug", SCALE_BUGS)
+def test_a_rule_that_breaks_at_some_scale_breaks_handles_scale_alone(bug):
+    rule, sequence, value = SCALE_BUGS[bug]
+    tx = _leafwise(rule)
+    message = _raises("handles_scale", invariants.handles_scale, tx, PARAMS)
+    assert message.startswith(f"handles_scale: {sequence}, step 0, updates['b'] is not finite: ")
+    assert f"the first {value} at index (0,)" in message
+    # the standard normal gradients reveal nothing: every other invariant holds
+    battery = _battery_message(tx, PARAMS)
+    assert battery.startswith("check_transformation: 1 of 10 invariants broke:\n- handles_scale")
+
+
 def test_updates_of_another_shape_or_structure_break_updates_match_gradients():
     flat = optax.GradientTransformation(
         lambda p: optax.EmptyState(), lambda u, s, p=None: (jax.tree.map(jnp.ravel, u), s)
@@ -181,8 +254,25 @@ def test_float32_updates_for_bfloat16_parameters_break_strict_promotion():
 
     tx = _heavy_ball(lambda g, m: (g.astype(jnp.float32) + 0.9 * m,) * 2, init=init_fn)
     message = _raises("strict_promotion", invariants.strict_promotion, tx, PARAMS)
-    assert "with bfloat16 parameters, step 0 raised TypePromotionError" in message
-    testing.check_transformation(tx, BF16, skip=("strict_promotion",))  # nothing else
+    assert (
+        "with bfloat16 parameters, step 0, optax.apply_updates(params, updates) raised "
+        "TypePromotionError: updates['b'] is float32, but params['b'] is bfloat16."
+    ) in message
+    assert testing.check_transformation(tx, BF16) == invariants.DEFAULT  # opt-in: not checked
+    battery = _battery_message(tx, BF16, only=invariants.NAMES)
+    assert battery.startswith("check_transformation: 1 of 11 invariants broke:"), battery
+
+
+def test_a_float32_constant_times_one_bfloat16_leaf_breaks_strict_promotion_naming_it():
+    # only the bfloat16 leaf fails: the message names the first leaf whose dtype alone fails
+    def update_fn(updates, state, params=None):
+        return {"b": updates["b"] * jnp.float32(2.0), "w": 2 * updates["w"]}, state
+
+    tx = optax.GradientTransformation(lambda p: optax.EmptyState(), update_fn)
+    message = _raises("strict_promotion", invariants.strict_promotion, tx, PARAMS)
+    assert "with bfloat16 parameters, step 0, tx.update raised TypePromotionError: " in message
+    assert f"(raised at {__file__}:" in message
+    assert message.endswith("the first leaf whose bfloat16 alone fails: params['b']."), message
 
 
 @pytest.mark.slow
@@ -224,13 +314,28 @@ def test_state_kept_on_the_host_breaks_checkpoint_continues():
     invariants.state_is_stable(tx, PARAMS)  # the state itself is fine
 
 
-def test_an_exception_inside_update_fails_the_invariant_with_its_type():
-    tx = mo.adaptive_restart(mo.trace(0.9), scheme="function")  # needs value=
-    message = _raises("jit_equals_eager", invariants.jit_equals_eager, tx, PARAMS)
-    assert "raised TypeError: adaptive_restart(scheme='function') needs the loss" in message
+# --- bugs that no property reveals: a formula's oracle does ---
 
 
-# --- correct transformations pass, extra arguments reach update ---
+def test_momentum_dropped_passes_the_battery_but_not_the_comparison_with_optax_trace():
+    # "heavy ball" that keeps its buffer but never reads it: u_t = g_t, every property holds
+    def update_fn(updates, state, params=None):
+        trace = jax.tree.map(lambda g, m: g + 0.0 * m, updates, state.trace)
+        return updates, optax.TraceState(trace=trace)
+
+    tx = optax.GradientTransformation(
+        lambda p: optax.TraceState(trace=optax.tree.zeros_like(p)), update_fn
+    )
+    assert testing.check_transformation(tx, PARAMS) == invariants.DEFAULT
+    with pytest.raises(AssertionError) as info:
+        testing.assert_trajectories_close(tx, optax.trace(0.9), PARAMS)
+    # step 0 is g_0 for any momentum; step 1 differs by 0.9 g_0
+    assert str(info.value).startswith(
+        "assert_trajectories_close: step 1, updates['b']: tx_a and tx_b differ by "
+    ), info.value
+
+
+# --- correct transformations pass ---
 
 
 @pytest.mark.parametrize(
@@ -246,7 +351,8 @@ def test_an_exception_inside_update_fails_the_invariant_with_its_type():
 @pytest.mark.slow
 @pytest.mark.parametrize("params", [PARAMS, BF16], ids=["float32", "bfloat16"])
 def test_correct_transformations_pass_every_invariant(make, params):
-    assert testing.check_transformation(make(), params) == invariants.NAMES
+    names = testing.check_transformation(make(), params, only=invariants.NAMES)
+    assert names == invariants.NAMES
 
 
 # an integer leaf beside a float one: its gradients are zeros, and optax.scale (the chain's
@@ -261,7 +367,8 @@ WITH_INT = {"w": PARAMS["w"], "i": jnp.arange(3, dtype=jnp.int32)}
     ids=["optax.identity", "mo.trace", "mo.sgd"],
 )
 def test_integer_leaves_pass_every_invariant(make):
-    assert testing.check_transformation(make(), WITH_INT) == invariants.NAMES
+    names = testing.check_transformation(make(), WITH_INT, only=invariants.NAMES)
+    assert names == invariants.NAMES
 
 
 @pytest.mark.slow
@@ -274,86 +381,3 @@ def test_optax_trace_passes_works_in_chain_with_an_integer_leaf_but_drifts_its_b
         battery
     )
     assert "works_in_chain" not in battery
-
-
-def _loss(params):
-    return sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(params))
-
-
-@pytest.mark.slow
-def test_extra_args_reach_update_as_a_callable_of_the_params_and_step_or_as_a_mapping():
-    tx = mo.adaptive_restart(mo.trace(0.9), scheme="function")
-    testing.check_transformation(
-        tx, PARAMS, extra_args=lambda params, step: {"value": _loss(params)}
-    )
-
-    def update_fn(updates, state, params=None, *, value):
-        return jax.tree.map(lambda g: g * value, updates), state
-
-    scaled = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
-    # a mapping is passed as is at every step: value=2 makes it optax.scale(2), 3 does not
-    testing.assert_trajectories_close(
-        scaled, optax.scale(2.0), PARAMS, steps=3, extra_args={"value": 2.0}
-    )
-    with pytest.raises(AssertionError, match=r"step 0, updates.*tx_a and tx_b differ"):
-        testing.assert_trajectories_close(
-            scaled, optax.scale(2.0), PARAMS, steps=3, extra_args={"value": 3.0}
-        )
-    # a transformation whose update takes no extra arguments is given none (as in optax.chain)
-    testing.check_transformation(optax.trace(0.9), PARAMS, extra_args={"value": 1.0})
-
-
-def test_the_callable_sees_the_current_params_and_the_step():
-    seen = []
-
-    def extra(params, step):
-        if not isinstance(step, jax.core.Tracer):  # the eager run's calls
-            seen.append((int(step), params))
-        return {}
-
-    invariants.jit_equals_eager(optax.sgd(0.1), PARAMS, steps=3, extra_args=extra)
-    assert [t for t, _ in seen] == [0, 1, 2]
-    grads = testing.gradient_sequence(PARAMS, 3, seed=0)
-    chex.assert_trees_all_equal(seen[0][1], PARAMS)
-    # the parameters after one step of sgd: theta - 0.1 g_0
-    want = jax.tree.map(lambda p, g: p - 0.1 * g, PARAMS, grads[0])
-    chex.assert_trees_all_close(seen[1][1], want, rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"tx": "trace"}, TypeError, "tx must be an optax.GradientTransformation; got 'trace'"),
-        ({"steps": 1}, ValueError, "steps must be an integer >= 2; got 1"),
-        ({"seed": -1}, ValueError, "seed must be an integer >= 0; got -1"),
-        ({"rtol": -1e-3}, ValueError, "rtol must be None or a float >= 0; got -0.001"),
-        ({"extra_args": 3}, TypeError, "extra_args must be None, a mapping .* got 3 of type int"),
-        ({"only": ("jit",)}, ValueError, r"only names unknown invariants \['jit'\]"),
-        ({"skip": "nope"}, ValueError, r"skip names unknown invariants \['nope'\]"),
-        ({"params": {}}, ValueError, "params must be a pytree with at least one array leaf"),
-    ],
-)
-def test_bad_arguments_are_refused_by_name(kwargs, error, match):
-    arguments = {"tx": optax.trace(0.9), "params": PARAMS, **kwargs}
-    with pytest.raises(error, match=match):
-        testing.check_transformation(arguments.pop("tx"), arguments.pop("params"), **arguments)
-
-
-def test_only_and_skip_select_invariants_and_a_battery_shares_its_run():
-    assert testing.check_transformation(optax.trace(0.9), PARAMS, only="scan_equals_loop") == (
-        "scan_equals_loop",
-    )
-    names = testing.check_transformation(optax.trace(0.9), PARAMS, skip=invariants.NAMES[1:])
-    assert names == invariants.NAMES[:1]
-    calls = [0]
-
-    def update_fn(updates, state, params=None):
-        calls[0] += 1  # counts traces of the jitted run (and eager steps)
-        return updates, state
-
-    battery = testing.Battery(optax.GradientTransformation(lambda p: (), update_fn), PARAMS)
-    for name in ("updates_match_gradients", "state_is_stable", "compiles_once"):
-        battery.check(name)
-    assert calls[0] == 1  # one jitted run, traced once, for the three
-    with pytest.raises(ValueError, match="name names unknown invariants"):
-        battery.check("nope")

@@ -1,4 +1,8 @@
-"""Tree comparisons whose failures name the invariant, the step and the leaf."""
+"""Tree comparisons whose failures name the invariant, the step and the leaf.
+
+A typed PRNG key leaf (``jax.random.key``, as ``optax.add_noise`` keeps) is compared through
+its ``jax.random.key_data``: NumPy cannot hold a key, its raw ``uint32`` words it can.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,20 @@ def fail(invariant: str, detail: str) -> None:
     raise AssertionError(f"{invariant}: {detail}")
 
 
-def _flat(tree: Any) -> list[tuple[str, Any]]:
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+def is_key(x: Any) -> bool:
+    """Whether ``x`` is an array of typed PRNG keys (``jax.random.key``)."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def key_data(tree: Any) -> Any:
+    """``tree`` with every typed PRNG key leaf replaced by its ``jax.random.key_data``."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+
+
+def _flat(tree: Any, *, keys: bool = False) -> list[tuple[str, Any]]:
+    """``(path, leaf)`` pairs; key leaves as their key data unless ``keys``."""
+    flat = jax.tree_util.tree_flatten_with_path(tree if keys else key_data(tree))[0]
     return [(jax.tree_util.keystr(path), leaf) for path, leaf in flat]
 
 
@@ -60,7 +76,7 @@ def shapes_and_dtypes(
 ) -> None:
     """Fails unless the leaves of ``got`` have the shapes (and dtypes) of ``want``'s."""
     structure(invariant, where, got, want, want_name)
-    for (path, a), (_, b) in zip(_flat(got), _flat(want)):
+    for (path, a), (_, b) in zip(_flat(got, keys=True), _flat(want, keys=True)):
         same = jnp.shape(a) == jnp.shape(b)
         if dtypes:
             same = same and jnp.result_type(a) == jnp.result_type(b)

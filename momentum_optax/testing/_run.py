@@ -1,4 +1,9 @@
-"""What the invariants share: the inputs' checks, the gradient sequence, the step, the runs."""
+"""What the invariants share: the inputs' checks, the gradient sequence, the step, the runs.
+
+The shared run also checks what no invariant can: that ``tx.init(params)`` and the first
+step run at all. When they do not, the error is raised once, naming the argument to fix
+(``params``, ``extra_args``), instead of once per invariant.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+
+from momentum_optax.testing._gradients import Gradients
+from momentum_optax.testing._gradients import check_gradients_arg
+from momentum_optax.testing._gradients import gradient_trees
+from momentum_optax.testing._gradients import gradients_like
+from momentum_optax.testing._gradients import like_name
 
 #: ``extra_args`` of the checks: keyword arguments of ``update`` (such as ``value=`` the
 #: loss), a mapping passed as is at every step, or a callable ``(params, step) -> mapping``
@@ -26,6 +36,10 @@ ExtraArgs = Mapping[str, Any] | Callable[[Any, jax.Array], Mapping[str, Any]] | 
 DEFAULT_STEPS = 6
 
 Step = Callable[[Any, Any, Any, jax.Array], tuple[Any, Any, Any]]
+
+
+class SharedRunError(AssertionError):
+    """The jitted run every invariant shares raised: no invariant can be checked."""
 
 
 def check_transformation_arg(name: str, tx: Any) -> optax.GradientTransformationExtraArgs:
@@ -69,17 +83,6 @@ def as_params(params: Any, name: str = "params") -> Any:
     if not jax.tree.leaves(params):
         raise ValueError(f"{name} must be a pytree with at least one array leaf; got {params!r}.")
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), params)
-
-
-def draw_gradients(params: Any, steps: int, rng: np.random.Generator) -> list[Any]:
-    """``steps`` trees shaped like ``params``: standard normal, in each leaf's dtype."""
-
-    def leaf(x: jax.Array) -> jax.Array:
-        if not jnp.issubdtype(x.dtype, jnp.inexact):
-            return jnp.zeros_like(x)
-        return jnp.asarray(rng.standard_normal(x.shape), x.dtype)
-
-    return [jax.tree.map(leaf, params) for _ in range(steps)]
 
 
 def extra_at(extra_args: ExtraArgs, params: Any, t: jax.Array) -> Mapping[str, Any]:
@@ -163,6 +166,7 @@ class Case:
     steps: int
     seed: int
     extra_args: ExtraArgs
+    gradients: Gradients
     rtol: float | None
     atol: float | None
     traced: int = 0  # how often :attr:`jitted` has been traced
@@ -177,6 +181,7 @@ class Case:
         steps: Any,
         seed: Any,
         extra_args: Any,
+        gradients: Any = None,
         rtol: Any = None,
         atol: Any = None,
     ) -> Case:
@@ -187,13 +192,25 @@ class Case:
             steps=check_int("steps", steps, 2),
             seed=check_int("seed", seed, 0),
             extra_args=check_extra_args(extra_args),
+            gradients=check_gradients_arg(gradients),
             rtol=check_tolerance("rtol", rtol),
             atol=check_tolerance("atol", atol),
         )
 
+    @property
+    def like(self) -> Any:
+        """The tree the gradients are shaped like (``params.fast`` for lookahead)."""
+        return gradients_like(self.params)
+
     @functools.cached_property
     def grads(self) -> list[Any]:
-        return draw_gradients(self.params, self.steps, np.random.default_rng(self.seed))
+        """The gradient sequence of the runs: drawn from ``seed``, or ``gradients``'."""
+        return self.grads_for(self.params, self.seed)
+
+    def grads_for(self, params: Any, seed: int) -> list[Any]:
+        """The gradient sequence for ``params`` (a batch member of ``vmap``) and ``seed``."""
+        like = gradients_like(params)
+        return gradient_trees(self.gradients, like, self.steps, seed, like_name(params))
 
     @functools.cached_property
     def step(self) -> Step:
@@ -216,6 +233,29 @@ class Case:
         def count(i: int) -> None:
             self.traces_after.append(self.traced)
 
-        return run(
-            self.jitted, self.params, self.tx.init(self.params), self.grads, after_step=count
-        )
+        try:
+            state = self.tx.init(self.params)
+        except Exception as error:
+            raise ValueError(
+                f"tx.init(params) raised {type(error).__name__}: {error}\nparams must be a "
+                "pytree tx.init takes (for optax.lookahead, "
+                "optax.LookaheadParams.init_synced(params))."
+            ) from error
+        grads = self.grads
+        try:
+            return run(self.jitted, self.params, state, grads, after_step=count)
+        except Exception as error:
+            raise self._run_error(error, step=len(self.traces_after)) from error
+
+    def _run_error(self, error: Exception, step: int) -> Exception:
+        """The error the shared run raises in place of ``error`` (at ``step``)."""
+        what = f"tx.update raised {type(error).__name__} at step {step} (under jax.jit): {error}"
+        if isinstance(error, TypeError) and not isinstance(error, jax.errors.JAXTypeError):
+            return TypeError(
+                f"{what}\nIf update needs keyword arguments (such as value=, the loss), pass "
+                "them with extra_args=: a mapping, or a callable (params, step) -> mapping; "
+                f"got extra_args={self.extra_args!r}."
+            )
+        if isinstance(error, AttributeError) and "'fast'" in str(error):
+            what += " (optax.lookahead takes params = optax.LookaheadParams.init_synced(params))"
+        return SharedRunError(f"the jitted run every invariant shares failed: {what}")

@@ -9,6 +9,9 @@ over :data:`NAMES`::
     @pytest.mark.parametrize("name", invariants.NAMES)
     def test_my_transformation(name):
         getattr(invariants, name)(my_transformation(0.9), params)
+
+:data:`NAMES` lists every invariant; :data:`DEFAULT`, those ``check_transformation`` checks
+unless told otherwise (all but the opt-in :data:`OPT_IN`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,14 @@ from momentum_optax.testing import _battery
 from momentum_optax.testing.checks import Battery
 
 #: every invariant's name, in the order :func:`~momentum_optax.testing.check_transformation`
-#: checks them
+#: checks them, the opt-in ones included
 NAMES = _battery.NAMES
+#: the invariants :func:`~momentum_optax.testing.check_transformation` checks by default:
+#: all of :data:`NAMES` but :data:`OPT_IN`
+DEFAULT = _battery.DEFAULT
+#: the invariants checked only when named in ``only=``: ``strict_promotion``, which stock
+#: ``optax.adam``, ``optax.adamw`` and ``optax.MultiSteps`` fail themselves (optax 0.2.8)
+OPT_IN = _battery.OPT_IN
 
 P = ParamSpec("P")
 
@@ -32,7 +41,7 @@ _SECTIONS = """
 Args:
     tx: the ``optax.GradientTransformation`` under test.
     params: the initial parameters, a pytree of arrays.
-    steps, seed, extra_args, rtol, atol: as in
+    steps, seed, gradients, extra_args, rtol, atol: as in
         :func:`~momentum_optax.testing.check_transformation`.
 
 Returns:
@@ -77,6 +86,7 @@ _invariant = _taking_the_arguments_of(Battery)
 updates_match_gradients = _invariant("updates_match_gradients")
 state_is_stable = _invariant("state_is_stable")
 finite_in_finite_out = _invariant("finite_in_finite_out")
+handles_scale = _invariant("handles_scale")
 compiles_once = _invariant("compiles_once")
 jit_equals_eager = _invariant("jit_equals_eager")
 scan_equals_loop = _invariant("scan_equals_loop")
