@@ -193,8 +193,10 @@ def positive_int(
     and also a 0-d integer ``jax.Array`` (what ``optax.inject_hyperparams`` hands on, the
     default included), checked and returned as an ``int`` when concrete, returned as is
     (unchecked) when traced."""
-    if isinstance(value, jax.Array) and value.shape == () and (
-        jnp.issubdtype(value.dtype, jnp.integer)
+    if (
+        isinstance(value, jax.Array)
+        and value.shape == ()
+        and (jnp.issubdtype(value.dtype, jnp.integer))
     ):
         if isinstance(value, jax.core.Tracer):
             return value

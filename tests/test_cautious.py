@@ -188,7 +188,7 @@ def test_a_direction_that_cannot_be_read_asks_for_flip_sign():
     # for the same optimizer with flip_sign=True)
     opt = mo.cautious(mo.sgd(optax.linear_schedule(0.0, 0.1, 10), 0.9))
     params = jnp.zeros(3)
-    with pytest.raises(ValueError, match="pass flip_sign=False .* or flip_sign=True"):
+    with pytest.raises(ValueError, match=r"pass flip_sign=False .* or flip_sign=True"):
         opt.update(jnp.ones(3), opt.init(params), params)
     # hyperparameters injected under jit are traced: the probe cannot read them either
     injected = optax.inject_hyperparams(lambda learning_rate: mo.cautious(mo.sgd(learning_rate)))
@@ -205,8 +205,10 @@ def test_a_direction_that_cannot_be_read_asks_for_flip_sign():
 def test_cautious_sgd_without_flip_sign_descends_a_quadratic():
     # with the mask inverted (the old default) this quadratic never moved
     h = jnp.array([1.0, 3.0, 10.0])
-    loss = lambda w: 0.5 * jnp.sum(h * w**2)  # noqa: E731
-    run = helpers.descend(mo.cautious(mo.sgd(0.05, 0.9)), jnp.ones(3), 100, helpers.gradient_of(loss))
+    loss = lambda w: 0.5 * jnp.sum(h * w**2)
+    run = helpers.descend(
+        mo.cautious(mo.sgd(0.05, 0.9)), jnp.ones(3), 100, helpers.gradient_of(loss)
+    )
     assert float(loss(run.params)) < 1e-3 * float(loss(jnp.ones(3)))
 
 

@@ -43,9 +43,7 @@ NOT_FACTORIES = {"train_step", "check_restored", "fused_sgd"}
 
 def _public_callables():
     return sorted(
-        name
-        for name in mo.__all__
-        if name[0].islower() and inspect.isfunction(getattr(mo, name))
+        name for name in mo.__all__ if name[0].islower() and inspect.isfunction(getattr(mo, name))
     )
 
 
@@ -113,5 +111,5 @@ def test_an_injected_period_out_of_range_is_refused_naming_it(bad, error):
 
 def test_fused_sgd_is_refused_naming_the_transformation_to_use():
     opt = optax.inject_hyperparams(mo.fused_sgd)(learning_rate=0.1, momentum=0.9)
-    with pytest.raises(TypeError, match="use mo.sgd with the same arguments"):
+    with pytest.raises(TypeError, match=r"use mo\.sgd with the same arguments"):
         opt.update(_gradients(0), opt.init(PARAMS), PARAMS)

@@ -36,7 +36,9 @@ def test_integer_leaves_are_left_unchanged_and_change_nothing_else(row):
     grads = [{**g, "index": jnp.ones(2, jnp.int32), "flags": jnp.ones(2, bool)} for g in floats]
     params, updates, state = _run(row.make(), {**PARAMS, **FROZEN}, grads)
     chex.assert_trees_all_equal({k: params[k] for k in FROZEN}, FROZEN)
-    chex.assert_trees_all_equal({k: updates[k] for k in FROZEN}, jax.tree.map(jnp.zeros_like, FROZEN))
+    chex.assert_trees_all_equal(
+        {k: updates[k] for k in FROZEN}, jax.tree.map(jnp.zeros_like, FROZEN)
+    )
     initial = row.make().init({**PARAMS, **FROZEN})
     chex.assert_trees_all_equal_dtypes(state, initial)  # no buffer changed its dtype
     # the float leaves train as they do alone: no norm or inner product counts the integers

@@ -78,8 +78,10 @@ def test_train_step_takes_the_steps_written_out(row, donate):
         # donated: every float buffer is consumed (XLA may keep a bool flag's); kept: every
         # input is still readable
         arrays = [x for x in inputs if isinstance(x, jax.Array)]
-        assert not any(x.is_deleted() for x in arrays) if not donate else all(
-            x.is_deleted() for x in arrays if jnp.issubdtype(x.dtype, jnp.inexact)
+        assert (
+            not any(x.is_deleted() for x in arrays)
+            if not donate
+            else all(x.is_deleted() for x in arrays if jnp.issubdtype(x.dtype, jnp.inexact))
         )
     ref_params, ref_state, ref_losses = _by_hand(_optimizer(row))
     np.testing.assert_allclose(np.asarray(losses), ref_losses, rtol=1e-5, atol=1e-7)
