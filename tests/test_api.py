@@ -132,7 +132,21 @@ def test_signatures_follow_the_design_contract():
     assert params(mo.srsgd) == ["learning_rate", "restart_every", "accumulator_dtype"]
     assert params(mo.cautious) == ["inner", "flip_sign", "mask_decay"]
     assert inspect.signature(mo.cautious).parameters["flip_sign"].default is None  # read
-    assert params(mo.scale_by_yellowfin) == ["beta", "curvature_window", "eps", "accumulator_dtype"]
+    assert params(mo.scale_by_yellowfin) == [
+        "beta",
+        "curvature_window",
+        "eps",
+        "scale_invariant",
+        "log_curvature",
+        "smooth_tuned",
+        "slow_start",
+        "adaptive_clip",
+        "stat_protect_factor",
+        "max_move",
+        "sparsity_debias",
+        "non_increasing_step",
+        "accumulator_dtype",
+    ]
     assert params(mo.yellowfin) == ["learning_rate", *params(mo.scale_by_yellowfin)]
     assert params(mo.schedules.nesterov_sequence) == ["r"]
     assert params(mo.scale_by_qhadam) == ["b1", "b2", "nu1", "nu2", "eps"]

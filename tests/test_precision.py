@@ -146,10 +146,11 @@ def _assert_rounded_once(got, want_float32, dtype, stages=1):
     eps = float(jnp.finfo(dtype).eps)
     pairs = list(zip(jax.tree.leaves(got), jax.tree.leaves(want_float32)))
     # statistics a transformation keeps in float32 (YellowFin's norms, QHAdam's corrections)
-    # are float32 arithmetic in both programs: equal up to the order of a reduction
+    # are float32 arithmetic in both programs: equal up to the order of a reduction (and a
+    # logarithm near 0, as YellowFin's window holds, is off by that order absolutely)
     for g, w in pairs:
         if jnp.result_type(g) == jnp.float32:
-            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-20)
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
     pairs = [(g, w) for g, w in pairs if jnp.result_type(g) != jnp.float32]
     got = np.concatenate([np.asarray(x, np.float64).ravel() for x, _ in pairs] + [np.zeros(0)])
     want = np.concatenate(

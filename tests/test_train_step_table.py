@@ -87,7 +87,9 @@ def test_train_step_takes_the_steps_written_out(row, donate):
     np.testing.assert_allclose(np.asarray(losses), ref_losses, rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(params, ref_params, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(state, ref_state, rtol=1e-5, atol=1e-6)
-    assert float(losses[-1]) < float(losses[0])  # the steps descended
+    # the steps moved every parameter (YellowFin's slow start moves them little at first)
+    moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), params, PARAMS)
+    assert all(jax.tree.leaves(moved)), moved
 
 
 @pytest.mark.parametrize("row", ROWS, ids=repr)
