@@ -85,7 +85,9 @@ def momentum(*, nesterov: bool, careful: bool):
     def make(row: dict) -> optax.GradientTransformation:
         velocity = mo.trace(row["momentum"], nesterov=nesterov)
         return optax.chain(
-            mo.cautious(velocity) if careful else velocity, mo.scale_by_learning_rate(row["lr"])
+            # the momentum is traced (a vmapped sweep): the direction is given, not read
+            mo.cautious(velocity, flip_sign=False) if careful else velocity,
+            mo.scale_by_learning_rate(row["lr"]),
         )
 
     return make
