@@ -21,3 +21,8 @@ __all__ = (
     "single_step",
     "yellowfin",
 )
+
+# the public names live here (the API pages, reprs and pickles name this module)
+for _public in (YellowFinState, cubic_root, scale_by_yellowfin, single_step, yellowfin):
+    _public.__module__ = __name__
+del _public
