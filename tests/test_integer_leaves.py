@@ -29,7 +29,7 @@ def _run(opt, params, grads):
     return params, updates, state
 
 
-@pytest.mark.parametrize("row", ROWS, ids=repr)
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(r) for r in ROWS], ids=repr)
 def test_integer_leaves_are_left_unchanged_and_change_nothing_else(row):
     floats = [helpers.grads(t) for t in range(STEPS)]
     # integer gradients of ones (as a hand-made gradient tree would hold): never applied
