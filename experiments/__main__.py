@@ -12,10 +12,10 @@ import pathlib
 import shlex
 import sys
 
-from experiments import arguments
-from experiments import outputs
-from experiments import registry
-from experiments import runner
+from . import arguments
+from . import outputs
+from . import registry
+from . import runner
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["compare"]:
-        from experiments import compare
+        from . import compare
 
         compare.main(argv[1:])
         return
@@ -85,7 +85,7 @@ def _main(argv: list[str]) -> None:
     try:
         outputs.check_writable(args.out)  # before any compute
         if args.name == "bench":
-            from experiments import bench  # heavier imports (PyTorch, when installed)
+            from . import bench  # heavier imports (PyTorch, when installed)
 
             bench.run(quick=args.quick, out=args.out, seed=args.seed)
             return

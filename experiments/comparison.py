@@ -23,11 +23,12 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import loop
-from experiments import sweeps
-from experiments import tasks as tasks_lib
-from experiments.protocol import race
-from experiments.protocol import tuning
+
+from . import loop
+from . import sweeps
+from . import tasks as tasks_lib
+from .protocol import race
+from .protocol import tuning
 
 MakeOpt = Callable[[dict], optax.GradientTransformation]
 

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from experiments import problems
-from experiments import sweeps
+from . import problems
+from . import sweeps
 
 
 class Path(NamedTuple):

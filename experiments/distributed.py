@@ -22,10 +22,10 @@ import pathlib
 import jax
 import numpy as np
 
-from experiments import comparison
-from experiments import loop
-from experiments import tasks
-from experiments.protocol import tuning
+from . import comparison
+from . import loop
+from . import tasks
+from .protocol import tuning
 
 FIELDS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 

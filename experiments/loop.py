@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import tasks as tasks_lib
+from . import tasks as tasks_lib
 
 
 @dataclasses.dataclass(frozen=True)

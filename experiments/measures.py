@@ -16,7 +16,7 @@ def steps_to(values: np.ndarray, threshold: float) -> np.ndarray:
     """The first step at which ``values <= threshold`` (``NEVER`` if none); last axis = time,
     one value per step: the race's crossing (``protocol.race.crossing``) rounded up to the
     step at which it is reached."""
-    from experiments.protocol import race
+    from .protocol import race
 
     values = np.asarray(values, np.float64)
     steps = np.arange(values.shape[-1])

@@ -146,7 +146,7 @@ def train(opt, task: Problem, key: jax.Array, schedule, data=None):
     """``loop.train``'s contract on the NQM: ``key`` draws the start (``fold_in(key, 0)``)
     and the gradient noise (``fold_in(key, 1)``); the sampled loss is both the "training"
     and the "validation" curve, the accuracies are NaN."""
-    from experiments import loop  # the loop's module graph stays free of the NQM
+    from . import loop  # the loop's module graph stays free of the NQM
 
     h = task.data if data is None else data
     losses = sample(

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
+
+from . import comparison
 
 ONE_MINUS_BETA = (1e-3, 0.5)  # --tune-momentum: beta from 0.5 to 0.999
 EPS = (1e-8, 1e-2)

@@ -102,7 +102,7 @@ def seed_bands(
     finite (a diverged run) is marked with an ``x`` at its last finite point and left out
     of the band from there on; the legend counts the diverged seeds.
     """
-    from experiments.protocol import stats
+    from .protocol import stats
 
     colors = colors or {}
     for i, (label, y) in enumerate(curves.items()):

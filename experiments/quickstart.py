@@ -17,8 +17,9 @@ import time
 import jax
 
 import momentum_optax as mo
-from experiments import loop
-from experiments import tasks
+
+from . import loop
+from . import tasks
 
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
 

@@ -263,20 +263,20 @@ STATEMENTS = {
 
 def experiments() -> dict:
     """``name -> module`` for every experiment (imported on demand: they pull in JAX models)."""
-    from experiments.claims import adaptive_lr
-    from experiments.claims import adaptive_methods
-    from experiments.claims import cautious
-    from experiments.claims import minima
-    from experiments.claims import momentum_size
-    from experiments.claims import nesterov
-    from experiments.claims import noise
-    from experiments.claims import oscillation
-    from experiments.claims import restart
-    from experiments.claims import schedules
-    from experiments.claims import srsgd
-    from experiments.claims import textbook
-    from experiments.claims import variants
-    from experiments.claims import yellowfin
+    from .claims import adaptive_lr
+    from .claims import adaptive_methods
+    from .claims import cautious
+    from .claims import minima
+    from .claims import momentum_size
+    from .claims import nesterov
+    from .claims import noise
+    from .claims import oscillation
+    from .claims import restart
+    from .claims import schedules
+    from .claims import srsgd
+    from .claims import textbook
+    from .claims import variants
+    from .claims import yellowfin
 
     modules = (
         textbook,

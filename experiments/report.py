@@ -25,8 +25,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from experiments.protocol.stats import Interval
-from experiments.protocol.verdicts import Verdict
+from .protocol.stats import Interval
+from .protocol.verdicts import Verdict
 
 
 @dataclasses.dataclass

@@ -21,10 +21,10 @@ from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
-from experiments import outputs
-from experiments import registry
-from experiments import report
-from experiments.protocol import verdicts
+from . import outputs
+from . import registry
+from . import report
+from .protocol import verdicts
 
 STYLE = {
     verdicts.SUPPORTED: "green",

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from experiments import data as data_lib
-from experiments import models
+from . import data as data_lib
+from . import models
 
 
 class Task(NamedTuple):

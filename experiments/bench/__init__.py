@@ -14,12 +14,12 @@ import platform
 
 import jax
 
-from experiments.bench import memory
-from experiments.bench import torch_peers
-from experiments.bench import training_speed
-from experiments.bench import update_step
-from experiments.bench.tables import markdown
-from experiments.bench.tables import print_tables
+from ..bench import memory
+from ..bench import torch_peers
+from ..bench import training_speed
+from ..bench import update_step
+from ..bench.tables import markdown
+from ..bench.tables import print_tables
 
 
 def machine() -> dict:

@@ -127,7 +127,7 @@ def markdown(results: dict) -> str:
 def loop_summary(rows: list[dict]) -> str:
     """One sentence: the library's loop's speed as a fraction of the bare scan's, the
     lowest and highest median over the settings timed (the target is at least 0.9)."""
-    from experiments.bench.training_speed import LIBRARY
+    from ..bench.training_speed import LIBRARY
 
     medians = [r["vs_floor"]["median"] for r in rows if r["loop"] == LIBRARY]
     return (

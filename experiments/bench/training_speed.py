@@ -23,10 +23,11 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import loop
-from experiments import tasks
-from experiments.bench import timing
-from experiments.bench import torch_peers
+
+from .. import loop
+from .. import tasks
+from ..bench import timing
+from ..bench import torch_peers
 
 LR, MOMENTUM = 0.01, 0.9
 FLOOR = "bare lax.scan, same batches and evaluations (the floor)"

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import optax
 
 import momentum_optax as mo
-from experiments.bench import timing
-from experiments.bench import torch_peers
+
+from ..bench import timing
+from ..bench import torch_peers
 
 # a momentum step reads p, g, m and writes p, m: 5 passes; the limit a += s*b makes 3
 PASSES, LIMIT_PASSES = 5, 3

@@ -25,13 +25,14 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import momentum_optax as mo
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments import tasks
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import plotting
+from .. import report
+from .. import sweeps
+from .. import tasks
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "adaptive"
 CLAIMS = ("C5",)

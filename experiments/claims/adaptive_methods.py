@@ -21,16 +21,17 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
-from experiments import loop
-from experiments import plotting
-from experiments import report
-from experiments import tasks
-from experiments.protocol import horizon
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import comparison
+from .. import loop
+from .. import plotting
+from .. import report
+from .. import tasks
+from ..protocol import horizon
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "rmsprop_adam"
 CLAIMS = ("C10",)

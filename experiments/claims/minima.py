@@ -23,13 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import momentum_optax as mo
-from experiments import plotting
-from experiments import problems
-from experiments import report
-from experiments import sweeps
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import plotting
+from .. import problems
+from .. import report
+from .. import sweeps
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "minima"
 CLAIMS = ("C6",)

@@ -24,18 +24,18 @@ import pathlib
 import jax
 import numpy as np
 
-from experiments import loop
-from experiments import plotting
-from experiments import report
-from experiments.parts import batch_size as bs
-from experiments.parts.ema_error import describe_c11
-from experiments.parts.ema_error import figure_c11
-from experiments.parts.ema_error import judge_c11
-from experiments.parts.ema_error import measure_c11
-from experiments.parts.ema_error import per_seed
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import verdicts
+from .. import loop
+from .. import plotting
+from .. import report
+from ..parts import batch_size as bs
+from ..parts.ema_error import describe_c11
+from ..parts.ema_error import figure_c11
+from ..parts.ema_error import judge_c11
+from ..parts.ema_error import measure_c11
+from ..parts.ema_error import per_seed
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import verdicts
 
 NAME = "noise"
 CLAIMS = ("C11", "C14")

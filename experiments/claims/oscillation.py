@@ -23,17 +23,17 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from experiments import comparison
-from experiments import loop
-from experiments import measures
-from experiments import plotting
-from experiments import report
-from experiments import tasks
-from experiments.parts import ravines
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+from .. import comparison
+from .. import loop
+from .. import measures
+from .. import plotting
+from .. import report
+from .. import tasks
+from ..parts import ravines
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "oscillation"
 CLAIMS = ("C13",)

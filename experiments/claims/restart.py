@@ -19,18 +19,19 @@ import jax
 import numpy as np
 
 import momentum_optax as mo
-from experiments import comparison
-from experiments import loop
-from experiments import plotting
-from experiments import report
-from experiments import tasks
-from experiments.parts import practice
-from experiments.parts import restart_quadratic
-from experiments.protocol import horizon
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import comparison
+from .. import loop
+from .. import plotting
+from .. import report
+from .. import tasks
+from ..parts import practice
+from ..parts import restart_quadratic
+from ..protocol import horizon
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "restart"
 CLAIMS = ("C9", "E1")

@@ -23,17 +23,18 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
-from experiments import loop
-from experiments import plotting
-from experiments import report
-from experiments import tasks
-from experiments.parts import practice
-from experiments.protocol import horizon
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import comparison
+from .. import loop
+from .. import plotting
+from .. import report
+from .. import tasks
+from ..parts import practice
+from ..protocol import horizon
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "schedules"
 CLAIMS = ("C8",)

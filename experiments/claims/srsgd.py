@@ -21,15 +21,16 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
-from experiments import loop
-from experiments import report
-from experiments import tasks
-from experiments.parts import practice
-from experiments.parts import speedup
-from experiments.protocol import race as race_lib
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import comparison
+from .. import loop
+from .. import report
+from .. import tasks
+from ..parts import practice
+from ..parts import speedup
+from ..protocol import race as race_lib
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "srsgd"
 CLAIMS = ("E4",)

@@ -19,11 +19,11 @@ import pathlib
 
 import jax
 
-from experiments import report
-from experiments.parts import ema_check
-from experiments.parts import quadratic_checks
-from experiments.parts import quadratic_report
-from experiments.parts import textbook_config
+from .. import report
+from ..parts import ema_check
+from ..parts import quadratic_checks
+from ..parts import quadratic_report
+from ..parts import textbook_config
 
 NAME = "textbook"
 CLAIMS = ("C1", "C2", "C3", "C4", "C7", "C12")

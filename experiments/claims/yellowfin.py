@@ -23,18 +23,19 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import comparison
-from experiments import loop
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments import tasks
-from experiments.parts import budget
-from experiments.parts import wallclock
-from experiments.protocol import horizon
-from experiments.protocol import stats
-from experiments.protocol import tuning
-from experiments.protocol import verdicts
+
+from .. import comparison
+from .. import loop
+from .. import plotting
+from .. import report
+from .. import sweeps
+from .. import tasks
+from ..parts import budget
+from ..parts import wallclock
+from ..protocol import horizon
+from ..protocol import stats
+from ..protocol import tuning
+from ..protocol import verdicts
 
 NAME = "yellowfin"
 CLAIMS = ("E3",)

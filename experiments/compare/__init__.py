@@ -32,25 +32,25 @@ import time
 
 import jax
 
-from experiments import optimizers
-from experiments import outputs
-from experiments import report
-from experiments.compare.options import NQM_DIM
-from experiments.compare.options import PROBLEMS
-from experiments.compare.options import Options
-from experiments.compare.options import check
-from experiments.compare.options import parser
-from experiments.compare.run import Plan
-from experiments.compare.run import Summary
-from experiments.compare.run import measure
-from experiments.compare.run import methods
-from experiments.compare.run import plan
-from experiments.compare.run import structure
-from experiments.compare.run import summarise
-from experiments.compare.write import COMMAND
-from experiments.compare.write import figures
-from experiments.compare.write import ours
-from experiments.compare.write import write
+from .. import optimizers
+from .. import outputs
+from .. import report
+from ..compare.options import NQM_DIM
+from ..compare.options import PROBLEMS
+from ..compare.options import Options
+from ..compare.options import check
+from ..compare.options import parser
+from ..compare.run import Plan
+from ..compare.run import Summary
+from ..compare.run import measure
+from ..compare.run import methods
+from ..compare.run import plan
+from ..compare.run import structure
+from ..compare.run import summarise
+from ..compare.write import COMMAND
+from ..compare.write import figures
+from ..compare.write import ours
+from ..compare.write import write
 
 __all__ = [
     "NQM_DIM",

@@ -7,11 +7,11 @@ import argparse
 import dataclasses
 import pathlib
 
-from experiments import arguments
-from experiments import optimizers
-from experiments import outputs
-from experiments import report
-from experiments import tasks
+from .. import arguments
+from .. import optimizers
+from .. import outputs
+from .. import report
+from .. import tasks
 
 NQM_DIM = 100  # the noisy quadratic: h_i = 1 / i, i = 1..100, gradient noise C = H / B
 PROBLEMS = (*tasks.TASKS, "noisy-quadratic")

@@ -23,17 +23,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import experiments
-from experiments import comparison
-from experiments import loop
-from experiments import noisy_quadratic as nqm
-from experiments import optimizers
-from experiments import tasks
-from experiments.compare.options import NQM_DIM
-from experiments.compare.options import Options
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
+from .. import comparison
+from .. import loop
+from .. import noisy_quadratic as nqm
+from .. import optimizers
+from .. import tasks
+from ..compare.options import NQM_DIM
+from ..compare.options import Options
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
 
 TARGET_AT = 0.5  # the target: the first optimizer's mean objective at this share of its run
 
@@ -96,7 +95,7 @@ def brief(error: BaseException) -> str:
     frames = carried or [
         (f.filename, str(f.lineno)) for f in traceback.extract_tb(error.__traceback__)
     ]
-    own = [str(pathlib.Path(str(m.__file__)).parent) for m in (jax, experiments)]
+    own = [str(pathlib.Path(str(jax.__file__)).parent), str(pathlib.Path(__file__).parents[1])]
     mine = [(f, n) for f, n in frames if not any(f.startswith(o) for o in own)]
     at = f" (raised at {mine[-1][0]}:{mine[-1][1]})" if mine else ""
     return f"{type(error).__name__}{': ' if text else ''}{text}{at}"

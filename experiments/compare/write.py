@@ -13,17 +13,17 @@ import pathlib
 
 import numpy as np
 
-from experiments import comparison
-from experiments import optimizers
-from experiments import outputs
-from experiments import plotting
-from experiments import report
-from experiments.compare.options import NQM_DIM
-from experiments.compare.options import Options
-from experiments.compare.run import TARGET_AT
-from experiments.compare.run import Summary
-from experiments.compare.run import fields
-from experiments.protocol import tuning
+from .. import comparison
+from .. import optimizers
+from .. import outputs
+from .. import plotting
+from .. import report
+from ..compare.options import NQM_DIM
+from ..compare.options import Options
+from ..compare.run import TARGET_AT
+from ..compare.run import Summary
+from ..compare.run import fields
+from ..protocol import tuning
 
 FILES = ("REPORT.md", "results.json", "curves.png", "tuning.png")
 COMMAND = ["python", "-m", "experiments", "compare"]

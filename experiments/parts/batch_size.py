@@ -20,16 +20,16 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from experiments import comparison
-from experiments import loop
-from experiments import noisy_quadratic as nqm
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments import tasks
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
+from .. import comparison
+from .. import loop
+from .. import noisy_quadratic as nqm
+from .. import plotting
+from .. import report
+from .. import sweeps
+from .. import tasks
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
 
 METHODS = ("SGD", "heavy ball")
 EVAL_UNITS = 40  # one evaluation (2,000 + 2,000 examples), in batch-32 MNIST-1D steps

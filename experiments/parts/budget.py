@@ -9,10 +9,10 @@ import dataclasses
 
 import numpy as np
 
-from experiments import comparison
-from experiments.protocol import race
-from experiments.protocol import stats
-from experiments.protocol import tuning
+from .. import comparison
+from ..protocol import race
+from ..protocol import stats
+from ..protocol import tuning
 
 
 def crossfit_accuracy(trials: comparison.Trials) -> np.ndarray:

@@ -17,15 +17,16 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments import tasks
-from experiments.parts import every_seed
-from experiments.parts.every_seed import check
-from experiments.parts.every_seed import spread
-from experiments.parts.textbook_config import Config
-from experiments.protocol import verdicts
+
+from .. import plotting
+from .. import report
+from .. import sweeps
+from .. import tasks
+from ..parts import every_seed
+from ..parts.every_seed import check
+from ..parts.every_seed import spread
+from ..parts.textbook_config import Config
+from ..protocol import verdicts
 
 CLAIM = "C7"
 READING = (

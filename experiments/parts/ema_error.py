@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import noisy_quadratic as nqm
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments.protocol import stats
-from experiments.protocol import verdicts
+from .. import noisy_quadratic as nqm
+from .. import plotting
+from .. import report
+from .. import sweeps
+from ..protocol import stats
+from ..protocol import verdicts
 
 PRIMARY_C11 = (
     "At batch 32 and heavy ball's tuned learning rate, the EMA of the mini-batch "

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import report
-from experiments.protocol import stats
-from experiments.protocol import verdicts
+from .. import report
+from ..protocol import stats
+from ..protocol import verdicts
 
 NOTES = (
     "A textbook check: conditions are judged on the range over seeds (every seed must "

@@ -23,8 +23,8 @@ from typing import NamedTuple
 import jax
 import optax
 
-from experiments import comparison
-from experiments import tasks as tasks_lib
+from .. import comparison
+from .. import tasks as tasks_lib
 
 WARMUP = 0.05  # share of the run spent warming up
 WEIGHT_DECAY = 5e-4

@@ -13,11 +13,12 @@ import jax
 import numpy as np
 
 import momentum_optax as mo
-from experiments import measures
-from experiments.parts import ravines as rv
-from experiments.parts.every_seed import check
-from experiments.parts.textbook_config import Config
-from experiments.protocol import verdicts
+
+from .. import measures
+from ..parts import ravines as rv
+from ..parts.every_seed import check
+from ..parts.textbook_config import Config
+from ..protocol import verdicts
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C12")
 METHODS = ("GD", "heavy ball", "Nesterov")

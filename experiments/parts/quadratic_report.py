@@ -10,15 +10,15 @@ import pathlib
 
 import numpy as np
 
-from experiments import plotting
-from experiments import report
-from experiments.parts import every_seed
-from experiments.parts.every_seed import spread
-from experiments.parts.quadratic_checks import CLAIMS
-from experiments.parts.quadratic_checks import METHODS
-from experiments.parts.quadratic_checks import best_rates
-from experiments.parts.textbook_config import Config
-from experiments.protocol import verdicts
+from .. import plotting
+from .. import report
+from ..parts import every_seed
+from ..parts.every_seed import spread
+from ..parts.quadratic_checks import CLAIMS
+from ..parts.quadratic_checks import METHODS
+from ..parts.quadratic_checks import best_rates
+from ..parts.textbook_config import Config
+from ..protocol import verdicts
 
 READING = {
     "C1": "On a quadratic with largest curvature L, gradient descent's steep eigen-coordinate is "

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import descent
-from experiments import problems
-from experiments import sweeps
+from .. import descent
+from .. import problems
+from .. import sweeps
 
 
 class Ravine(NamedTuple):

@@ -27,12 +27,13 @@ import numpy as np
 import optax
 
 import momentum_optax as mo
-from experiments import measures
-from experiments import plotting
-from experiments import report
-from experiments import sweeps
-from experiments.protocol import stats
-from experiments.protocol import verdicts
+
+from .. import measures
+from .. import plotting
+from .. import report
+from .. import sweeps
+from ..protocol import stats
+from ..protocol import verdicts
 
 GD, POLYAK, HB, NAG, NAG_MU = (
     "GD, step 2/(L + mu)",

@@ -22,15 +22,15 @@ from typing import Protocol
 import jax
 import numpy as np
 
-from experiments import comparison
-from experiments import loop
-from experiments import plotting
-from experiments import tasks as tasks_lib
-from experiments.parts import practice
-from experiments.protocol import horizon as horizon_lib
-from experiments.protocol import race as race_lib
-from experiments.protocol import stats
-from experiments.protocol import verdicts
+from .. import comparison
+from .. import loop
+from .. import plotting
+from .. import tasks as tasks_lib
+from ..parts import practice
+from ..protocol import horizon as horizon_lib
+from ..protocol import race as race_lib
+from ..protocol import stats
+from ..protocol import verdicts
 
 Pairs = Mapping[str, tuple[str, str]]  # condition name -> (method, reference)
 

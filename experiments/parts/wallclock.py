@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import optax
 
-from experiments import tasks as tasks_lib
+from .. import tasks as tasks_lib
 
 
 def seconds_per_step(

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from experiments.protocol import stats
+from ..protocol import stats
 
 
 class Arrival(NamedTuple):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from experiments.protocol.stats import Interval
+from ..protocol.stats import Interval
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, DEPENDS = (
     "supported",
