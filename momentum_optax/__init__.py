@@ -1,5 +1,6 @@
 """momentum_optax: momentum methods as pure Optax gradient transformations."""
 
+from momentum_optax import checkpoints
 from momentum_optax import schedules
 from momentum_optax import tuning
 from momentum_optax.accumulators import DeltaMomentumState
@@ -38,7 +39,7 @@ from momentum_optax.torch_compat import TorchMomentumState
 from momentum_optax.torch_compat import torch_sgd
 from momentum_optax.training import train_step
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     "AdaptiveRestartState",
@@ -60,6 +61,7 @@ __all__ = (
     "aggmo",
     "cautious",
     "check_restored",
+    "checkpoints",
     "delta_momentum",
     "ema",
     "fused_sgd",

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from momentum_optax import _deprecation
 from momentum_optax import _tree
 from momentum_optax._coefficients import structural_int
 from momentum_optax._coefficients import traced_shape_error
@@ -19,6 +20,12 @@ class SmaState(NamedTuple):
     buffer: optax.Params  # leaves of shape (window, *param.shape)
     index: jax.Array  # type: ignore[assignment]  # int32 slot the next update is written to, in [0, window)
     filled: jax.Array  # int32 number of updates held, in [0, window]
+
+    @property
+    def window(self) -> optax.Params:
+        """Deprecated name of :attr:`buffer` (0.1's); warns, and goes in 0.3."""
+        _deprecation.warn("SmaState.window is now SmaState.buffer")
+        return self.buffer
 
 
 def sma(window: int) -> optax.GradientTransformation:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from optax import ScalarOrSchedule
 
+from momentum_optax import _deprecation
 from momentum_optax import _tree
 from momentum_optax import scaling
 from momentum_optax._coefficients import any_schedule
@@ -93,6 +94,18 @@ class QhAdamState(NamedTuple):
     first_moment: optax.Params  # m_t, like the params
     second_moment: optax.Params  # v_t, like the params
     correction: jax.Array  # float32 (1 - b1^t, 1 - b2^t), shape (2,)
+
+    @property
+    def mu(self) -> optax.Params:
+        """Deprecated name of :attr:`first_moment` (0.1's); warns, and goes in 0.3."""
+        _deprecation.warn("QhAdamState.mu is now QhAdamState.first_moment")
+        return self.first_moment
+
+    @property
+    def nu(self) -> optax.Params:
+        """Deprecated name of :attr:`second_moment` (0.1's); warns, and goes in 0.3."""
+        _deprecation.warn("QhAdamState.nu is now QhAdamState.second_moment")
+        return self.second_moment
 
 
 def scale_by_qhadam(

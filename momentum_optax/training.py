@@ -108,7 +108,7 @@ def train_step(
     has_aux: bool = False,
     donate: bool = True,
     metrics: Metrics | None = None,
-) -> Callable[..., tuple]:
+) -> TrainStep:
     r"""A jitted training step: the loss's gradient, the optimizer, the new parameters.
 
     .. math::  \ell = f(\theta, \text{batch}), \quad
@@ -151,9 +151,10 @@ def train_step(
             fourth output, e.g. ``lambda g, u, p: optax.tree.norm(g)``.
 
     Returns:
-        ``step(params, opt_state, *batch, **batch_kwargs)``, jitted, returning
-        ``(params, opt_state, loss)``, or ``(params, opt_state, loss, metrics)``
-        with ``metrics``.
+        A :class:`TrainStep`: ``step(params, opt_state, *batch, **batch_kwargs)``, jitted,
+        returning ``(params, opt_state, loss)``, or ``(params, opt_state, loss, metrics)``
+        with ``metrics``; ``step.lower(...)`` with the same arguments lowers it ahead of
+        time (the program's text, its compiled cost and memory).
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -201,10 +202,43 @@ def train_step(
             updates = jax.tree.map(lambda new, old: new - old, new_params, params)
         return new_params, opt_state, value, metrics(grads, updates, params)
 
-    jitted = jax.jit(step, donate_argnums=(0, 1) if donate else ())
+    return TrainStep(jax.jit(step, donate_argnums=(0, 1) if donate else ()), donate)
 
-    def run(params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any) -> tuple:
-        _check_inputs(params, opt_state, batch, batch_kwargs, donate)
-        return jitted(params, opt_state, batch, batch_kwargs)
 
-    return run
+class TrainStep:
+    """The step :func:`train_step` returns: call it, or lower it ahead of time.
+
+    ``step(params, opt_state, *batch, **batch_kwargs)`` checks its inputs (deleted or
+    doubly donated arrays are named) and runs the compiled step. ``step.lower(...)``, with
+    the same arguments (arrays or ``jax.ShapeDtypeStruct``), is ``jax.jit``'s ``lower``:
+    ``.as_text()`` for the program, ``.compile()`` for an executable (called with
+    ``(params, opt_state, batch, batch_kwargs)``: ``batch`` a tuple, ``batch_kwargs`` a
+    dict). ``step.jitted`` is the jitted function of those four arguments.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import momentum_optax as mo
+        >>> opt = mo.sgd(0.1, 0.9)
+        >>> step = mo.train_step(lambda w, x: jnp.sum((w - x) ** 2), opt)
+        >>> w = jax.ShapeDtypeStruct((3,), jnp.float32)
+        >>> lowered = step.lower(w, jax.eval_shape(opt.init, w), w)
+        >>> lowered.as_text().count("tf.aliasing_output")  # params and momentum donated
+        2
+        >>> compiled = lowered.compile()
+    """
+
+    def __init__(self, jitted: Any, donate: bool) -> None:
+        self.jitted = jitted
+        self._donate = donate
+
+    def __call__(
+        self, params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any
+    ) -> tuple:
+        _check_inputs(params, opt_state, batch, batch_kwargs, self._donate)
+        return self.jitted(params, opt_state, batch, batch_kwargs)
+
+    def lower(
+        self, params: optax.Params, opt_state: Any, /, *batch: Any, **batch_kwargs: Any
+    ) -> Any:
+        """``jax.jit``'s ``lower`` for these arguments (a ``jax.stages.Lowered``)."""
+        return self.jitted.lower(params, opt_state, batch, batch_kwargs)

@@ -100,3 +100,26 @@ def test_no_state_holds_one_buffer_twice_or_a_parameter(row):
         for key in (("id", id(leaf)), ("buffer", leaf.unsafe_buffer_pointer())):
             assert key not in seen, f"{where} shares its buffer with {seen[key]}"
             seen[key] = where
+
+
+@pytest.mark.parametrize("donate", [True, False], ids=["donate", "keep"])
+@pytest.mark.parametrize("row", [helpers.fast_or_slow(r) for r in ROWS], ids=repr)
+def test_train_step_lowers_ahead_of_time_to_the_program_it_runs(row, donate):
+    """``step.lower`` from shapes alone; the compiled program takes the step's first step,
+    and a donating step aliases every donated array with an axis (a kept one, none)."""
+    opt = _optimizer(row)
+    step = mo.train_step(_loss, opt, donate=donate)
+    params = _fresh()
+    state = opt.init(params)
+    shapes = jax.eval_shape(lambda: (params, state, *_batch(0)))
+    lowered = step.lower(*shapes)
+    aliased = lowered.as_text().count("tf.aliasing_output")
+    donated = [x for x in jax.tree.leaves((params, state)) if isinstance(x, jax.Array)]
+    if donate:
+        assert aliased >= sum(x.ndim > 0 for x in donated) > 0
+    else:
+        assert aliased == 0
+    keep = mo.train_step(_loss, _optimizer(row), donate=False)
+    expected = keep(_fresh(), jax.tree.map(jnp.copy, state), *_batch(0))
+    compiled = lowered.compile()(params, state, _batch(0), {})
+    chex.assert_trees_all_close(compiled, expected, rtol=1e-6, atol=1e-7)
