@@ -44,7 +44,7 @@ def _main(argv: list[str]) -> None:
         f"  {name:<17} {module.__doc__.strip().splitlines()[0]}" for name, module in modules.items()
     )
     parser = argparse.ArgumentParser(
-        prog="python -m experiments",
+        prog=arguments.program(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measures the claims of the three source documents about momentum under a "
         "fixed protocol (seeds, equal tuning budgets, intervals, pre-registered "
@@ -94,7 +94,7 @@ def _main(argv: list[str]) -> None:
             quick=args.quick,
             out=args.out,
             seed=args.seed,
-            command=shlex.join(["python", "-m", "experiments", *argv]),
+            command=shlex.join([*arguments.program().split(), *argv]),
         )
     except outputs.OutputError as error:  # raised before any compute
         parser.error(f"argument --out: {error}")

@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
+
+
+def program() -> str:
+    """How this program was started, as its messages and records name it: ``momentum-optax``
+    (the installed console script), else ``python -m`` this package (``experiments`` in a
+    checkout, ``momentum_optax.experiments`` where it is installed)."""
+    if pathlib.Path(sys.argv[0]).stem == "momentum-optax":
+        return "momentum-optax"
+    return f"python -m {__package__}"
+
 
 SEED_MAX = 2**32 - 1  # jax.random.key keeps 32 bits here: 2**32 would give key(0) again
 

@@ -113,3 +113,18 @@ def test_license_file_matches_the_declared_license():
 def test_changelog_names_the_current_version():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {PROJECT['version']}" in changelog
+
+
+def test_the_package_list_names_every_package_of_the_library_and_the_experiments():
+    """``[tool.setuptools] packages`` is explicit (``experiments/`` is mapped to
+    ``momentum_optax.experiments``): a new subpackage missing from it would be left out of
+    the wheel."""
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    mapped = {"momentum_optax": "momentum_optax", **setuptools["package-dir"]}
+    found = set()
+    for name, folder in mapped.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            if "__pycache__" not in parts:
+                found.add(".".join((name, *parts)))
+    assert set(setuptools["packages"]) == found

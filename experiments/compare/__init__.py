@@ -47,7 +47,7 @@ from ..compare.run import methods
 from ..compare.run import plan
 from ..compare.run import structure
 from ..compare.run import summarise
-from ..compare.write import COMMAND
+from ..compare.write import command
 from ..compare.write import figures
 from ..compare.write import ours
 from ..compare.write import write
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> Summary:
     with contextlib.ExitStack() as stack:
         if writer:
             try:
-                stack.enter_context(outputs.lock(args.out, shlex.join([*COMMAND, *argv])))
+                stack.enter_context(outputs.lock(args.out, shlex.join([*command(), *argv])))
                 outputs.remove_leftovers(args.out)
-                outputs.refuse_foreign(args.out, ours(), " ".join(COMMAND))
+                outputs.refuse_foreign(args.out, ours(), " ".join(command()))
             except outputs.OutputError as error:
                 p.error(f"argument --out: {error}")
         try:

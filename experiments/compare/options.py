@@ -54,18 +54,20 @@ def import_path(name: str) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
+    width = max(map(len, optimizers.OPTIMIZERS))
+    fixed = [n for n, c in optimizers.OPTIMIZERS.items() if c.momentum is None or not c.tunable]
     listing = "\n".join(
-        f"  {name:<11} {c.about}; lr in {report.listing(c.lr)}"
+        f"  {name:<{width}} {c.about}; lr in {report.listing(c.lr)}"
         + (f", beta {c.momentum:g}" if c.momentum is not None else "")
         + (f", eps in {report.listing(optimizers.EPS)}" if c.eps else "")
         for name, c in optimizers.OPTIMIZERS.items()
     )
     p = argparse.ArgumentParser(
-        prog="python -m experiments compare",
+        prog=f"{arguments.program()} compare",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"optimizers (default search spaces; log scales):\n{listing}\n\nexample:\n"
-        "  python -m experiments compare --optimizer sgd --optimizer heavy-ball "
+        f"  {arguments.program()} compare --optimizer sgd --optimizer heavy-ball "
         "--problem mnist1d-mlp --trials 8 --seeds 5",
     )
     p.add_argument(
@@ -125,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help=(
             f"also tune log(1 - beta) in {report.listing(optimizers.ONE_MINUS_BETA)} for the "
-            "optimizers that have a momentum (not sgd, aggmo or a learning_rate factory)"
+            f"optimizers that have a momentum (not {', '.join(fixed)} or a learning_rate "
+            "factory)"
         ),
     )
     p.add_argument(
