@@ -110,9 +110,18 @@ def test_license_file_matches_the_declared_license():
     )
 
 
-def test_changelog_names_the_current_version():
-    changelog = (ROOT / "CHANGELOG.md").read_text()
-    assert f"## {PROJECT['version']}" in changelog
+def test_the_version_is_one_in_the_metadata_the_package_and_the_changelog():
+    """The newest section of the changelog is this version's (breaking changes are never
+    listed under the version they break), with a section on migrating from the previous."""
+    import momentum_optax
+
+    assert momentum_optax.__version__ == PROJECT["version"]
+    sections = re.split(r"^## ", (ROOT / "CHANGELOG.md").read_text(), flags=re.M)[1:]
+    newest, previous = sections[0], sections[1]
+    assert newest.split()[0] == PROJECT["version"], newest.splitlines()[0]
+    if "### Breaking" in newest:
+        major_minor = ".".join(previous.split()[0].split(".")[:2])
+        assert f"### Migrating from {major_minor}" in newest
 
 
 def test_the_package_list_names_every_package_of_the_library_and_the_experiments():
