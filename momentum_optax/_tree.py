@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 
 _MAX_LISTED = 5
 
@@ -106,9 +109,72 @@ def a(name: str) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def _type_name(x: Any) -> str:
+    if isinstance(x, jax.Array):  # a concrete array or a tracer
+        return "jax.Array"
+    if isinstance(x, np.ndarray):
+        return "numpy.ndarray"
+    return type(x).__name__
+
+
+def _is_named_tuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _shaped_like_updates(state: Any) -> bool:
+    """Whether ``state`` is a tree of arrays in dicts, lists and tuples (or a mapping such
+    as ``nnx.State``), the shape of parameters and gradients: optimizer states are
+    named tuples."""
+    if _is_named_tuple(state):
+        return False
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    if not flat or not all(hasattr(leaf, "shape") and hasattr(leaf, "dtype") for _, leaf in flat):
+        return False
+    if isinstance(state, Mapping):
+        return True
+    return not any(isinstance(key, jax.tree_util.GetAttrKey) for path, _ in flat for key in path)
+
+
+_RIGHT_CALL = (
+    "Call update(updates, state, params): the gradients (or incoming updates) first, "
+    "then the state, then the parameters."
+)
+
+
+def check_not_updates(state: Any, owner: str) -> None:
+    """Raises ``TypeError`` when ``state`` is what ``update(grads, params)`` passes there.
+
+    The parameters passed where the state goes arrive either as they are (a tree of
+    arrays), or, inside ``optax.chain``, which iterates its state, as one of their keys (a
+    ``str``) or rows. A legitimate state is never refused: a ``NamedTuple`` (optax's
+    states, ``optax.EmptyState`` included) or a tree holding one passes, and
+    :func:`check_state` asks only once ``state`` is not its transformation's own.
+    """
+    if isinstance(state, str):
+        raise TypeError(
+            "the second argument of update is the optimizer state made by init(params); "
+            f"{owner} got the str {state!r} as its state: a key of a dict (or another "
+            "mapping) passed as the state, which optax.chain iterates, so a tree shaped like "
+            f"the parameters/gradients was passed where the state goes. {_RIGHT_CALL}"
+        )
+    if _shaped_like_updates(state):
+        shape = f" of shape {tuple(state.shape)}" if hasattr(state, "shape") else ""
+        raise TypeError(
+            f"the second argument of update is the optimizer state made by {owner}(...).init"
+            f"(params); got {a(_type_name(state))}{shape}, a tree shaped like the "
+            f"parameters/gradients (arrays, no optimizer state in it). {_RIGHT_CALL}"
+        )
+
+
 def check_state(state: Any, expected: type, owner: str) -> None:
-    """Raises ``TypeError`` unless ``state`` is an ``expected``, as ``owner``'s init makes."""
+    """Raises ``TypeError`` unless ``state`` is an ``expected``, as ``owner``'s init makes.
+
+    Every transformation's state goes through here, so it is also where ``update(grads,
+    params)`` (the parameters where the state goes) is refused, in those words
+    (:func:`check_not_updates`).
+    """
     if not isinstance(state, expected):
+        check_not_updates(state, owner)
         want, got = expected.__name__, type(state).__name__
         if want == got:  # two classes of one name (e.g. another library's state)
             want = f"{expected.__module__}.{expected.__qualname__}"
@@ -279,3 +345,23 @@ def vdot(tree_a: Any, tree_b: Any) -> jax.Array:
     pairs = zip(treedef.flatten_up_to(tree_a), treedef.flatten_up_to(tree_b))
     products = [leaf(a, b) for a, b in pairs if a is not None and b is not None]
     return sum(products, jnp.zeros([], jnp.float32))
+
+
+def chain(
+    *transforms: optax.GradientTransformation, owner: str
+) -> optax.GradientTransformationExtraArgs:
+    """``optax.chain(*transforms)`` whose ``update`` first refuses, in
+    :func:`check_not_updates`'s words, a state that is not a chain's (a tuple of the parts'
+    states): the parameters passed where the state goes would otherwise meet optax's "The
+    number of updates and states has to be the same in chain!". Init and the state are
+    ``optax.chain``'s."""
+    inner = optax.chain(*transforms)
+
+    def update(
+        updates: optax.Updates, state: Any, params: optax.Params | None = None, **extra: Any
+    ) -> tuple[optax.Updates, Any]:
+        if not isinstance(state, (tuple, list)):
+            check_not_updates(state, owner)
+        return inner.update(updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(inner.init, update)

@@ -10,6 +10,7 @@ import optax
 from jax.typing import DTypeLike
 from optax import ScalarOrSchedule
 
+from momentum_optax import _tree
 from momentum_optax import accumulators
 from momentum_optax import restarts
 from momentum_optax import scaling
@@ -117,7 +118,7 @@ def sgd(
         )
     if reset_every is not None:
         velocity = restarts.periodic_reset(velocity, reset_every)
-    return optax.chain(velocity, scaling.scale_by_learning_rate(learning_rate))
+    return _tree.chain(velocity, scaling.scale_by_learning_rate(learning_rate), owner="sgd")
 
 
 #: SRSGD's default restart schedule: the period F_k grows linearly from 40 to 80 steps over
@@ -195,4 +196,4 @@ def srsgd(
         ),
         SRSGD_PERIOD if restart_every is None else restart_every,
     )
-    return optax.chain(velocity, scaling.scale_by_learning_rate(learning_rate))
+    return _tree.chain(velocity, scaling.scale_by_learning_rate(learning_rate), owner="srsgd")

@@ -229,6 +229,8 @@ def qhadam(
         Ma & Yarats, *Quasi-hyperbolic momentum and Adam for deep learning*, ICLR 2019.
     """
     check_nonnegative("learning_rate", learning_rate)
-    return optax.chain(
-        scale_by_qhadam(b1, b2, nu1, nu2, eps), scaling.scale_by_learning_rate(learning_rate)
+    return _tree.chain(
+        scale_by_qhadam(b1, b2, nu1, nu2, eps),
+        scaling.scale_by_learning_rate(learning_rate),
+        owner="qhadam",
     )

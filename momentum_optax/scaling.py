@@ -64,6 +64,7 @@ def scale_by_learning_rate(
         updates: optax.Updates, state: optax.OptState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, optax.OptState]:
         del params
+        _tree.check_not_updates(state, "scale_by_learning_rate")  # before the count checks
         if scheduled and not isinstance(state, optax.ScaleByScheduleState):
             raise TypeError(
                 f"state has no step count: it is {_tree.a(type(state).__name__)}, made with a "

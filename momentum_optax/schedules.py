@@ -3,15 +3,81 @@
 Pass one wherever a transformation takes a ``decay`` or ``momentum``:
 ``mo.trace(mo.schedules.anneal(0.5, 0.9, steps=1000))``. The transformation then
 keeps a saturating int32 step count and reads the schedule once per step.
+
+Every schedule here returns its value as optax's own schedules do
+(``optax.constant_schedule``, ``optax.cosine_decay_schedule``): weakly typed, in JAX's
+default floating dtype, float32, or float64 with ``jax_enable_x64``. So a coefficient
+takes the parameters' precision (float64 parameters under x64 get a float64 momentum),
+and a float32 or bfloat16 computation is not promoted by it.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+from typing import ParamSpec
+from typing import TypeVar
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from momentum_optax import _coefficients
+from momentum_optax import _deprecation
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _steps(count: Any) -> jax.Array:
+    """The step ``count`` as a weakly typed float of JAX's default precision (float64
+    with x64): an int32 count times a Python float, as optax's schedules mix them."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.asarray(count) * 1.0
+
+
+def _endpoint(value: Any) -> Any:
+    """A validated constant of a schedule as a Python float (weakly typed in JAX, so it
+    does not fix the schedule's dtype); a ``jax.Array`` is kept as the caller gave it."""
+    return value if isinstance(value, jax.Array) else float(value)
+
+
+def _linear(start: Any, end: Any, steps: int) -> optax.Schedule:
+    """``optax.linear_schedule(start, end, steps)`` read at the count as a float of JAX's
+    default precision: the same values as optax's in float32, and float64 under x64 (an
+    int32 count divided by an int is float32 even there)."""
+    linear = optax.linear_schedule(init_value=start, end_value=end, transition_steps=steps)
+
+    def schedule(count: jax.Array) -> jax.Array:
+        return jnp.asarray(linear(_steps(count)))
+
+    return schedule
+
+
+def _steps_by_position_deprecated(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn(start, end, *, steps)`` that also takes ``steps`` as a third positional
+    argument, as in 0.1, with a ``DeprecationWarning``; its signature (``inspect`` and the
+    type checkers read it) stays ``fn``'s, with ``steps`` keyword-only."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 3:
+            raise TypeError(
+                f"{name}() takes 2 positional arguments (start, end) and steps by keyword; "
+                f"got {len(args)} positional arguments. Call {name}(start, end, steps=...)."
+            )
+        if len(args) == 3:
+            if "steps" in kwargs:
+                raise TypeError(f"{name}() got multiple values for argument 'steps'.")
+            _deprecation.warn(f"{name}(start, end, steps) by position: pass steps=...")
+            start, end, kwargs["steps"] = args
+            return fn(start, end, **kwargs)
+        return fn(*args, **kwargs)
+
+    return cast(Callable[_P, _R], wrapper)
 
 
 def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
@@ -28,7 +94,7 @@ def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
         total_steps: :math:`T`, the step at which the momentum reaches 1 (>= 1).
 
     Returns:
-        A schedule ``count -> gamma_count`` (float32).
+        A schedule ``count -> gamma_count`` (float32; float64 under x64).
 
     Example:
         >>> import momentum_optax as mo
@@ -41,9 +107,10 @@ def linear_to_one(start: float, total_steps: int) -> optax.Schedule:
     """
     _coefficients.check_coefficient("start", start, allow_schedule=False)
     total_steps = _coefficients.check_positive_int("total_steps", total_steps)
-    return optax.linear_schedule(init_value=start, end_value=1.0, transition_steps=total_steps)
+    return _linear(_endpoint(start), 1.0, total_steps)
 
 
+@_steps_by_position_deprecated
 def anneal(start: float = 0.5, end: float = 0.9, *, steps: int) -> optax.Schedule:
     r"""Momentum that starts near 0.5 and is annealed to 0.9, the practice *Momentum* describes.
 
@@ -52,10 +119,13 @@ def anneal(start: float = 0.5, end: float = 0.9, *, steps: int) -> optax.Schedul
     Args:
         start: :math:`\beta_0`, a float in [0, 1] (default 0.5).
         end: :math:`\beta_1`, a float in [0, 1] (default 0.9).
-        steps: :math:`S`, the number of steps over which to anneal (required, >= 1).
+        steps: :math:`S`, the number of steps over which to anneal (required, >= 1),
+            by keyword. ``anneal(start, end, steps)`` by position, as in 0.1, still
+            works in this release with a ``DeprecationWarning``; it will be removed in 0.3.
 
     Returns:
-        A schedule ``count -> beta_count`` (float32), constant ``end`` after ``S``.
+        A schedule ``count -> beta_count`` (float32; float64 under x64), constant
+        ``end`` after ``S``.
 
     Example:
         >>> import momentum_optax as mo
@@ -71,7 +141,7 @@ def anneal(start: float = 0.5, end: float = 0.9, *, steps: int) -> optax.Schedul
     _coefficients.check_coefficient("start", start, allow_schedule=False)
     _coefficients.check_coefficient("end", end, allow_schedule=False)
     steps = _coefficients.check_positive_int("steps", steps)
-    return optax.linear_schedule(init_value=start, end_value=end, transition_steps=steps)
+    return _linear(_endpoint(start), _endpoint(end), steps)
 
 
 def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
@@ -107,7 +177,7 @@ def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
         r: the constant in :math:`k / (k + r)`, a finite float > 0 (default 3).
 
     Returns:
-        A schedule ``count -> b_count`` (float32).
+        A schedule ``count -> b_count`` (float32; float64 under x64).
 
     Example:
         >>> import momentum_optax as mo
@@ -127,8 +197,8 @@ def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
     number = _coefficients.check_positive("r", r)
 
     def schedule(count: jax.Array) -> jax.Array:
-        k = jnp.maximum(jnp.asarray(count, jnp.float32) - 1, 0.0)
-        return (k / (k + number)).astype(jnp.float32)
+        k = jnp.maximum(_steps(count) - 1, 0.0)
+        return k / (k + number)
 
     return schedule
 
@@ -136,14 +206,17 @@ def nesterov_sequence(r: float = 3.0) -> optax.Schedule:
 def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
     r"""Sutskever et al.'s momentum schedule: 1 - 1/(2k) in the k-th period of steps, capped.
 
-    .. math::  \mu_t = \min\bigl(1 - 2^{-1 - \log_2(\lfloor t / P \rfloor + 1)},\ \mu_{max}\bigr)
+    .. math::
+
+        \mu_t = \min\bigl(1 - 2^{-1 - \log_2(\lfloor t / P \rfloor + 1)},\ \mu_{max}\bigr)
+        = \min\bigl(1 - 1 / (2 k),\ \mu_{max}\bigr), \qquad k = \lfloor t / P \rfloor + 1
 
     Args:
         max_momentum: :math:`\mu_{max}`, the cap, a float in [0, 1].
         period: :math:`P`, steps between increases (default 250, as in the paper).
 
     Returns:
-        A schedule ``count -> mu_count`` (float32).
+        A schedule ``count -> mu_count`` (float32; float64 under x64).
 
     Example:
         >>> import momentum_optax as mo
@@ -157,10 +230,11 @@ def sutskever(max_momentum: float, period: int = 250) -> optax.Schedule:
     """
     _coefficients.check_coefficient("max_momentum", max_momentum, allow_schedule=False)
     period = _coefficients.check_positive_int("period", period)
+    cap = _endpoint(max_momentum)
 
     def schedule(count: jax.Array) -> jax.Array:
-        k = jnp.floor(jnp.asarray(count, jnp.float32) / period) + 1
-        return jnp.minimum(1 - 2.0 ** (-1 - jnp.log2(k)), max_momentum).astype(jnp.float32)
+        k = jnp.floor(_steps(count) / period) + 1
+        return jnp.minimum(1 - 0.5 / k, cap)
 
     return schedule
 
@@ -181,7 +255,7 @@ def demon(start: float, total_steps: int) -> optax.Schedule:
         total_steps: :math:`T` (>= 1).
 
     Returns:
-        A schedule ``count -> beta_count`` (float32).
+        A schedule ``count -> beta_count`` (float32; float64 under x64).
 
     Example:
         >>> import momentum_optax as mo
@@ -195,10 +269,11 @@ def demon(start: float, total_steps: int) -> optax.Schedule:
     """
     _coefficients.check_coefficient("start", start, allow_one=False, allow_schedule=False)
     total_steps = _coefficients.check_positive_int("total_steps", total_steps)
+    beta = _endpoint(start)
 
     def schedule(count: jax.Array) -> jax.Array:
-        remaining = 1 - jnp.minimum(jnp.asarray(count, jnp.float32), total_steps) / total_steps
-        return (start * remaining / ((1 - start) + start * remaining)).astype(jnp.float32)
+        remaining = 1 - jnp.minimum(_steps(count), total_steps) / total_steps
+        return beta * remaining / ((1 - beta) + beta * remaining)
 
     return schedule
 
@@ -230,7 +305,7 @@ def inverse_cycle(
         anneal_strategy: ``"cos"`` or ``"linear"``.
 
     Returns:
-        A schedule ``count -> momentum`` (float32), constant after ``T - 1``.
+        A schedule ``count -> momentum`` (float32; float64 under x64), constant after ``T - 1``.
 
     Example:
         >>> import momentum_optax as mo
@@ -260,17 +335,17 @@ def inverse_cycle(
             f"{pct_start!r} with total_steps={total_steps!r}."
         )
 
-    def interpolate(start: float, end: float, pct: jax.Array) -> jax.Array:
+    low, high = _endpoint(base_momentum), _endpoint(max_momentum)
+
+    def interpolate(start: Any, end: Any, pct: jax.Array) -> jax.Array:
         if anneal_strategy == "cos":
             return end + (start - end) / 2 * (jnp.cos(jnp.pi * pct) + 1)
         return start + (end - start) * pct
 
     def schedule(count: jax.Array) -> jax.Array:
-        t = jnp.minimum(jnp.asarray(count, jnp.float32), cycle_end)
-        falling = interpolate(max_momentum, base_momentum, t / warmup_end)
-        rising = interpolate(
-            base_momentum, max_momentum, (t - warmup_end) / (cycle_end - warmup_end)
-        )
-        return jnp.where(t <= warmup_end, falling, rising).astype(jnp.float32)
+        t = jnp.minimum(_steps(count), cycle_end)
+        falling = interpolate(high, low, t / warmup_end)
+        rising = interpolate(low, high, (t - warmup_end) / (cycle_end - warmup_end))
+        return jnp.where(t <= warmup_end, falling, rising)
 
     return schedule

@@ -127,4 +127,4 @@ def torch_sgd(
     if not no_momentum:
         parts.append(_torch_momentum(momentum, dampening, nesterov))
     parts.append(scaling.scale_by_learning_rate(learning_rate))
-    return optax.chain(*parts)
+    return _tree.chain(*parts, owner="torch_sgd")

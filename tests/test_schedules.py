@@ -1,5 +1,8 @@
 """Momentum schedules against their formulas, and read correctly by the accumulators."""
 
+import re
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,6 +36,34 @@ def test_anneal_defaults_are_seed_002s_half_to_nine_tenths():
     assert float(schedule(0)) == pytest.approx(0.5, abs=1e-6)
     assert float(schedule(5)) == pytest.approx(0.7, abs=1e-6)
     assert float(schedule(10)) == pytest.approx(0.9, abs=1e-6)
+
+
+DEPRECATED = (
+    "anneal(start, end, steps) by position: pass steps=... (deprecated in 0.2, removed in 0.3"
+)
+
+
+def test_anneal_steps_by_position_warns_and_gives_the_keyword_schedule():
+    with pytest.warns(DeprecationWarning, match=re.escape(DEPRECATED)) as record:
+        positional = mo.schedules.anneal(0.5, 0.9, 100)
+    assert [w.filename for w in record] == [__file__]  # the warning points at the caller
+    keyword = mo.schedules.anneal(0.5, 0.9, steps=100)
+    counts = jnp.arange(120, dtype=jnp.int32)
+    np.testing.assert_array_equal(np.asarray(positional(counts)), np.asarray(keyword(counts)))
+
+
+def test_anneal_steps_by_keyword_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mo.schedules.anneal(0.5, 0.9, steps=100)
+        mo.schedules.anneal(steps=100)
+
+
+def test_anneal_refuses_a_fourth_positional_argument_and_steps_twice():
+    with pytest.raises(TypeError, match=r"anneal\(\) takes 2 positional arguments .* got 4"):
+        mo.schedules.anneal(0.5, 0.9, 100, 200)
+    with pytest.raises(TypeError, match="multiple values for argument 'steps'"):
+        mo.schedules.anneal(0.5, 0.9, 100, steps=100)
 
 
 def test_schedules_are_float32_and_jittable_on_int32_counts():

@@ -373,7 +373,7 @@ def yellowfin(
         Zhang & Mitliagkas, *YellowFin and the Art of Momentum Tuning*, SysML 2019.
     """
     _coefficients.check_nonnegative("learning_rate", learning_rate)
-    return optax.chain(
+    return _tree.chain(
         scale_by_yellowfin(
             beta=beta,
             curvature_window=curvature_window,
@@ -390,4 +390,5 @@ def yellowfin(
             accumulator_dtype=accumulator_dtype,
         ),
         scaling.scale_by_learning_rate(learning_rate),
+        owner="yellowfin",
     )
