@@ -198,3 +198,14 @@ def heavy_ball(row: dict) -> optax.GradientTransformation:
 def nesterov(row: dict) -> optax.GradientTransformation:
     """``mo.sgd(lr, momentum, nesterov=True)`` with both traced."""
     return mo.sgd(row["lr"], row["momentum"], nesterov=True)
+
+
+def cautious_heavy_ball(row: dict) -> optax.GradientTransformation:
+    """``chain(mo.cautious(mo.trace(momentum)), scale_by_learning_rate(lr))`` with both traced:
+    heavy ball with the components of the velocity whose sign disagrees with the gradient
+    masked (Liang et al. 2024). The direction is given (``flip_sign=False``: the trace
+    points along the gradient), since a traced momentum cannot be read when it is built."""
+    return optax.chain(
+        mo.cautious(mo.trace(row["momentum"]), flip_sign=False),
+        mo.scale_by_learning_rate(row["lr"]),
+    )

@@ -65,6 +65,25 @@ OPTIMIZERS = {
         None,
         "mo.aggmo((0, 0.9, 0.99)) and the learning rate",
     ),
+    "yellowfin": Choice(
+        lambda r: mo.yellowfin(r["lr"]),
+        (0.1, 10.0),
+        None,
+        "mo.yellowfin(lr): rate and momentum tuned online, lr a factor on that rate (1: untuned)",
+    ),
+    "srsgd": Choice(
+        lambda r: mo.srsgd(r["lr"]),
+        (1e-4, 1.0),
+        None,
+        "mo.srsgd(lr): Nesterov momentum k / (k + 3), restarted every 40 to 80 steps",
+    ),
+    "cautious-heavy-ball": Choice(
+        comparison.cautious_heavy_ball,
+        (1e-4, 1.0),
+        0.9,
+        "mo.cautious(mo.trace(beta)) and the learning rate: heavy ball, masked where the "
+        "velocity's sign disagrees with the gradient's",
+    ),
     "adam": Choice(
         lambda r: optax.adam(r["lr"], b1=r["momentum"], b2=0.999, eps=r["eps"]),
         (1e-5, 0.3),

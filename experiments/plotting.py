@@ -35,12 +35,13 @@ def figure(
     height: float = 3.6,
     title: str | None = None,
 ) -> tuple[Figure, list]:
-    """A new figure with a grid of axes (returned as a flat list)."""
+    """A new figure with a grid of axes (returned as a flat list); a title wider than the
+    figure is wrapped onto more lines, which the constrained layout makes room for."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, wrap=True)
     return fig, axes
 
 
@@ -49,6 +50,21 @@ def save(fig: Figure, directory: pathlib.Path, name: str) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     fig.savefig(directory / name, dpi=110)
     return name
+
+
+def legend_outside(ax, handles: Sequence[Any] = (), **kwargs) -> None:
+    """``ax``'s legend (its labelled artists, then ``handles``) to the right of the axes,
+    where it hides no data point; the figure's constrained layout makes room for it."""
+    own, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        [*own, *handles],
+        [*labels, *(h.get_label() for h in handles)],
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=7,
+        **kwargs,
+    )
 
 
 def path(ax, xy: np.ndarray, label: str, **kwargs) -> None:
@@ -174,6 +190,16 @@ def heatmap(
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     ax.figure.colorbar(image, ax=ax, label=label)
     return image
+
+
+def distinct_colors(n: int) -> list:
+    """``n`` colors for unordered labels (optimizers): matplotlib's ten-color cycle, or
+    ``tab20``'s twenty where more are needed (beyond twenty they repeat)."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    return [colormaps["tab20"](i % 20) for i in range(n)]
 
 
 def ordered_colors(values: Sequence[float], cmap: str = "viridis") -> list:

@@ -15,11 +15,14 @@ import pytest
 import momentum_optax as mo
 from experiments import compare
 from experiments import comparison
+from experiments import loop
 from experiments import noisy_quadratic as nqm
 from experiments import optimizers
 from experiments import outputs
+from experiments import plotting
 from experiments import sweeps
 from experiments.protocol import stats
+from experiments.protocol import tuning
 
 
 def heavy_ball_by_hand(row):
@@ -98,6 +101,7 @@ def test_help_documents_every_option_and_optimizer(capsys):
     for action in options:
         assert len(action.help) > 20, action.dest
         assert action.option_strings[0] in text
+    assert {"yellowfin", "srsgd", "cautious-heavy-ball"} <= set(optimizers.OPTIMIZERS)
     for name in optimizers.OPTIMIZERS:
         assert f"\n  {name} " in text
     assert "package.module:factory" in text and "learning_rate" in text
@@ -304,6 +308,114 @@ def test_optimizers_with_one_state_structure_share_a_compile():
     key = {m.name: compare.structure(m, params) for m in compare.methods(args)}
     assert key["sgd"] == key["heavy-ball"] == key["nesterov"]
     assert len({key[n] for n in ("heavy-ball", "adam", "rmsprop", "ema")}) == 4
+
+
+# The optimizers compare knows by name beyond heavy ball, each as the library writes it
+BY_NAME = {
+    "yellowfin": lambda lr, beta: mo.yellowfin(lr),
+    "srsgd": lambda lr, beta: mo.srsgd(lr),
+    "cautious-heavy-ball": lambda lr, beta: mo.cautious(mo.sgd(lr, beta)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_a_named_optimizer_runs_the_library_method_it_names(name, tmp_path):
+    numbers = compare.main([*TINY_NQM, "--optimizer", name, "--out", str(tmp_path / "o")])
+    [selected] = numbers.selected
+    lr, beta = selected.setting["lr"], selected.setting["momentum"]
+    assert (lr, beta) == pytest.approx(
+        (
+            np.sqrt(np.prod(optimizers.OPTIMIZERS[name].lr)),
+            optimizers.OPTIMIZERS[name].momentum or 0,
+        )
+    )  # one trial: the middle of the range (log scale)
+    h = nqm.curvatures(compare.NQM_DIM)
+    for seed in range(selected.curves.train_loss.shape[0]):
+        key = sweeps.seed_key(jax.random.key(0), jnp.int32(seed))
+        direct = nqm.sample(
+            BY_NAME[name](lr, beta),
+            h,
+            nqm.start(jax.random.fold_in(key, 0), compare.NQM_DIM),
+            jax.random.fold_in(key, 1),
+            32,
+            20,
+            every=10,
+        )
+        np.testing.assert_allclose(selected.curves.train_loss[seed], direct, rtol=1e-5)
+    assert np.isfinite(selected.curves.train_loss).all()
+
+
+def test_the_named_self_tuned_and_restarted_optimizers_keep_their_momentum_untuned():
+    names = ("yellowfin", "srsgd", "cautious-heavy-ball")
+    args = parse(*(flag for n in names for flag in ("--optimizer", n)), "--tune-momentum")
+    spaces = {m.name: m.space for m in compare.methods(args)}
+    assert spaces["yellowfin"].one_minus_beta is None and spaces["srsgd"].one_minus_beta is None
+    assert spaces["cautious-heavy-ball"].one_minus_beta == optimizers.ONE_MINUS_BETA
+    assert spaces["yellowfin"].lr == (0.1, 10.0)  # a factor on the rate it tunes itself
+    assert spaces["cautious-heavy-ball"].lr == optimizers.OPTIMIZERS["heavy-ball"].lr
+
+
+def _hand_made_comparison(finals: dict[str, list[float]], objective_name: str):
+    """``Trials`` of each optimizer (2 seeds; the final validation loss of trial i on both
+    seeds ``finals[name][i]``, on a log grid of learning rates) and their ``Summary``,
+    each optimizer represented by its lowest trial."""
+    space = tuning.Space(lr=(1e-4, 1.0))
+    schedule = loop.Schedule(steps=20, batch_size=4, eval_every=10)
+    runs = []
+    for name, final in finals.items():
+        last = np.repeat(np.asarray(final, np.float64)[:, None], 2, 1)  # (trials, seeds)
+        loss = np.stack([np.full_like(last, 2.5), (2.5 + last) / 2, last], -1)
+        curves = loop.Curves(loss, loss, 1 - loss / 2.5, last, 1 - last / 2.5)
+        table = tuning.trials(space, len(final))
+        runs.append(comparison.Trials(name, space, table, curves, schedule))
+    selected = [t.pick(int(np.argmin(t.final_mean("val_loss")))) for t in runs]
+    numbers = compare.Summary(selected, "val_loss", objective_name, 1.0, [], [], [], [])
+    return runs, numbers
+
+
+@pytest.mark.parametrize(
+    "problem, objective_name",
+    [("mnist1d-mlp", "validation loss"), ("noisy-quadratic", "loss")],
+)
+def test_the_plots_show_their_whole_titles_and_no_legend_hides_a_selected_trial(
+    problem, objective_name, tmp_path, monkeypatch
+):
+    # trials in every region of the axes but the lower centre, where only the best one is
+    # (a legend placed where it hides the fewest points would cover it)
+    runs, numbers = _hand_made_comparison(
+        {
+            "heavy-ball": [0.15, 2.0, 0.35, 0.1, 0.4, 0.9, 2.0, 0.18],
+            "nesterov": [2.2, 0.8, 2.1, 0.35, 0.7, 0.3, 0.8, 0.16],
+            "adam": [0.17, 2.3, 0.9, 1.9, 0.33, 2.0, 0.4, 2.1],
+            "qhm": [0.4, 0.5, 1.5, 0.6, 1.2, 0.5, 1.4, 0.45],
+        },
+        objective_name,
+    )
+    drawn = {}
+    monkeypatch.setattr(
+        plotting, "save", lambda fig, folder, name: drawn.setdefault(name, fig) and name
+    )
+    compare.figures(compare.Options(problem=problem, seeds=2), runs, numbers, tmp_path)
+    assert set(drawn) == {"curves.png", "tuning.png"}
+
+    def inside(artist, fig):
+        box, page = artist.get_window_extent(fig.canvas.get_renderer()), fig.bbox
+        return page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 <= box.y1 <= page.y1
+
+    for name, fig in drawn.items():
+        fig.canvas.draw()
+        titles = [t for t in [*fig.texts, *(ax.title for ax in fig.axes)] if t.get_text()]
+        assert titles, name
+        for title in titles:
+            assert inside(title, fig), (name, title.get_text())
+    fig = drawn["tuning.png"]
+    [ax] = fig.axes
+    legend = ax.get_legend()
+    assert inside(legend, fig)
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    for trials, chosen in zip(runs, numbers.selected):
+        point = (trials.table["lr"][chosen.index], trials.final_mean("val_loss")[chosen.index])
+        assert not box.contains(*ax.transData.transform(point)), trials.method
 
 
 @pytest.mark.slow

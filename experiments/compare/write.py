@@ -12,7 +12,9 @@ import json
 import pathlib
 
 import numpy as np
+from matplotlib.lines import Line2D
 
+from .. import arguments
 from .. import comparison
 from .. import optimizers
 from .. import outputs
@@ -26,16 +28,25 @@ from ..compare.run import fields
 from ..protocol import tuning
 
 FILES = ("REPORT.md", "results.json", "curves.png", "tuning.png")
-COMMAND = ["python", "-m", "experiments", "compare"]
+# how a comparison's results.json records its command: any of these, then the options
+COMMANDS = (
+    ["python", "-m", "experiments", "compare"],
+    ["python", "-m", "momentum_optax.experiments", "compare"],
+    ["momentum-optax", "compare"],
+)
 TITLE = "# Comparison on "  # REPORT.md's first line starts so
+
+
+def command() -> list[str]:
+    """This run's command, as ``results.json`` records it (one of ``COMMANDS``)."""
+    return [*arguments.program().split(), "compare"]
 
 
 def _by_compare(folder: pathlib.Path) -> bool:
     """``folder`` holds a comparison's results.json or REPORT.md."""
     command = outputs.json_field(folder / "results.json", "command")
-    return (isinstance(command, list) and command[:4] == COMMAND) or outputs.first_line(
-        folder / "REPORT.md"
-    ).startswith(TITLE)
+    known = isinstance(command, list) and any(command[: len(c)] == c for c in COMMANDS)
+    return known or outputs.first_line(folder / "REPORT.md").startswith(TITLE)
 
 
 def ours() -> dict:
@@ -48,6 +59,7 @@ def figures(
     args: Options, runs: list[comparison.Trials], numbers: Summary, out: pathlib.Path
 ) -> list[str]:
     curves = {f: name for f, name in fields(args.problem).items() if f != "test_accuracy"}
+    colors = dict(zip((t.method for t in runs), plotting.distinct_colors(len(runs))))
     fig, axes = plotting.figure(
         len(curves),
         title=f"{args.problem}: each optimizer at its "
@@ -60,24 +72,35 @@ def figures(
             {s.method: getattr(s.curves, field) for s in numbers.selected},
             ylabel=label,
             logy=field != "val_accuracy",
+            colors=colors,
         )
     names = [plotting.save(fig, out, "curves.png")]
     fig, (ax,) = plotting.figure(
-        title=f"every trial: final {numbers.objective_name}, mean over seeds (x: diverged)"
+        width=6.4, title=f"every trial: final {numbers.objective_name}, mean over seeds"
     )
-    for i, t in enumerate(runs):
+    picks = {s.method: s.index for s in numbers.selected}
+    for t in runs:
+        color = colors[t.method]
         score = t.final_mean(numbers.objective)
         bad = ~np.isfinite(score)
         top = np.nanmax(np.where(bad, np.nan, score)) if (~bad).any() else 1.0
-        ax.plot(t.table["lr"][~bad], score[~bad], "o", color=f"C{i}", label=t.method)
-        ax.plot(t.table["lr"][bad], np.full(bad.sum(), top), "x", color=f"C{i}")
+        ax.plot(t.table["lr"][~bad], score[~bad], "o", color=color, label=t.method)
+        ax.plot(t.table["lr"][bad], np.full(bad.sum(), top), "x", color=color)
+        pick = picks.get(t.method)
+        if pick is not None and not bad[pick]:
+            ax.plot(t.table["lr"][pick], score[pick], "*", ms=14, color=color, mec="k")
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="learning rate",
         ylabel=f"final {numbers.objective_name}",
     )
-    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    marks = [
+        Line2D([], [], ls="", marker="*", ms=10, color="0.6", mec="k", label="selected trial"),
+        Line2D([], [], ls="", marker="x", color="0.4", label="diverged (drawn at the top)"),
+    ]
+    plotting.legend_outside(ax, marks)
     return [*names, plotting.save(fig, out, "tuning.png")]
 
 
@@ -152,7 +175,7 @@ def write(
     text = [
         f"# Comparison on {args.problem}: {', '.join(t.method for t in runs)}",
         "",
-        f"Written by `python -m experiments compare {' '.join(argv)}` in {seconds:.0f} s "
+        f"Written by `{' '.join([*command(), *argv])}` in {seconds:.0f} s "
         f"at commit {code['commit'][:12]}{' (with local changes)' if code['modified'] else ''} "
         f"with JAX {env['jax']} on {env['backend']} ({env['devices']} device(s), "
         f"{env['processes']} process(es)). Intervals: 95% Student-t over seeds.",
@@ -188,7 +211,7 @@ def write(
     text += [f"![{p}]({p})" for p in plots] + [""] + [f"**Note.** {n}" for n in notes]
     (out / "REPORT.md").write_text("\n".join(text) + "\n")
     payload = {
-        "command": [*COMMAND, *argv],
+        "command": [*command(), *argv],
         "seed": args.seed,
         "commit": code["commit"],
         "modified": code["modified"],
