@@ -124,29 +124,32 @@ def _is_empty(saved: Any) -> bool:
     return saved is None or (isinstance(saved, (dict, list, tuple)) and len(saved) == 0)
 
 
-def _child(saved: Any, key: Any, where: str) -> Any:
-    """``saved``'s entry ``key`` (a field name, a dict key or an index)."""
+def _entries(saved: Any) -> dict[str, Any]:
+    """``saved``'s entries by name: a NamedTuple's fields (0.1's objects), a dict's keys
+    (flax), a list's or tuple's indices (orbax, chains), each as a ``str``; none for a leaf."""
+    if hasattr(saved, "_fields"):
+        return {field: getattr(saved, field) for field in saved._fields}
     if isinstance(saved, dict):
-        for k in (key, str(key)):
-            if k in saved:
-                return saved[k]
-    elif isinstance(saved, (list, tuple)) and isinstance(key, int) and key < len(saved):
-        return saved[key]
-    elif isinstance(key, str) and hasattr(saved, key):
-        return getattr(saved, key)
+        return {str(key): value for key, value in saved.items()}
+    if isinstance(saved, (list, tuple)):
+        return {str(i): value for i, value in enumerate(saved)}
+    return {}
+
+
+_REQUIRED = object()
+
+
+def _child(saved: Any, key: Any, where: str, default: Any = _REQUIRED) -> Any:
+    """``saved``'s entry ``key`` (a field name, a dict key or an index), else ``default``;
+    without a default a missing entry raises, naming ``where``."""
+    entries = _entries(saved)
+    if str(key) in entries:
+        return entries[str(key)]
+    if default is not _REQUIRED:
+        return default
     raise ValueError(
         f"the saved {where} has no entry {key!r}; it is not a 0.1 state of this optimizer"
     )
-
-
-def _keys(saved: Any) -> set[str] | None:
-    if isinstance(saved, dict):
-        return {str(k) for k in saved}
-    if hasattr(saved, "_fields"):
-        return set(saved._fields)
-    if isinstance(saved, (list, tuple)):
-        return {str(i) for i in range(len(saved))}
-    return None
 
 
 def _convert(saved: Any, target: Any, where: str) -> Any:
@@ -157,7 +160,7 @@ def _convert(saved: Any, target: Any, where: str) -> Any:
     if target is None or isinstance(target, optax.EmptyState):
         if not _is_empty(saved):
             raise ValueError(
-                f"the saved {where} holds {_keys(saved)}, but the target keeps nothing"
+                f"the saved {where} holds {sorted(_entries(saved))}, but the target keeps nothing"
             )
         return target
     children, treedef = jax.tree_util.tree_flatten_with_path(
@@ -175,7 +178,7 @@ def _convert(saved: Any, target: Any, where: str) -> Any:
         old = renamed.get(str(key), key)
         used.add(str(old))
         values.append(_convert(_child(saved, old, where), child, f"{where}{path}"))
-    extra = (_keys(saved) or set()) - used
+    extra = set(_entries(saved)) - used
     if isinstance(target, optax.TraceState) and extra == {"count"}:
         if _child(saved, "count", where) is not None:
             raise ValueError(
@@ -193,21 +196,16 @@ def _fused(saved: Any, target: FusedSGDState, where: str) -> FusedSGDState:
     """0.1's ``fused_sgd`` state was ``mo.sgd``'s chain: ``(TraceState, lr state)``."""
     momentum, schedule = _child(saved, 0, where), _child(saved, 1, where)
     trace = _convert(_child(momentum, "trace", f"{where}[0]"), target.trace, f"{where}.trace")
-    counts = [
-        c for c in (_optional(momentum, "count"), _optional(schedule, "count")) if c is not None
-    ]
     if target.count is None:
         return FusedSGDState(trace=trace, count=None)
+    # the step count of whichever was scheduled, the momentum or the learning rate
+    counts = [
+        c
+        for c in (_child(momentum, "count", where, None), _child(schedule, "count", where, None))
+        if c is not None
+    ]
     if not counts:
         raise ValueError(
             f"the saved {where} has no step count, but the target's schedules need one"
         )
     return FusedSGDState(trace=trace, count=_convert(counts[0], target.count, f"{where}.count"))
-
-
-def _optional(saved: Any, key: str) -> Any:
-    return (
-        None
-        if _is_empty(saved)
-        else (_child(saved, key, "state") if key in (_keys(saved) or ()) else None)
-    )

@@ -6,6 +6,7 @@ The fixtures in ``tests/fixtures/v0_1/`` were written by momentum_optax 0.1.0
 """
 
 import pathlib
+from typing import NamedTuple
 
 import flax.serialization
 import jax
@@ -103,3 +104,20 @@ def test_another_optimizers_checkpoint_is_refused_naming_the_path():
         mo.checkpoints.from_v0_1(_restored("sgd_scheduled", "flax"), mo.sgd(0.1, 0.9).init(start))
     with pytest.raises(ValueError, match=r"keeps nothing|no entry"):
         mo.checkpoints.from_v0_1(_restored("sgd_momentum", "flax"), optax.sgd(0.1).init(start))
+
+
+class _TraceState01(NamedTuple):
+    """0.1's ``mo.TraceState``, as an unpickled or in-memory 0.1 state holds it."""
+
+    trace: dict
+    count: object = None
+
+
+def test_the_0_1_objects_themselves_convert_as_their_checkpoints_do():
+    start, end = _expected("fused_sgd")
+    raw = _restored("fused_sgd", "flax")
+    old = (_TraceState01(trace=raw["0"]["trace"]), optax.EmptyState())
+    opt = mo.fused_sgd(0.1, 0.9)
+    state = mo.checkpoints.from_v0_1(old, opt.init(start))
+    for got, want in zip(jax.tree.leaves(_continue(opt, state, start)), jax.tree.leaves(end)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -137,3 +137,12 @@ def test_the_package_list_names_every_package_of_the_library_and_the_experiments
             if "__pycache__" not in parts:
                 found.add(".".join((name, *parts)))
     assert set(setuptools["packages"]) == found
+
+
+def test_the_console_script_checks_for_exactly_the_experiments_extra():
+    """``momentum-optax`` names a missing requirement of the experiments extra before
+    importing the experiments: its list is the extra's (less what the library requires)."""
+    from momentum_optax import _cli
+
+    extra = _requirement_names(["experiments"]) - _requirement_names(["dependencies"])
+    assert set(_cli.NEEDS.values()) == extra
