@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 from typing import NamedTuple
 from typing import NoReturn
 
 import jax
-import jax.numpy as jnp
 import optax
-from jax.sharding import AxisType
+from jax.typing import DTypeLike
 from optax import ScalarOrSchedule
 
+from momentum_optax import _fused_kernel
 from momentum_optax import _heavy_ball
 from momentum_optax import _tree
 from momentum_optax._coefficients import any_schedule
+from momentum_optax._coefficients import check_accumulator_dtype
 from momentum_optax._coefficients import check_bool
 from momentum_optax._coefficients import check_coefficient
 from momentum_optax._coefficients import check_nonnegative
@@ -28,7 +28,7 @@ from momentum_optax._coefficients import next_count
 from momentum_optax._coefficients import readable
 from momentum_optax._coefficients import value_at
 
-DEFAULT_CHUNK = 1 << 17  # elements per block: measured best of 8K-512K on 2-core CPUs (cache-sized)
+DEFAULT_CHUNK = 1 << 16  # elements per block of the CPU kernel (p, m, g: 768 KiB of a 2 MiB L2)
 _NOT_A_TRANSFORMATION = (
     "a FusedSGD is not an optax.GradientTransformation: it applies the step itself, as "
     "fused.apply(params, state, grads) -> (params, state), which mo.train_step(loss_fn, fused) "
@@ -71,107 +71,12 @@ class FusedSGD:
         raise TypeError(_NOT_A_TRANSFORMATION + " (it does not unpack as (init, update)).")
 
 
-def _velocity(g: jax.Array, m: jax.Array, beta: Any) -> jax.Array:
-    """The new buffer, as :func:`trace` computes and stores it."""
-    dtype = _tree.compute_dtype(g, m)
-    return _heavy_ball.velocity(g.astype(dtype), m.astype(dtype), beta).astype(m.dtype)
-
-
-def _applied(
-    p: jax.Array, g: jax.Array, new_m: jax.Array, neg_lr: Any, beta_next: Any, nesterov: bool
-) -> jax.Array:
-    """``p + (-lr) * out``, rounded where ``sgd`` then ``optax.apply_updates`` round."""
-    dtype = _tree.compute_dtype(g, new_m)
-    out_dtype = g.dtype
-    out = _heavy_ball.output(g.astype(dtype), new_m.astype(dtype), beta_next, nesterov)
-    update = (neg_lr * out.astype(out_dtype).astype(dtype)).astype(out_dtype)
-    return (p + update).astype(p.dtype)
-
-
-def _whole_on_one_device(*leaves: Any) -> bool:
-    """Whether ``leaves`` (a parameter, its buffer, its gradient) are known to be whole on
-    each device that holds them, alike, so the blocked loop, which splits nothing, keeps
-    their placement.
-
-    Their types must share one mesh, name none of its axes (an Explicit mesh's type says
-    where an array is split) and have no Auto axis of more than one device (XLA places
-    those; the type does not say). A type without a mesh says nothing under ``jit``
-    (``in_shardings`` leaves none in it), so a traced leaf without one counts as whole
-    only where JAX sees one device; a concrete array (an eager call) is read directly.
-    """
-    shardings = [jax.typeof(x).sharding for x in leaves]
-    mesh = shardings[0].mesh
-    if any(s.mesh != mesh for s in shardings):
-        return False
-    traced = [isinstance(x, jax.core.Tracer) for x in leaves]
-    concrete = [x for x, t in zip(leaves, traced) if isinstance(x, jax.Array) and not t]
-    if not all(x.sharding.is_fully_replicated for x in concrete):
-        return False
-    if mesh.empty:
-        return not any(traced) or jax.device_count() == 1
-    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
-    auto = [axis for axis, kind in zip(mesh.axis_names, mesh.axis_types) if kind == AxisType.Auto]
-    named = [
-        axis
-        for s in shardings
-        for entry in s.spec
-        if entry is not None
-        for axis in ((entry,) if isinstance(entry, str) else entry)
-    ]
-    return all(sizes[axis] == 1 for axis in auto + named)
-
-
-def _one_pass(
-    p: jax.Array,
-    m: jax.Array,
-    g: jax.Array,
-    coefficients: tuple[Any, Any, Any],
-    nesterov: bool,
-    chunk: int,
-) -> tuple[jax.Array, jax.Array]:
-    """``m' = g + b m``; ``p' = p - lr m'`` (or ``- lr (g + b' m')``), block by block, in place.
-
-    Each block updates the momentum buffer first and then reads its new values
-    back for the parameters; the block is still in cache, so memory sees one
-    read of ``p, m, g`` and one write of ``p, m`` (XLA on CPU otherwise writes
-    ``m'`` in one loop and reads it back in a second). Reading the *new* buffer
-    also spares XLA a defensive copy of ``m``. All blocks have the same size and
-    run inside the loop (an update after the loop would make XLA copy the
-    arrays): when the size is not a multiple of the block, the last block is
-    moved back to end at the last element and masked to the elements not yet done.
-    """
-    neg_lr, beta, beta_next = coefficients
-    shape, size = p.shape, p.size
-    if size == 0:
-        return p, m
-    p, m, g = p.reshape(-1), m.reshape(-1), g.reshape(-1)
-    chunk = min(chunk, size)
-    blocks = -(-size // chunk)
-
-    def block(i: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        p, m = carry
-        first_new = i * chunk
-        start = jnp.minimum(first_new, size - chunk)
-        fresh = start + jnp.arange(chunk) >= first_new  # all True but in a shifted last block
-        g_b = jax.lax.dynamic_slice_in_dim(g, start, chunk)
-        m_b = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        m = jax.lax.dynamic_update_slice_in_dim(
-            m, jnp.where(fresh, _velocity(g_b, m_b, beta), m_b), start, 0
-        )
-        new_m = jax.lax.dynamic_slice_in_dim(m, start, chunk)
-        p_b = jax.lax.dynamic_slice_in_dim(p, start, chunk)
-        new_p = jnp.where(fresh, _applied(p_b, g_b, new_m, neg_lr, beta_next, nesterov), p_b)
-        return jax.lax.dynamic_update_slice_in_dim(p, new_p, start, 0), m
-
-    p, m = jax.lax.fori_loop(0, blocks, block, (p, m))
-    return p.reshape(shape), m.reshape(shape)
-
-
 def fused_sgd(
     learning_rate: ScalarOrSchedule,
     momentum: ScalarOrSchedule,
     *,
     nesterov: bool = False,
+    accumulator_dtype: DTypeLike | None = None,
     chunk_size: int | None = None,
 ) -> FusedSGD:
     r"""``mo.sgd(learning_rate, momentum, nesterov=nesterov)`` fused with ``optax.apply_updates``.
@@ -181,31 +86,30 @@ def fused_sgd(
 
     The parameters and the momentum buffer are those of ``mo.sgd`` followed by
     ``optax.apply_updates`` in one compiled step (as
-    :func:`~momentum_optax.training.train_step` runs it), bit for bit in float32
-    (tested; on CPU, with Nesterov and a bfloat16/float16 buffer, the output is
-    computed from the stored, rounded buffer, so it may differ by one rounding).
-    The state is a :class:`FusedSGDState` (the buffer and one step count for both
-    schedules). Arithmetic runs in at least float32, rounded once on write. On CPU
-    the leaves are processed in blocks of ``chunk_size`` elements inside one
-    ``fori_loop``, so each element of the parameters, gradient and buffer crosses
-    memory once (five passes instead of six). On GPU/TPU, where XLA fuses the two
-    outputs into one kernel by itself, the plain expressions of ``mo.sgd`` are used.
-    Donate ``params`` and ``state`` (as :func:`~momentum_optax.training.train_step`
-    does) so the blocks are written in place. It is not an
-    ``optax.GradientTransformation`` (its ``update`` raises): to chain it or give it
-    to ``nnx.Optimizer``, use ``mo.sgd``.
+    :func:`~momentum_optax.training.train_step` runs it), bit for bit (tested in
+    float32 and bfloat16). The state is a :class:`FusedSGDState` (the buffer and one
+    step count for both schedules). Arithmetic runs in at least float32, rounded once
+    on write.
 
-    Shardings are those of ``mo.sgd`` with ``optax.apply_updates`` on the same inputs:
-    where a parameter, its gradient and its buffer share a sharding, the new parameter
-    keeps the parameter's and the new buffer the state's, on Auto and Explicit meshes
-    alike; on an Explicit mesh a mix (unsharded parameters, sharded gradients) follows
-    JAX's type rules, as ``mo.sgd``'s results do. The path is chosen per leaf, from the
-    parameter, its buffer and its gradient together: the blocked loop only where all
-    three are known to be whole on each device holding them (no mesh on a one-device
-    host, replicated on one Explicit mesh, or concrete arrays in an eager call); any
-    other leaf (sharded, on an Auto mesh, or traced without a mesh while JAX sees several
-    devices, since ``jit(in_shardings=...)`` leaves no layout in the type) takes
-    ``mo.sgd``'s expressions, which XLA partitions as it partitions ``mo.sgd``.
+    On the CPU backend with one device, with Numba installed
+    (``pip install "momentum_optax[fused]"``; :func:`kernel_available` says), every
+    leaf with float32 or bfloat16 parameters and gradients and a float32 buffer goes
+    to one kernel call per step that reads ``p, m, g`` once and writes ``p, m`` once
+    (five passes over memory; XLA's two fusions make six), in blocks of ``chunk_size``
+    elements on all cores, heavy ball and Nesterov alike. Donate ``params`` and
+    ``state`` (as :func:`~momentum_optax.training.train_step` does) so it writes in
+    place; otherwise XLA copies them first. Any other leaf (another dtype, several
+    devices, GPU/TPU, where XLA fuses the two outputs by itself, or no Numba) takes
+    ``mo.sgd``'s expressions, at ``mo.sgd``'s speed. The kernel has no derivative:
+    differentiate through ``mo.sgd``. It is not an ``optax.GradientTransformation``
+    (its ``update`` raises): to chain it or give it to ``nnx.Optimizer``, use ``mo.sgd``.
+
+    Shardings are those of ``mo.sgd`` with ``optax.apply_updates`` on the same inputs
+    (on several devices every leaf takes ``mo.sgd``'s expressions): where a parameter,
+    its gradient and its buffer share a sharding, the new parameter keeps the
+    parameter's and the new buffer the state's, on Auto and Explicit meshes alike; on
+    an Explicit mesh a mix (unsharded parameters, sharded gradients) follows JAX's type
+    rules, as ``mo.sgd``'s results do.
 
     Args:
         learning_rate: :math:`\eta`, a finite float >= 0 or a schedule.
@@ -215,7 +119,9 @@ def fused_sgd(
             the step is built and passes unchecked: a traced 0 gives plain SGD's numbers,
             with a buffer that only holds the last gradient.
         nesterov: use Nesterov's accelerated output.
-        chunk_size: elements per block (default 131,072; ``None`` picks it).
+        accumulator_dtype: dtype of the momentum buffer, as ``mo.sgd``'s; ``None`` keeps
+            the parameters' (``jnp.float32`` keeps bfloat16 parameters' buffer in float32).
+        chunk_size: elements per block of the CPU kernel (default 65,536; ``None`` picks it).
 
     Returns:
         A :class:`FusedSGD`: ``init(params) -> state`` and
@@ -234,6 +140,7 @@ def fused_sgd(
     check_nonnegative("learning_rate", learning_rate)
     check_coefficient("momentum", momentum)
     check_bool("nesterov", nesterov)
+    accumulator_dtype = check_accumulator_dtype("accumulator_dtype", accumulator_dtype)
     chunk = DEFAULT_CHUNK if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     if is_known_zero(readable(momentum)):  # a concrete jax.Array read as its number
         raise ValueError(
@@ -243,7 +150,8 @@ def fused_sgd(
 
     def init(params: optax.Params) -> FusedSGDState:
         return FusedSGDState(
-            trace=optax.tree.zeros_like(params), count=init_count(learning_rate, momentum)
+            trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+            count=init_count(learning_rate, momentum),
         )
 
     def apply(
@@ -267,21 +175,13 @@ def fused_sgd(
             value_at(momentum, following),
         )
         neg_lr, beta, beta_next = coefficients
-        one_pass = functools.partial(
-            _one_pass, coefficients=coefficients, nesterov=nesterov, chunk=chunk
-        )
-        blocked = jax.default_backend() == "cpu"  # elsewhere XLA fuses the two outputs itself
+        kernel = _runs_kernel()
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
             new_m = _heavy_ball.velocity(g, m, beta)
             return _heavy_ball.output(g, new_m, beta_next, nesterov), new_m
 
         def step(p: Any, m: Any, g: Any) -> tuple[Any, Any]:
-            if g is None or not _tree.is_trainable(g):
-                # a frozen or an integer parameter: it and its buffer stay as they were
-                return p, m
-            if blocked and _whole_on_one_device(p, m, g):
-                return one_pass(p, m, g)
             # mo.sgd's expressions, then apply_updates: sharding propagation (Auto axes) and
             # the type rules (Explicit ones) place the results as they place mo.sgd's
             out, new_m = _tree.leafwise(leaf, g, m)
@@ -292,8 +192,39 @@ def fused_sgd(
         columns = [treedef.flatten_up_to(tree) for tree in (params, state.trace, grads)]
         if not columns[0]:
             return params, FusedSGDState(trace=state.trace, count=following)
-        new = [step(p, m, g) for p, m, g in zip(*columns)]
+        new: list[tuple[Any, Any]] = []
+        in_kernel: list[int] = []
+        for i, (p, m, g) in enumerate(zip(*columns)):
+            if g is None or not _tree.is_trainable(g):
+                new.append((p, m))  # a frozen or an integer parameter: kept, with its buffer
+            elif kernel and _fused_kernel.takes(p, m, g, coefficients):
+                new.append((p, m))  # filled in below, by one call for all such leaves
+                in_kernel.append(i)
+            else:
+                new.append(step(p, m, g))
+        if in_kernel:  # every leaf keeps its shape (a reshape would make XLA copy it)
+            ps, ms, gs = ([column[i] for i in in_kernel] for column in columns)
+            new_ps, new_ms = _fused_kernel.apply(ps, ms, gs, coefficients, nesterov, chunk)
+            for i, new_p, new_m in zip(in_kernel, new_ps, new_ms):
+                new[i] = (new_p, new_m)
         new_params, new_trace = (treedef.unflatten(list(x)) for x in zip(*new))
         return new_params, FusedSGDState(trace=new_trace, count=following)
 
     return FusedSGD(init=init, apply=apply)
+
+
+def _runs_kernel() -> bool:
+    """Whether this step's leaves may go to the CPU kernel: the CPU backend with one device
+    (the kernel runs on all cores itself; several devices would launch it concurrently, which
+    Numba's default threading layer does not allow), and Numba installed."""
+    return jax.default_backend() == "cpu" and jax.device_count() == 1 and _fused_kernel.available()
+
+
+def kernel_available() -> bool:
+    """Whether :func:`fused_sgd` runs its one-pass CPU kernel here.
+
+    True on the CPU backend with one device when Numba is installed
+    (``pip install "momentum_optax[fused]"``); elsewhere ``fused_sgd`` computes
+    ``mo.sgd``'s expressions, at ``mo.sgd``'s speed.
+    """
+    return _runs_kernel()

@@ -99,16 +99,111 @@ def test_plain_path_allocates_what_optax_allocates(nesterov):
     assert sizes[0][1] >= 2 * 4 * 100_000  # params and buffer written in place
 
 
-def test_fused_path_is_one_loop_that_writes_in_place_without_copies():
-    n, chunk = 1_000_003, 1 << 12  # ragged: the masked last block must stay inside the loop
-    fused = mo.fused_sgd(0.01, 0.9, chunk_size=chunk)
-    params = jnp.ones(n)
-    args = (params, fused.init(params), jnp.ones(n))
+def test_the_kernel_runs_in_this_suite():
+    # numba comes with the test extra: the bit-for-bit tests here exercise the CPU kernel
+    assert mo.fused.kernel_available()
+
+
+def _kernel_calls(text):
+    return text.count("stablehlo.custom_call @momentum_optax_fused_sgd")
+
+
+def test_fused_path_is_one_kernel_call_that_writes_in_place_without_copies():
+    n, chunk = 1_000_003, 1 << 12  # ragged: the last block is shorter
+    fused = mo.fused_sgd(0.01, 0.9, chunk_size=chunk, accumulator_dtype=jnp.float32)
+    params = {"w": jnp.ones(n), "half": jnp.ones((3, 1000), jnp.bfloat16), "s": jnp.float32(1)}
+    args = (params, fused.init(params), params)
     lowered = jax.jit(fused.apply).lower(*args).as_text()
-    assert lowered.count("stablehlo.while") == 1  # the program jax emits: one blocked loop
+    assert _kernel_calls(lowered) == 1  # every leaf in one call
+    assert lowered.count("stablehlo.while") == 0
     memory = _memory(fused.apply, *args)
-    assert memory.alias_size_in_bytes >= 2 * 4 * n  # params and buffer updated in place
-    assert memory.temp_size_in_bytes < 4 * chunk  # no copy of any array, at most a block
+    written = 2 * 4 * n + (2 + 4) * 3000 + 2 * 4  # params and buffer
+    assert memory.alias_size_in_bytes >= written  # updated in place
+    assert memory.temp_size_in_bytes < 4096  # no copy of any array
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy_ball", "nesterov"])
+@pytest.mark.parametrize(
+    "params_dtype, grads_dtype",
+    [(jnp.bfloat16, jnp.bfloat16), (jnp.float32, jnp.bfloat16), (jnp.bfloat16, jnp.float32)],
+)
+def test_kernel_is_bit_for_bit_sgd_with_bfloat16_and_a_float32_buffer(
+    params_dtype, grads_dtype, nesterov
+):
+    params = jax.tree.map(lambda p: p.astype(params_dtype), BLOCK_CASES)
+    config = dict(learning_rate=0.05, momentum=0.99, nesterov=nesterov)
+    config["accumulator_dtype"] = jnp.float32
+    fused, plain = mo.fused_sgd(**config, chunk_size=32), mo.sgd(**config)
+    assert _kernel_calls(jax.jit(fused.apply).lower(params, fused.init(params), params).as_text())
+    ours, theirs = _run_side_by_side(fused, plain, params, grads_dtype)
+    chex.assert_trees_all_equal(ours, theirs)
+    chex.assert_trees_all_equal_dtypes(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "params_dtype, grads_dtype",
+    [(jnp.float32, jnp.float32), (jnp.bfloat16, jnp.bfloat16), (jnp.bfloat16, jnp.float32)],
+)
+def test_kernel_carries_infinities_and_nans_as_sgd_does(params_dtype, grads_dtype):
+    params = {"w": jnp.linspace(-1.0, 1.0, 40).astype(params_dtype)}
+    # a NaN with every mantissa bit set: rounded as a number to bfloat16, it would carry over
+    # into the exponent and come out as zero
+    full_nan = jax.lax.bitcast_convert_type(jnp.uint32(0x7FFFFFFF), jnp.float32)
+    grads = jnp.linspace(-1.0, 1.0, 40).at[3].set(jnp.inf).at[7].set(-jnp.inf)
+    grads = {"w": grads.at[11].set(jnp.nan).at[13].set(full_nan).astype(grads_dtype)}
+    big = {"w": jnp.full(40, 3e38, grads_dtype)}  # past float32's range once scaled and added
+    config = dict(learning_rate=0.5, momentum=0.9, nesterov=True, accumulator_dtype=jnp.float32)
+    fused, plain = mo.fused_sgd(**config, chunk_size=8), mo.sgd(**config)
+    step = _plain_step(plain)
+    for g in (grads, big):
+        ours = jax.jit(fused.apply)(params, fused.init(params), g)
+        new_params, state = step(params, plain.init(params), g)
+        theirs = (new_params, state[0].trace)
+        chex.assert_trees_all_equal((ours[0], ours[1].trace), theirs)  # NaN where sgd's is NaN
+
+
+def test_kernel_leaves_undonated_inputs_intact():
+    fused = mo.fused_sgd(0.1, 0.9)
+    params = {"w": jnp.arange(10.0)}
+    state = fused.init(params)
+    state = fused.apply(params, state, params)[1]  # a nonzero buffer
+    kept = jax.tree.map(np.array, (params, state))
+    new_params, new_state = jax.jit(fused.apply)(params, state, params)
+    chex.assert_trees_all_equal((params, state), kept)  # XLA copied them for the kernel
+    assert not np.array_equal(new_params["w"], params["w"])
+
+
+def test_kernel_under_vmap_sweeps_the_learning_rate_as_sgd_does():
+    params = {"w": jnp.linspace(-1.0, 1.0, 33)}
+    grads, buffer = helpers.grads(3, params), helpers.grads(4, params)
+
+    def fused_step(lr):  # the arrays are constants: the kernel computes at run time anyway
+        fused = mo.fused_sgd(lr, 0.9, nesterov=True)
+        return fused.apply(params, mo.FusedSGDState(trace=buffer, count=None), grads)
+
+    def plain_step(lr, params, buffer, grads):  # arguments: XLA would fold constants
+        opt = mo.sgd(lr, 0.9, nesterov=True)
+        state = (optax.TraceState(trace=buffer), *opt.init(params)[1:])
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state[0].trace
+
+    lrs = jnp.array([0.0, 0.01, 0.3])
+    ours = jax.jit(jax.vmap(fused_step))(lrs)
+    for i, lr in enumerate(lrs):  # one jitted mo.sgd step per rate
+        mine = jax.tree.map(lambda x, i=i: x[i], (ours[0], ours[1].trace))
+        chex.assert_trees_all_equal(mine, jax.jit(plain_step)(lr, params, buffer, grads))
+
+
+def test_leaves_the_kernel_does_not_take_follow_sgd():
+    # a float16 leaf, a float64 coefficient under x64: mo.sgd's expressions, its numbers
+    params = {"half": jnp.ones(9, jnp.float16), "w": jnp.ones(9)}
+    fused = mo.fused_sgd(0.1, 0.9)
+    text = jax.jit(fused.apply).lower(params, fused.init(params), params).as_text()
+    assert _kernel_calls(text) == 1 and "tensor<9xf16>" not in text.split("custom_call")[1][:400]
+    with jax.enable_x64(True):
+        wide = mo.fused_sgd(jnp.float64(0.1), 0.9)
+        p = {"w": jnp.ones(9, jnp.float32)}
+        assert not _kernel_calls(jax.jit(wide.apply).lower(p, wide.init(p), p).as_text())
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])

@@ -113,17 +113,18 @@ WORKER = textwrap.dedent(
                       "b": jax.device_put(W[0], P("model"))}
             return compare(params, sharded_like, kept=True)
 
-        def replicated_keeps_the_one_pass_loop():
+        def replicated_takes_sgds_expressions():
+            # several devices would launch the CPU kernel concurrently: mo.sgd's expressions
             params = {"w": jnp.asarray(W), "b": jnp.asarray(W[0])}
             problems = compare(params, grads_at, kept=True)
             fused = mo.fused_sgd(**CONFIG, chunk_size=16)
             text = jax.jit(fused.apply).lower(params, fused.init(params), params).as_text()
-            if text.count("stablehlo.while") != 2:  # one blocked loop per leaf
-                problems.append(f"{text.count('stablehlo.while')} loops, not 2")
-            return problems
+            if not mo.fused.kernel_available() and "custom_call" not in text:
+                return problems
+            return problems + ["the kernel was used on 4 devices"]
 
         for case in (before_set_mesh, unsharded_params_sharded_grads, sharded,
-                     replicated_keeps_the_one_pass_loop):
+                     replicated_takes_sgds_expressions):
             report["explicit_" + case.__name__] = guarded(case)
     print(json.dumps(report))
     """
@@ -138,7 +139,7 @@ CASES = [
     "explicit_before_set_mesh",
     "explicit_unsharded_params_sharded_grads",
     "explicit_sharded",
-    "explicit_replicated_keeps_the_one_pass_loop",
+    "explicit_replicated_takes_sgds_expressions",
 ]
 
 
