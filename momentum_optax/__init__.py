@@ -39,7 +39,7 @@ from momentum_optax.torch_compat import TorchMomentumState
 from momentum_optax.torch_compat import torch_sgd
 from momentum_optax.training import train_step
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = (
     "AdaptiveRestartState",

@@ -25,6 +25,7 @@ NEEDS = {
     "rich": "rich",
     "scipy": "scipy",
     "mnist1d": "mnist1d",
+    "numba": "numba",  # momentum_optax[fused], which the bench's fused_sgd rows run
 }
 USAGE = "usage: momentum-optax {compare,bench} [options]\n\n" + "\n".join(
     f"  {name:<8} {about}" for name, about in COMMANDS.items()

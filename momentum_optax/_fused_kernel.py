@@ -15,9 +15,9 @@ one fused multiply-add, as XLA's CPU backend contracts it (LLVM's ``contract`` f
 both); bfloat16 values are widened exactly and rounded to nearest even where XLA rounds
 them (after the output, after ``-lr * out``, after ``p + update``).
 
-Supported leaves: float32 or bfloat16 parameters and gradients, a float32 buffer, and
-coefficients that compute in float32. :func:`takes` says which; the rest use XLA's
-expressions (``fused.py``).
+Supported leaves: float32 or bfloat16 parameters with gradients of the same dtype, a
+float32 buffer, and coefficients that compute in float32. :func:`takes` says which; the
+rest use XLA's expressions (``fused.py``).
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ def available() -> bool:
 
 
 def takes(p: Any, m: Any, g: Any, coefficients: Sequence[Any]) -> bool:
-    """Whether the kernel computes this leaf's step with ``mo.sgd``'s numbers: float32 or
-    bfloat16 ``p`` and ``g``, a float32 ``m``, every coefficient computing in float32
-    (Python floats and weakly typed scalars do; a float64 array does not), and elements."""
+    """Whether the kernel computes this leaf's step with ``mo.sgd``'s numbers: ``p`` and
+    ``g`` both float32 or both bfloat16, a float32 ``m``, every coefficient computing in
+    float32 (Python floats and weakly typed scalars do; a float64 array does not), and
+    elements."""
     return (
         jnp.dtype(p.dtype) in DTYPES
-        and jnp.dtype(g.dtype) in DTYPES
+        and jnp.dtype(g.dtype) == jnp.dtype(p.dtype)
         and jnp.dtype(m.dtype) == jnp.float32
         and p.size > 0
         and all(jnp.result_type(c, jnp.float32) == jnp.float32 for c in coefficients)

@@ -2,8 +2,7 @@
 
 XLA's typed FFI hands the handler a call frame (``xla/ffi/api/c_api.h``): the handler reads
 its buffers' addresses, dtypes and shapes, splits every leaf into blocks of ``chunk``
-elements and runs the blocks on all cores. One loop per dtype combination and output
-(heavy ball or Nesterov) is compiled, with those choices constant, so LLVM vectorises it.
+elements and runs the blocks on all cores, one vectorised loop per dtype.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import carray
 from numba import njit
 from numba import prange
@@ -43,7 +41,7 @@ _pointer: Any = intrinsic(_pointer_typing)
 
 def _float_from_bits_typing(typingctx: Any, bits: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.FloatType())
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
 
     return types.float32(types.uint32), codegen
 
@@ -53,7 +51,7 @@ _float_from_bits: Any = intrinsic(_float_from_bits_typing)
 
 def _bits_of_typing(typingctx: Any, value: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.IntType(32))
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
 
     return types.uint32(types.float32), codegen
 
@@ -74,11 +72,16 @@ def _widen(bits: Any) -> Any:
 
 @njit(inline="always", cache=True)
 def _round(x: Any) -> Any:
-    """float32 -> the nearest bfloat16 (ties to even), as a float32; NaN stays quiet NaN."""
+    """float32 -> the nearest bfloat16 (ties to even), as a float32.
+
+    NaN needs no case of its own here: every NaN in the loop comes from a bfloat16 input or
+    from float32 arithmetic (the default NaN), so its low 16 bits are zero and adding at
+    most 0x8000 leaves it the same NaN.
+    """
     bits = _bits_of(x)
-    nearest = (bits + _U32(0x7FFF) + ((bits >> _U32(16)) & _U32(1))) & _U32(0xFFFF0000)
-    quiet = (bits & _U32(0xFFFF0000)) | _U32(0x400000)
-    return _float_from_bits(quiet if x != x else nearest)
+    return _float_from_bits(
+        (bits + _U32(0x7FFF) + ((bits >> _U32(16)) & _U32(1))) & _U32(0xFFFF0000)
+    )
 
 
 @njit(inline="always", cache=True)
@@ -87,35 +90,37 @@ def _narrow(x: Any) -> Any:
     return np.uint16(_bits_of(_round(x)) >> _U32(16))
 
 
-def _loop(p_bf16: bool, g_bf16: bool, nesterov: bool) -> Any:
-    """The block loop for one combination (constants to Numba, so each is its own code)."""
-
-    @njit(fastmath={"contract"}, cache=True)
-    def loop(p: Any, m: Any, g_in: Any, neg_lr: Any, beta: Any, beta_next: Any) -> None:
-        for i in range(p.shape[0]):
-            g = _widen(g_in[i]) if g_bf16 else g_in[i]
-            new_m = g + beta * m[i]
-            m[i] = new_m
-            out = g + beta_next * new_m if nesterov else new_m
-            # mo.sgd rounds the output and the scaled update to the gradient's dtype
-            update = _round(neg_lr * _round(out)) if g_bf16 else neg_lr * out
-            if p_bf16:
-                p[i] = _narrow(_widen(p[i]) + update)
-            else:
-                p[i] = p[i] + update
-
-    return loop
+# Two loops, each a function of its own with one signature: Numba's cache numbers the
+# compiled versions of a function per process, so two processes compiling different versions
+# of one function at once could swap them; one version per function cannot be swapped. The
+# Nesterov flag is an argument: LLVM hoists the test out of the loop and vectorises both.
+@njit(fastmath={"contract"}, cache=True)
+def _float32_loop(
+    p: Any, m: Any, g: Any, neg_lr: Any, beta: Any, beta_next: Any, nesterov: bool
+) -> None:
+    for i in range(p.shape[0]):
+        new_m = g[i] + beta * m[i]
+        m[i] = new_m
+        out = g[i] + beta_next * new_m if nesterov else new_m
+        p[i] = p[i] + neg_lr * out
 
 
-_L000, _L001 = _loop(False, False, False), _loop(False, False, True)
-_L010, _L011 = _loop(False, True, False), _loop(False, True, True)
-_L100, _L101 = _loop(True, False, False), _loop(True, False, True)
-_L110, _L111 = _loop(True, True, False), _loop(True, True, True)
+@njit(fastmath={"contract"}, cache=True)
+def _bfloat16_loop(
+    p: Any, m: Any, g_bits: Any, neg_lr: Any, beta: Any, beta_next: Any, nesterov: bool
+) -> None:
+    for i in range(p.shape[0]):
+        g = _widen(g_bits[i])
+        new_m = g + beta * m[i]
+        m[i] = new_m
+        out = g + beta_next * new_m if nesterov else new_m
+        # mo.sgd rounds the output and the scaled update to the gradient's dtype
+        p[i] = _narrow(_widen(p[i]) + _round(neg_lr * _round(out)))
 
 
 @njit(parallel=True, cache=True)
 def _blocks(leaves: Any, starts: Any, stops: Any, owner: Any, scalars: Any, nesterov: bool) -> None:
-    """Every block on the cores: ``leaves[j] = (p, m, g addresses, p bf16, g bf16)``.
+    """Every block on the cores: ``leaves[j] = (p, m, g addresses, bfloat16 or float32)``.
 
     The arrays are built here and handed to the loops (an array built from an address
     inside the loop hides it from LLVM's vectoriser).
@@ -126,32 +131,12 @@ def _blocks(leaves: Any, starts: Any, stops: Any, owner: Any, scalars: Any, nest
         m = carray(_pointer(leaves[j, 1]), (b,), np.float32)[a:b]
         if leaves[j, 3]:
             p16 = carray(_pointer(leaves[j, 0]), (b,), np.uint16)[a:b]
-            if leaves[j, 4]:
-                g16 = carray(_pointer(leaves[j, 2]), (b,), np.uint16)[a:b]
-                if nesterov:
-                    _L111(p16, m, g16, neg_lr, beta, beta_next)
-                else:
-                    _L110(p16, m, g16, neg_lr, beta, beta_next)
-            else:
-                g32 = carray(_pointer(leaves[j, 2]), (b,), np.float32)[a:b]
-                if nesterov:
-                    _L101(p16, m, g32, neg_lr, beta, beta_next)
-                else:
-                    _L100(p16, m, g32, neg_lr, beta, beta_next)
+            g16 = carray(_pointer(leaves[j, 2]), (b,), np.uint16)[a:b]
+            _bfloat16_loop(p16, m, g16, neg_lr, beta, beta_next, nesterov)
         else:
             p32 = carray(_pointer(leaves[j, 0]), (b,), np.float32)[a:b]
-            if leaves[j, 4]:
-                g16 = carray(_pointer(leaves[j, 2]), (b,), np.uint16)[a:b]
-                if nesterov:
-                    _L011(p32, m, g16, neg_lr, beta, beta_next)
-                else:
-                    _L010(p32, m, g16, neg_lr, beta, beta_next)
-            else:
-                g32 = carray(_pointer(leaves[j, 2]), (b,), np.float32)[a:b]
-                if nesterov:
-                    _L001(p32, m, g32, neg_lr, beta, beta_next)
-                else:
-                    _L000(p32, m, g32, neg_lr, beta, beta_next)
+            g32 = carray(_pointer(leaves[j, 2]), (b,), np.float32)[a:b]
+            _float32_loop(p32, m, g32, neg_lr, beta, beta_next, nesterov)
 
 
 @njit(inline="always", cache=True)
@@ -178,7 +163,7 @@ def _run(frame: int) -> int:
     scalars = carray(_pointer(_buffer(args[n_args - 2])[BUFFER_DATA]), (3,), np.float32)
     config = carray(_pointer(_buffer(args[n_args - 1])[BUFFER_DATA]), (2,), np.int32)
     nesterov, chunk = config[0] != 0, np.int64(config[1])
-    leaves = np.empty((n, 5), np.int64)
+    leaves = np.empty((n, 4), np.int64)
     sizes = np.empty(n, np.int64)
     count = 0
     for j in range(n):
@@ -192,8 +177,7 @@ def _run(frame: int) -> int:
         leaves[j, 0] = p[BUFFER_DATA]
         leaves[j, 1] = _buffer(rets[n + j])[BUFFER_DATA]
         leaves[j, 2] = g[BUFFER_DATA]
-        leaves[j, 3] = (p[BUFFER_DTYPE] & 0xFFFFFFFF) == BF16
-        leaves[j, 4] = (g[BUFFER_DTYPE] & 0xFFFFFFFF) == BF16
+        leaves[j, 3] = (p[BUFFER_DTYPE] & 0xFFFFFFFF) == BF16  # p and g share a dtype
         count += (size + chunk - 1) // chunk
     starts, stops = np.empty(count, np.int64), np.empty(count, np.int64)
     owner = np.empty(count, np.int64)

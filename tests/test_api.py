@@ -128,7 +128,13 @@ def test_signatures_follow_the_design_contract():
     flip_sign = inspect.signature(mo.scale_by_learning_rate).parameters["flip_sign"]
     assert flip_sign.kind is inspect.Parameter.KEYWORD_ONLY and flip_sign.default is True
     assert params(mo.scale_by_learning_rate) == ["learning_rate", "flip_sign"]
-    assert params(mo.fused_sgd) == ["learning_rate", "momentum", "nesterov", "chunk_size"]
+    assert params(mo.fused_sgd) == [
+        "learning_rate",
+        "momentum",
+        "nesterov",
+        "accumulator_dtype",
+        "chunk_size",
+    ]
     assert params(mo.train_step) == ["loss_fn", "optimizer", "has_aux", "donate", "metrics"]
     assert params(mo.check_restored) == ["restored", "target"]
     assert params(mo.srsgd) == ["learning_rate", "restart_every", "accumulator_dtype"]

@@ -172,3 +172,23 @@ def test_training_loop_rows_in_markdown_and_summary():
     ) in text
     assert "MNIST-1D MLP 40-100-100-10, 1000 steps" in text
     assert tables.loop_summary(rows) in text
+
+
+@pytest.mark.parametrize("kind", ["array", "tree"])
+def test_passes_over_memory_read_from_the_compiled_step(kind):
+    # XLA's two fusions read p, m, g and m' (six arrays moved); Nesterov's output adds one;
+    # fused_sgd's kernel reads p, m, g and writes p, m once, Nesterov or not
+    expected = {
+        "optax.sgd": 6,
+        "optax.sgd, nesterov": 7,
+        "mo.sgd": 6,
+        "mo.sgd, nesterov": 7,
+        "mo.fused_sgd": 5,
+        "mo.fused_sgd, nesterov": 5,
+    }
+    steps = update_step.variants()
+    for name, count in expected.items():
+        init, step, donate = steps[name]
+        params = update_step._layout(kind, 10_000)
+        _, passes = update_step._jax_call(step, params, init(params), params, donate)
+        assert passes == count, name

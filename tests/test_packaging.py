@@ -22,6 +22,7 @@ PROJECT = PYPROJECT["project"]
 SCOPES = {
     "momentum_optax": ("dependencies",),
     "momentum_optax/testing": ("dependencies", "testing"),  # pip install momentum_optax[testing]
+    "momentum_optax/_fused_numba.py": ("dependencies", "fused"),  # imported by the kernel only
     "experiments": ("dependencies", "experiments", "torch"),
     "tests": ("dependencies", "test", "experiments", "torch"),
 }
@@ -77,7 +78,8 @@ def test_every_imported_package_is_declared_in_the_extra_that_installs_it(folder
     declared = _requirement_names(SCOPES[folder])
     missing = set()
     nested = [ROOT / other for other in SCOPES if other.startswith(f"{folder}/")]
-    for path in sorted((ROOT / folder).rglob("*.py")):
+    scope = ROOT / folder
+    for path in [scope] if scope.is_file() else sorted(scope.rglob("*.py")):
         if any(path.is_relative_to(inner) for inner in nested):
             continue  # a sub-package with its own scope
         for module in filter(_third_party, _imports(path)):

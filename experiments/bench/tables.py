@@ -21,26 +21,32 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         [
             f"{r['size']:.0e}",
             r["layout"],
+            r.get("dtype", "float32"),
             r["optimizer"],
             _range(r["seconds"]),
+            f"{r['hlo_passes']:g}" if r.get("hlo_passes") is not None else "—",
             f"{r['GB_per_s']:.1f}",
             _ratio(r["fraction_of_limit"]),
             _ratio(r["vs_optax_sgd"]),
+            _ratio(r["vs_optax_nesterov"]) if "vs_optax_nesterov" in r else "—",
             f"{r['vs_torch_fused']:.2f}" if "vs_torch_fused" in r else "—",
         ]
         for r in results["update_step"]
     ]
     out.append(
         (
-            "Update step (momentum update + apply), float32",
+            "Update step (momentum update + apply); bfloat16 params keep float32 buffers",
             [
                 "params",
                 "layout",
+                "params dtype",
                 "optimizer",
                 "ms: median (min-max)",
+                "passes (HLO)",
                 "GB/s",
                 "fraction of in-place limit",
                 "time / optax.sgd",
+                "time / optax.sgd nesterov",
                 "time / torch fused",
             ],
             rows,
