@@ -19,6 +19,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+# Numba links a cached parallel function against its threading layer's symbols
+# (allocate_sched, ...), which only exist once that layer is loaded: load it first
+numba.get_num_threads()
+
 BF16 = 16  # XLA_FFI_DataType_BF16 (float32 is 11)
 METADATA = 1  # XLA_FFI_Extension_Metadata: XLA asks the handler which API it speaks
 API_VERSION = (0, 1)  # the oldest typed-FFI version; every release since accepts it
@@ -118,7 +122,7 @@ def _bfloat16_loop(
         p[i] = _narrow(_widen(p[i]) + _round(neg_lr * _round(out)))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)  # not cached: Numba may mislink a cached parallel function
 def _blocks(leaves: Any, starts: Any, stops: Any, owner: Any, scalars: Any, nesterov: bool) -> None:
     """Every block on the cores: ``leaves[j] = (p, m, g addresses, bfloat16 or float32)``.
 
@@ -144,7 +148,7 @@ def _buffer(address: int) -> Any:
     return _words(address, 6)
 
 
-@njit(cache=True)
+@njit  # it calls the parallel function, so it is not cached either
 def _run(frame: int) -> int:
     """The handler's body: ``args = (p..., m..., g..., scalars f32[3], config i32[2])``,
     ``rets = (p'..., m'...)`` aliasing ``p..., m...`` (XLA copied them in if not donated)."""

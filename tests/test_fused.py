@@ -1,6 +1,8 @@
 """The one-pass fused SGD: sgd + apply_updates bit for bit, in place, and hard to misuse."""
 
 import re
+import subprocess
+import sys
 
 import chex
 import jax
@@ -300,3 +302,24 @@ def test_fused_sgd_keeps_the_fields_its_users_read():
     new, state = fused.apply(params, state, {"w": jnp.ones(2)})  # (params, state, grads)
     np.testing.assert_allclose(new["w"], 0.9)
     np.testing.assert_allclose(state.trace["w"], 1.0)
+
+
+def test_a_new_process_runs_the_kernel_from_numbas_cache():
+    # this process compiles the kernel (and caches it, if it was not); a new one loads it
+    # from the cache, which needs Numba's threading layer loaded first
+    fused = mo.fused_sgd(0.1, 0.9)
+    params = jnp.ones(8)
+    expected = jax.jit(fused.apply)(params, fused.init(params), params)[0]
+    script = (
+        "import jax, jax.numpy as jnp, momentum_optax as mo\n"
+        "f = mo.fused_sgd(0.1, 0.9); p = jnp.ones(8)\n"
+        "print(jax.jit(f.apply).lower(p, f.init(p), p).as_text().count('custom_call'))\n"
+        "print(list(map(float, jax.jit(f.apply)(p, f.init(p), p)[0])))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    calls, values = done.stdout.strip().splitlines()
+    assert calls == "1"
+    np.testing.assert_array_equal(eval(values), expected)
