@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -352,3 +353,14 @@ def is_drawn_trial(lr: float, beta: float, effective, one_minus_beta, trials: in
             np.isclose(table["lr"], lr, rtol=1e-5) & np.isclose(table["momentum"], beta, rtol=1e-5)
         )
     )
+
+
+@contextlib.contextmanager
+def enable_x64():
+    """``jax_enable_x64`` inside the block only (JAX 0.6.1's spelling, or the newer one)."""
+    if hasattr(jax, "enable_x64"):
+        with jax.enable_x64(True):
+            yield
+    else:
+        with jax.experimental.enable_x64():
+            yield

@@ -199,7 +199,7 @@ def test_leaves_the_kernel_does_not_take_follow_sgd():
     fused = mo.fused_sgd(0.1, 0.9)
     text = jax.jit(fused.apply).lower(params, fused.init(params), params).as_text()
     assert _kernel_calls(text) == 1 and "tensor<9xf16>" not in text.split("custom_call")[1][:400]
-    with jax.enable_x64(True):
+    with helpers.enable_x64():
         wide = mo.fused_sgd(jnp.float64(0.1), 0.9)
         p = {"w": jnp.ones(9, jnp.float32)}
         assert not _kernel_calls(jax.jit(wide.apply).lower(p, wide.init(p), p).as_text())

@@ -20,20 +20,9 @@ import momentum_optax as mo
 from tests import helpers
 
 
-@contextlib.contextmanager
-def enable_x64():
-    """``jax_enable_x64`` inside the block only (JAX 0.6.1's spelling, or the newer one)."""
-    if hasattr(jax, "enable_x64"):
-        with jax.enable_x64(True):
-            yield
-    else:
-        with jax.experimental.enable_x64():
-            yield
-
-
 @pytest.fixture
 def x64():
-    with enable_x64():
+    with helpers.enable_x64():
         yield
 
 
@@ -166,7 +155,7 @@ def test_schedule_stays_float32_without_x64(name):
 def test_linear_schedules_equal_optaxs_linear_schedule(ours, optaxs, enabled):
     # bit for bit: at the int32 count in float32; under x64 at the count in float64 (at an
     # int32 count optax's linear schedule divides in float32, even under x64)
-    with enable_x64() if enabled else contextlib.nullcontext():
+    with helpers.enable_x64() if enabled else contextlib.nullcontext():
         counts = jnp.asarray(COUNTS, jnp.int32)
         want = optaxs()(counts.astype(jnp.float64) if enabled else counts)
         np.testing.assert_array_equal(np.asarray(ours()(counts)), np.asarray(want))
@@ -261,7 +250,7 @@ def test_scheduled_optimizer_keeps_float64_under_strict_promotion(name, x64):
 def test_scheduled_optimizer_keeps_float32_parameters_float32(name, enabled):
     # without x64, and with x64 on float32 parameters (strict promotion: nothing promoted)
     make, oracle = OPTIMIZERS[name]
-    with enable_x64() if enabled else contextlib.nullcontext():
+    with helpers.enable_x64() if enabled else contextlib.nullcontext():
         with jax.numpy_dtype_promotion("strict"):
             run = descend(make(), jnp.float32, jax.jit)
     assert run.history.dtype == jnp.float32
