@@ -5,9 +5,10 @@ computed element by element, each element of ``p, m, g`` read once and ``p, m`` 
 once, in place, by a loop that Numba compiles (LLVM, vectorised) and runs over blocks of
 ``chunk`` elements on all cores (``prange``). XLA calls it through ``jax.ffi`` (the typed
 FFI), one call per step for every leaf it takes, the results aliasing the parameters and
-the buffer. Numba comes from PyPI as a wheel: nothing is compiled on install, and the
-kernel is compiled on first use and cached (``momentum_optax/__pycache__``, or Numba's
-user-wide cache where that is read-only).
+the buffer. Numba comes from PyPI as a wheel: nothing is compiled on install; the loops
+are compiled on first use and cached (``momentum_optax/__pycache__``, or Numba's
+user-wide cache where that is read-only), the parallel part once per process (about 2 s
+on the first step).
 
 The numbers are those of ``mo.sgd`` + ``optax.apply_updates`` under XLA on the same CPU,
 bit for bit: the arithmetic is float32; a multiply feeding an add may be contracted to
@@ -35,6 +36,7 @@ TARGET = "momentum_optax_fused_sgd"
 DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 
 
+@functools.cache
 def available() -> bool:
     """Whether the kernel can run here: Numba is installed (``momentum_optax[fused]``)."""
     return importlib.util.find_spec("numba") is not None

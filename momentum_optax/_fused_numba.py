@@ -19,10 +19,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# Numba links a cached parallel function against its threading layer's symbols
-# (allocate_sched, ...), which only exist once that layer is loaded: load it first
-numba.get_num_threads()
-
 BF16 = 16  # XLA_FFI_DataType_BF16 (float32 is 11)
 METADATA = 1  # XLA_FFI_Extension_Metadata: XLA asks the handler which API it speaks
 API_VERSION = (0, 1)  # the oldest typed-FFI version; every release since accepts it
@@ -196,8 +192,9 @@ def _run(frame: int) -> int:
 
 @functools.cache
 def handler() -> Any:
-    """The XLA FFI handler, ``XLA_FFI_Error* (XLA_FFI_CallFrame*)`` (NULL: success). Numba
-    cannot cache a ``cfunc``; it is this thin wrapper of the cached :func:`_run`."""
+    """The XLA FFI handler, ``XLA_FFI_Error* (XLA_FFI_CallFrame*)`` (NULL: success), a thin
+    ``cfunc`` around :func:`_run`, compiled once per process (Numba cannot cache a ``cfunc``,
+    and :func:`_run` calls the parallel :func:`_blocks`, which is not cached either)."""
 
     @numba.cfunc(types.int64(types.int64))
     def call(frame: int) -> int:

@@ -175,7 +175,7 @@ def fused_sgd(
             value_at(momentum, following),
         )
         neg_lr, beta, beta_next = coefficients
-        kernel = _runs_kernel()
+        kernel = kernel_available()
 
         def leaf(g: jax.Array, m: jax.Array) -> tuple:
             new_m = _heavy_ball.velocity(g, m, beta)
@@ -213,18 +213,13 @@ def fused_sgd(
     return FusedSGD(init=init, apply=apply)
 
 
-def _runs_kernel() -> bool:
-    """Whether this step's leaves may go to the CPU kernel: the CPU backend with one device
-    (the kernel runs on all cores itself; several devices would launch it concurrently, which
-    Numba's default threading layer does not allow), and Numba installed."""
-    return jax.default_backend() == "cpu" and jax.device_count() == 1 and _fused_kernel.available()
-
-
 def kernel_available() -> bool:
     """Whether :func:`fused_sgd` runs its one-pass CPU kernel here.
 
     True on the CPU backend with one device when Numba is installed
-    (``pip install "momentum_optax[fused]"``); elsewhere ``fused_sgd`` computes
-    ``mo.sgd``'s expressions, at ``mo.sgd``'s speed.
+    (``pip install "momentum_optax[fused]"``): the kernel runs on all cores itself, and on
+    several devices it would be launched concurrently, which Numba's default threading
+    layer does not allow. Elsewhere ``fused_sgd`` computes ``mo.sgd``'s expressions, at
+    ``mo.sgd``'s speed.
     """
-    return _runs_kernel()
+    return jax.default_backend() == "cpu" and jax.device_count() == 1 and _fused_kernel.available()
